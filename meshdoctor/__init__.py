@@ -1,0 +1,3 @@
+"""meshdoctor: diagnose the Datadog <-> Istio integration on Kubernetes."""
+
+__version__ = "0.1.0"
