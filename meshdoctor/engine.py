@@ -1,0 +1,183 @@
+"""Runs the selected rules over a snapshot and builds the report.
+
+Each rule runs in isolation: one that raises becomes an `error` result and the rest still run.
+A rule whose required inputs were not collected is `not_checked` with the reason, never passed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from meshdoctor import __version__
+from meshdoctor.errors import UsageError
+from meshdoctor.model import (
+    Category,
+    ClusterInfo,
+    FieldEvidence,
+    Finding,
+    LogEvidence,
+    ProbeEvidence,
+    Remediation,
+    Report,
+    RuleResult,
+    SourceInfo,
+    Status,
+    summarize,
+)
+from meshdoctor.rule import Context, Inputs, NotChecked, Rule
+from meshdoctor.secrets_mask import mask_secrets
+from meshdoctor.snapshot import Snapshot, object_ref
+
+#: The annotation that suppresses rules on an object: `meshdoctor.io/ignore: "MD101,MD203"`.
+IGNORE_ANNOTATION = "meshdoctor.io/ignore"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rules to run: `--rule`, `--category`, `--skip`."""
+
+    rules: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+
+
+def select_rules(available: Sequence[type[Rule]], selection: Selection) -> list[type[Rule]]:
+    """The rules a selection names, in id order; an unknown id or category is a usage error."""
+    known = {rule.id for rule in available}
+    for rule_id in (*selection.rules, *selection.skip):
+        if rule_id.upper() not in known:
+            raise UsageError(f"unknown rule {rule_id!r} (see `meshdoctor rules`)")
+    categories = {c.value for c in Category}
+    for category in selection.categories:
+        if category not in categories:
+            raise UsageError(f"unknown category {category!r}; one of: {', '.join(sorted(categories))}")
+    wanted = {r.upper() for r in selection.rules}
+    skipped = {r.upper() for r in selection.skip}
+    chosen = []
+    for rule in available:
+        if wanted and rule.id not in wanted:
+            continue
+        if selection.categories and rule.category.value not in selection.categories:
+            continue
+        if rule.id in skipped:
+            continue
+        chosen.append(rule)
+    return sorted(chosen, key=lambda r: r.id)
+
+
+def required_inputs(rules: Iterable[type[Rule]]) -> Inputs:
+    """The union of what the rules declare: what a live source must collect."""
+    kinds: set[str] = set()
+    optional: set[str] = set()
+    logs: set[str] = set()
+    probes = False
+    for rule in rules:
+        kinds |= rule.inputs.kinds
+        optional |= rule.inputs.optional_kinds
+        logs |= rule.inputs.logs
+        probes = probes or rule.inputs.probes
+    return Inputs(frozenset(kinds), frozenset(optional - kinds), frozenset(logs), probes)
+
+
+def run_rule(rule: type[Rule], ctx: Context) -> tuple[RuleResult, list[Finding]]:
+    """Run one rule in isolation."""
+    missing = [(kind, ctx.unavailable(kind)) for kind in sorted(rule.inputs.kinds)]
+    missing = [(kind, why) for kind, why in missing if why is not None]
+    if missing:
+        reason = "; ".join(f"{kind}: {why}" for kind, why in missing)
+        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, f"input missing: {reason}"), []
+    try:
+        findings = list(rule().check(ctx))
+    except NotChecked as skipped:
+        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, skipped.reason), []
+    except Exception as exc:  # noqa: BLE001 - isolation: a crashing rule must not stop the run
+        message = mask_secrets(f"{type(exc).__name__}: {exc}")
+        return RuleResult(rule.id, rule.category, Status.ERROR, message), []
+    status = Status.FAILED if findings else Status.PASSED
+    return RuleResult(rule.id, rule.category, status), findings
+
+
+def run(
+    rules: Sequence[type[Rule]],
+    snapshot: Snapshot,
+    source: SourceInfo,
+) -> Report:
+    """Run the rules over the snapshot; findings suppressed, masked and sorted."""
+    cache: dict[object, object] = {}
+    results: list[RuleResult] = []
+    findings: list[Finding] = []
+    for rule in sorted(rules, key=lambda r: r.id):
+        result, found = run_rule(rule, Context(snapshot, cache=cache))
+        results.append(result)
+        findings.extend(_suppress(snapshot, _masked(f)) for f in found)
+    ordered = tuple(sorted(findings, key=Finding.sort_key))
+    return Report(
+        version=__version__,
+        source=source,
+        cluster=describe_cluster(snapshot),
+        results=tuple(results),
+        findings=ordered,
+        summary=summarize(ordered),
+    )
+
+
+def describe_cluster(snapshot: Snapshot) -> ClusterInfo:
+    """Istio version and era, and the agents' Datadog site."""
+    from meshdoctor.datadog_agent import agent_workloads, datadog_site
+    from meshdoctor.istio_mesh import mesh_info
+
+    info = mesh_info(snapshot)
+    agents = agent_workloads(snapshot)
+    sites = sorted({datadog_site(snapshot, agent) for agent in agents})
+    return ClusterInfo(
+        istio_version=info.version,
+        istio_era=info.era,
+        datadog_site=", ".join(sites) if sites else None,
+    )
+
+
+def ignored_rules(obj: dict) -> set[str]:
+    """Rule ids an object's `meshdoctor.io/ignore` annotation names."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(IGNORE_ANNOTATION)
+    if not isinstance(value, str):
+        return set()
+    return {part.strip().upper() for part in value.split(",") if part.strip()}
+
+
+def _suppress(snapshot: Snapshot, finding: Finding) -> Finding:
+    for ref in finding.objects:
+        obj = snapshot.get(ref.kind, ref.namespace, ref.name)
+        if obj is not None and finding.rule in ignored_rules(obj):
+            return dataclasses.replace(finding, suppressed_by=str(object_ref(obj)))
+    return finding
+
+
+def _masked(finding: Finding) -> Finding:
+    """The finding with every secret masked, whatever the rule put in it."""
+    evidence = []
+    for item in finding.evidence:
+        if isinstance(item, FieldEvidence):
+            item = dataclasses.replace(item, value=mask_secrets(item.value))
+        elif isinstance(item, LogEvidence):
+            item = dataclasses.replace(item, text=mask_secrets(item.text))
+        elif isinstance(item, ProbeEvidence):
+            item = dataclasses.replace(item, detail=mask_secrets(item.detail))
+        evidence.append(item)
+    remediation = finding.remediation
+    if remediation is not None:
+        remediation = Remediation(
+            summary=mask_secrets(remediation.summary),
+            manifests=tuple(mask_secrets(m) for m in remediation.manifests),
+            commands=tuple(mask_secrets(c) for c in remediation.commands),
+            safe=remediation.safe,
+            alternatives=tuple(mask_secrets(a) for a in remediation.alternatives),
+        )
+    return dataclasses.replace(
+        finding,
+        message=mask_secrets(finding.message),
+        evidence=tuple(evidence),
+        remediation=remediation,
+    )

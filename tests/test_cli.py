@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from meshdoctor import __version__
+from meshdoctor.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = str(ROOT / "fixtures" / "scenarios" / "seed-broken")
+FIXED = str(ROOT / "fixtures" / "scenarios" / "seed-fixed")
+
+
+def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run the CLI the way the console script does, through click's runner isolation."""
+    runner = CliRunner()
+    with runner.isolation(input=stdin) as streams:
+        code = main(list(args))
+        out, err = streams[0].getvalue(), streams[1].getvalue()
+    return code, out.decode(), err.decode()
+
+
+def test_seed_broken_reports_both_findings_and_exits_1():
+    code, out, err = invoke("check", "--from", BROKEN)
+    assert code == 1, err
+    assert "MD101" in out and "MD401" in out
+    assert "ServiceEntry" in out and "serviceAccountName" in out
+    assert err == ""
+
+
+def test_seed_fixed_exits_0():
+    code, out, err = invoke("check", "--from", FIXED)
+    assert code == 0, out + err
+
+
+def test_json_is_schema_1_and_byte_identical_across_runs():
+    code1, first, _ = invoke("check", "--from", BROKEN, "-o", "json")
+    code2, second, _ = invoke("check", "--from", BROKEN, "-o", "json")
+    assert code1 == code2 == 1
+    assert first == second
+    report = json.loads(first)
+    assert report["schema"] == 1
+    assert report["meshdoctor"] == __version__
+    assert [f["rule"] for f in report["findings"]] == ["MD101", "MD401"]
+    assert report["summary"] == {"error": 2, "warning": 0, "info": 0}
+
+
+def test_yaml_carries_the_same_content_as_json():
+    _, as_json, _ = invoke("check", "--from", BROKEN, "-o", "json")
+    _, as_yaml, _ = invoke("check", "--from", BROKEN, "-o", "yaml")
+    assert yaml.safe_load(as_yaml) == json.loads(as_json)
+
+
+def test_markdown_has_a_summary_table_and_fenced_manifests():
+    code, out, _ = invoke("check", "--from", BROKEN, "-o", "markdown")
+    assert code == 1
+    assert "| Severity | Rule |" in out
+    assert "```yaml" in out and "kind: ServiceEntry" in out
+
+
+def test_fail_on_threshold():
+    assert invoke("check", "--from", BROKEN, "--fail-on", "never")[0] == 0
+    assert invoke("check", "--from", BROKEN, "--fail-on", "warning")[0] == 1
+    assert invoke("check", "--from", BROKEN, "--rule", "MD401", "--fail-on", "error")[0] == 1
+    assert invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401")[0] == 0
+
+
+def test_rule_and_category_selection_reach_the_report():
+    _, out, _ = invoke("check", "--from", BROKEN, "-o", "json", "--category", "rbac")
+    report = json.loads(out)
+    assert {r["category"] for r in report["results"]} == {"rbac"}
+    assert [f["rule"] for f in report["findings"]] == ["MD401"]
+
+
+def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
+    code, _, err = invoke("check", "--from", BROKEN, "--emit-fixes", str(tmp_path / "fixes"))
+    assert code == 1
+    written = sorted(p.name for p in (tmp_path / "fixes").iterdir())
+    assert written == [
+        "MD101-daemonset-default-datadog-agent.yaml",
+        "MD401-daemonset-default-datadog-agent.yaml",
+        "index.md",
+    ]
+    for name in written[:-1]:
+        docs = list(yaml.safe_load_all((tmp_path / "fixes" / name).read_text()))
+        assert docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
+    assert "wrote 2 remediation file(s)" in err
+
+
+def test_stdin_is_read_with_dash():
+    manifest = (Path(BROKEN) / "datadog-agent.yaml").read_text() if (Path(BROKEN) / "datadog-agent.yaml").exists() else ""
+    code, _, err = invoke("check", "--from", "-", "--rule", "MD401", stdin=manifest or "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n")
+    assert code in (0, 1), err
+
+
+def one_line_error(code: int, out: str, err: str) -> str:
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    return err.strip()
+
+
+def test_yaml_syntax_error_is_one_line_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: [a, b\n")
+    err = one_line_error(*invoke("check", "--from", str(bad)))
+    assert err.startswith(f"meshdoctor: error: {bad}:")
+    assert f"{bad}:5" in err or f"{bad}:6" in err
+
+
+def test_missing_path_is_one_line(tmp_path):
+    err = one_line_error(*invoke("check", "--from", str(tmp_path / "nope")))
+    assert str(tmp_path / "nope") in err
+
+
+def test_document_that_is_not_a_kubernetes_object_is_one_line(tmp_path):
+    bad = tmp_path / "values.yaml"
+    bad.write_text("replicaCount: 1\nimage: nginx\n")
+    err = one_line_error(*invoke("check", "--from", str(bad)))
+    assert f"{bad}:1" in err
+
+
+def test_check_without_from_says_live_mode_is_not_there_yet():
+    err = one_line_error(*invoke("check"))
+    assert "--from" in err
+
+
+def test_unknown_rule_and_bad_option_are_usage_errors():
+    assert "unknown rule 'MD999'" in one_line_error(*invoke("check", "--from", BROKEN, "--rule", "MD999"))
+    assert "Invalid value" in one_line_error(*invoke("check", "--from", BROKEN, "-o", "xml"))
+
+
+def test_broken_rule_pack_is_one_line_naming_it():
+    err = one_line_error(*invoke("rules", "--rules", str(ROOT / "tests" / "data" / "badpack")))
+    assert "broken_rules.py" in err
+
+
+def test_rules_lists_every_rule_in_each_format():
+    code, text, _ = invoke("rules")
+    assert code == 0 and "MD101" in text and "MD401" in text
+    code, as_json, _ = invoke("rules", "-o", "json")
+    ids = [r["id"] for r in json.loads(as_json)["rules"]]
+    assert ids == sorted(ids) and {"MD101", "MD401"} <= set(ids)
+    code, md, _ = invoke("rules", "-o", "markdown")
+    assert "| [MD101](#md101) | egress |" in md
+
+
+def test_local_rule_folder_adds_rules():
+    code, out, _ = invoke("rules", "--rules", str(ROOT / "tests" / "data" / "rulepack"))
+    assert code == 0 and "MD290" in out
+
+
+def test_explain_shows_the_fixed_sections():
+    code, out, _ = invoke("explain", "md101")
+    assert code == 0
+    for section in ("What it checks:", "Why it matters:", "How to fix:"):
+        assert section in out
+    assert "unknown rule 'MD999'" in one_line_error(*invoke("explain", "MD999"))
+
+
+def test_version():
+    code, out, _ = invoke("--version")
+    assert code == 0 and out == f"meshdoctor {__version__}\n"
+
+
+def test_importing_the_cli_does_not_import_the_kubernetes_client_or_rich():
+    probe = "import meshdoctor.cli, sys; assert 'kubernetes' not in sys.modules; assert 'rich' not in sys.modules"
+    subprocess.run([sys.executable, "-c", probe], check=True)

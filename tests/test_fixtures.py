@@ -1,0 +1,56 @@
+"""Every rule fails on its failing fixture and passes on its passing one; every scenario gives
+exactly the findings its expected.txt lists; declared inputs are the inputs rules read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshdoctor.engine import run
+from meshdoctor.model import Status
+from meshdoctor.registry import load_rules
+from meshdoctor.rule import Context
+from meshdoctor.sources import load_offline
+from tests.expectations import expected_lines, report_lines
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+RULES = load_rules()
+SCENARIOS = sorted(p for p in (FIXTURES / "scenarios").iterdir() if p.is_dir())
+
+
+def load(folder: Path):
+    logs = folder / "logs"
+    return load_offline([str(folder)], str(logs) if logs.is_dir() else None)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
+def test_scenario_gives_exactly_the_expected_findings(scenario):
+    snapshot, source = load(scenario)
+    report = run(RULES, snapshot, source)
+    assert report_lines(report) == expected_lines(scenario)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_every_rule_has_a_failing_and_a_passing_fixture(rule):
+    folder = FIXTURES / "rules" / rule.id
+    for case, status in (("failing", Status.FAILED), ("passing", Status.PASSED)):
+        snapshot, source = load(folder / case)
+        report = run([rule], snapshot, source)
+        assert [r.status for r in report.results] == [status], f"{rule.id} {case}: {report.results}"
+        assert report_lines(report) == expected_lines(folder / case), f"{rule.id} {case}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_declared_inputs_equal_the_inputs_read(rule):
+    folders = [FIXTURES / "rules" / rule.id / case for case in ("failing", "passing")] + SCENARIOS
+    read: set[str] = set()
+    for folder in folders:
+        snapshot, _ = load(folder)
+        ctx = Context(snapshot)
+        try:
+            list(rule().check(ctx))
+        except Exception:  # noqa: BLE001 - not_checked and errors still read inputs
+            pass
+        read |= ctx.kinds_read
+    assert read == set(rule.inputs.all_kinds())
