@@ -54,3 +54,12 @@ def test_declared_inputs_equal_the_inputs_read(rule):
             pass
         read |= ctx.kinds_read
     assert read == set(rule.inputs.all_kinds())
+
+
+def test_composed_scenarios_match_their_recipes():
+    import subprocess
+    import sys
+
+    script = FIXTURES.parent / "scripts" / "compose_scenarios.py"
+    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
