@@ -1,0 +1,279 @@
+"""The report for a person at a terminal (`-o text`, the default), drawn with rich.
+
+This is the only renderer that imports rich; it does so when it runs, not when it is imported.
+Findings are grouped by category in the fixed category order; suppressed findings stay visible
+but dimmed and short; rules that could not run are listed with why; one summary line ends it.
+Everything is built from `Text` objects, never from markup strings, so brackets in a log line or
+a message are printed as they are.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from meshdoctor.model import (
+    Category,
+    Evidence,
+    FieldEvidence,
+    Finding,
+    LogEvidence,
+    ProbeEvidence,
+    Remediation,
+    Report,
+    Status,
+)
+from meshdoctor.renderers import (
+    DEFAULT_WIDTH,
+    assert_never,
+    describe_agent,
+    describe_findings,
+    describe_mesh,
+    describe_results,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.text import Text
+
+#: Colour of each severity (error red, warning yellow, info blue).
+SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold blue"}
+
+#: Indentation of a finding's body under its header line, and of its evidence items.
+_BODY = 4
+_ITEM = 6
+
+
+def render_text(report: Report, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+    """Render the report as terminal text; plain (no ANSI escapes) unless `color` is True."""
+    from rich.console import Console
+
+    console = Console(
+        file=io.StringIO(),
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=False if color else None,
+        highlight=False,
+        soft_wrap=False,
+        markup=False,
+        emoji=False,
+    )
+    for renderable in _report(report):
+        console.print(renderable)
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    # rich pads some renderables (Syntax) to the full width; trailing blanks only make diffs noisy.
+    return "\n".join(line.rstrip() for line in output.splitlines()) + "\n"
+
+
+class TextRenderer:
+    """`Renderer` for `-o text` at a given width, with or without colour."""
+
+    def __init__(self, *, width: int = DEFAULT_WIDTH, color: bool = False) -> None:
+        self.width = width
+        self.color = color
+
+    def render(self, report: Report) -> str:
+        """See `render_text`."""
+        return render_text(report, width=self.width, color=self.color)
+
+
+# --- building blocks ------------------------------------------------------------------------------
+
+
+def _report(report: Report) -> Iterator[RenderableType]:
+    from rich.text import Text
+
+    yield _header(report)
+    for missing in report.source.missing:
+        yield _indented(Text.assemble(("missing input: ", "yellow"), missing), 2)
+    yield Text("")
+    if report.findings:
+        for category in Category:
+            findings = [f for f in report.findings if f.category is category]
+            if not findings:
+                continue
+            yield Text(category.value, style="bold underline")
+            for finding in findings:
+                yield from _finding(finding)
+    else:
+        yield Text("No findings.", style="bold green")
+        yield Text("")
+    skipped = [r for r in report.results if r.status in (Status.NOT_CHECKED, Status.ERROR)]
+    if skipped:
+        yield Text("not checked", style="bold underline")
+        for result in skipped:
+            label = "error" if result.status is Status.ERROR else "not checked"
+            style = "red" if result.status is Status.ERROR else "yellow"
+            line = Text.assemble(
+                (f"{result.rule:<6}", "bold"),
+                " ",
+                (f"{label:<11}", style),
+                "  ",
+                result.reason or "",
+            )
+            yield _indented(line, 2, hanging=20)
+        yield Text("")
+    yield _summary_line(report)
+
+
+def _header(report: Report) -> Text:
+    from rich.text import Text
+
+    source = f"{report.source.kind} {report.source.target}"
+    parts = [source, describe_mesh(report), describe_agent(report)]
+    return Text.assemble((f"meshdoctor {report.version}", "bold"), " · ", " · ".join(parts))
+
+
+def _finding(finding: Finding) -> Iterator[RenderableType]:
+    from rich.text import Text
+
+    severity = finding.severity.value
+    suppressed = finding.suppressed_by is not None
+    header = Text.assemble(
+        (f"{severity:<7}", SEVERITY_STYLE[severity]),
+        " ",
+        (finding.rule, "bold"),
+        "  ",
+        (finding.title, "bold"),
+    )
+    if suppressed:
+        header.append(f"  [suppressed by {finding.suppressed_by}]")
+        header.stylize("dim")
+    yield _indented(header, 2, hanging=_BODY)
+    body_style = "dim" if suppressed else ""
+    yield _indented(Text(finding.message, style=body_style), _BODY)
+    if finding.objects:
+        objects = ", ".join(str(ref) for ref in finding.objects)
+        yield _indented(
+            Text.assemble(("objects: ", "bold"), objects, style=body_style), _BODY, hanging=9
+        )
+    if suppressed:
+        # Someone decided to live with it: say so, and keep the proof and the fix out of the way.
+        yield Text("")
+        return
+    if finding.evidence:
+        yield _indented(Text("evidence:", style="bold"), _BODY)
+        for item in finding.evidence:
+            yield _indented(_evidence(item), _ITEM, hanging=2)
+    if finding.remediation is not None:
+        yield from _remediation(finding.remediation)
+    yield Text("")
+
+
+def _evidence(item: Evidence) -> Text:
+    from rich.text import Text
+
+    if isinstance(item, FieldEvidence):
+        line = Text.assemble(
+            (str(item.object), "cyan"), ": ", (item.path, "bold"), " = ", item.value
+        )
+        if item.origin is not None:
+            line.append(f" ({item.origin})", style="dim")
+        return line
+    if isinstance(item, LogEvidence):
+        where = f"{item.namespace}/{item.pod}[{item.container}]:{item.line}"
+        line = Text.assemble((where, "cyan"), "  ", item.text)
+        if item.count > 1:
+            line.append(f"  ×{item.count}", style="bold")
+        seen = _seen(item)
+        if seen:
+            line.append(f" ({seen})", style="dim")
+        return line
+    if isinstance(item, ProbeEvidence):
+        outcome = ("ok", "green") if item.ok else ("failed", "red")
+        return Text.assemble("probe ", (item.target, "cyan"), ": ", outcome, " - ", item.detail)
+    assert_never(item)
+
+
+def _seen(item: LogEvidence) -> str:
+    if item.first_seen and item.last_seen and item.first_seen != item.last_seen:
+        return f"{item.first_seen} … {item.last_seen}"
+    return item.first_seen or item.last_seen or ""
+
+
+def _remediation(remediation: Remediation) -> Iterator[RenderableType]:
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    if remediation.safe:
+        safety = ("safe to apply", "green")
+    else:
+        safety = ("review before applying", "yellow")
+    yield _indented(
+        Text.assemble(("fix: ", "bold"), remediation.summary, " (", safety, ")"), _BODY, hanging=5
+    )
+    for manifest in remediation.manifests:
+        code = Syntax(
+            manifest.rstrip("\n"),
+            "yaml",
+            theme="ansi_dark",
+            background_color="default",
+            word_wrap=True,
+        )
+        yield _indented(code, _ITEM)
+    for command in remediation.commands:
+        yield _indented(Text.assemble(("$ ", "dim"), (command, "bold")), _ITEM, hanging=2)
+    for alternative in remediation.alternatives:
+        yield _indented(Text.assemble(("alternative: ", "bold"), alternative), _BODY, hanging=13)
+
+
+def _summary_line(report: Report) -> Text:
+    from rich.text import Text
+
+    worst = report.worst()
+    style = SEVERITY_STYLE[worst.value] if worst is not None else "bold green"
+    return Text.assemble((describe_findings(report), style), " · ", describe_results(report))
+
+
+def _indented(renderable: RenderableType, left: int, hanging: int = 0) -> RenderableType:
+    """Shift a renderable right; the wrapped lines of a Text go `hanging` columns further."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    if hanging and isinstance(renderable, Text):
+        return _HangingText(renderable, left, hanging)
+    return Padding(renderable, (0, 0, 0, left))
+
+
+class _HangingText:
+    """A Text whose continuation lines line up under its content, not under its label."""
+
+    def __init__(self, text: Text, left: int, hanging: int) -> None:
+        self.text = text
+        self.left = left
+        self.hanging = hanging
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        first_width = max(options.max_width - self.left, 10)
+        lines = list(self.text.wrap(console, first_width))
+        rows: list[tuple[int, Text]] = [(self.left, lines[0])] if lines else []
+        # What did not fit on the first line is wrapped again, narrower, under the hanging indent.
+        rest = _rest_after_first_line(self.text, lines)
+        if rest is not None:
+            indent = self.left + self.hanging
+            rows += [
+                (indent, line) for line in rest.wrap(console, max(options.max_width - indent, 10))
+            ]
+        for indent, line in rows:
+            yield Segment(" " * indent)
+            yield from line.render(console)
+            yield Segment.line()
+
+
+def _rest_after_first_line(text: Text, lines: Sequence[Text]) -> Text | None:
+    """Cut the first wrapped line of `text` (and the blank it broke on) off; None if none left."""
+    if len(lines) < 2:
+        return None
+    consumed = len(lines[0].plain)
+    plain = text.plain
+    # Wrapping drops the whitespace (or the newline) it breaks on; skip it here too.
+    while consumed < len(plain) and plain[consumed] == " ":
+        consumed += 1
+    if consumed < len(plain) and plain[consumed] == "\n":
+        consumed += 1
+    rest = text[consumed:]
+    return rest if rest.plain else None
