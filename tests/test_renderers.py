@@ -485,6 +485,8 @@ def test_text_colours_severities_when_asked():
     out = render(sample_report(), Format.TEXT, width=100, color=True)
     assert "\x1b[1;31merror  \x1b[0m" in out
     assert "\x1b[1;33mwarning\x1b[0m" in out
+    # Manifests go through rich's YAML highlighting.
+    assert "\x1b[94;49mapiVersion\x1b[0m" in out
 
 
 def test_text_colour_survives_no_color_in_the_environment(monkeypatch):

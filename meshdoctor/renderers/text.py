@@ -47,7 +47,7 @@ _ITEM = 6
 
 def render_text(report: Report, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
     """Render the report as terminal text; plain (no ANSI escapes) unless `color` is True."""
-    from rich.console import Console
+    from rich.console import Console, Group
 
     console = Console(
         file=io.StringIO(),
@@ -60,8 +60,7 @@ def render_text(report: Report, *, width: int = DEFAULT_WIDTH, color: bool = Fal
         markup=False,
         emoji=False,
     )
-    for renderable in _report(report):
-        console.print(renderable)
+    console.print(Group(*_report(report, color)))
     output = console.file.getvalue()  # type: ignore[attr-defined]
     # rich pads some renderables (Syntax) to the full width; trailing blanks only make diffs noisy.
     return "\n".join(line.rstrip() for line in output.splitlines()) + "\n"
@@ -82,7 +81,7 @@ class TextRenderer:
 # --- building blocks ------------------------------------------------------------------------------
 
 
-def _report(report: Report) -> Iterator[RenderableType]:
+def _report(report: Report, color: bool) -> Iterator[RenderableType]:
     from rich.text import Text
 
     yield _header(report)
@@ -96,7 +95,7 @@ def _report(report: Report) -> Iterator[RenderableType]:
                 continue
             yield Text(category.value, style="bold underline")
             for finding in findings:
-                yield from _finding(finding)
+                yield from _finding(finding, color)
     else:
         yield Text("No findings.", style="bold green")
         yield Text("")
@@ -126,7 +125,7 @@ def _header(report: Report) -> Text:
     return Text.assemble((f"meshdoctor {report.version}", "bold"), " · ", " · ".join(parts))
 
 
-def _finding(finding: Finding) -> Iterator[RenderableType]:
+def _finding(finding: Finding, color: bool) -> Iterator[RenderableType]:
     from rich.text import Text
 
     severity = finding.severity.value
@@ -158,7 +157,7 @@ def _finding(finding: Finding) -> Iterator[RenderableType]:
         for item in finding.evidence:
             yield _indented(_evidence(item), _ITEM, hanging=2)
     if finding.remediation is not None:
-        yield from _remediation(finding.remediation)
+        yield from _remediation(finding.remediation, color)
     yield Text("")
 
 
@@ -193,8 +192,7 @@ def _seen(item: LogEvidence) -> str:
     return item.first_seen or item.last_seen or ""
 
 
-def _remediation(remediation: Remediation) -> Iterator[RenderableType]:
-    from rich.syntax import Syntax
+def _remediation(remediation: Remediation, color: bool) -> Iterator[RenderableType]:
     from rich.text import Text
 
     if remediation.safe:
@@ -205,18 +203,24 @@ def _remediation(remediation: Remediation) -> Iterator[RenderableType]:
         Text.assemble(("fix: ", "bold"), remediation.summary, " (", safety, ")"), _BODY, hanging=5
     )
     for manifest in remediation.manifests:
-        code = Syntax(
-            manifest.rstrip("\n"),
-            "yaml",
-            theme="ansi_dark",
-            background_color="default",
-            word_wrap=True,
-        )
-        yield _indented(code, _ITEM)
+        yield _indented(_manifest(manifest.rstrip("\n"), color), _ITEM)
     for command in remediation.commands:
         yield _indented(Text.assemble(("$ ", "dim"), (command, "bold")), _ITEM, hanging=2)
     for alternative in remediation.alternatives:
         yield _indented(Text.assemble(("alternative: ", "bold"), alternative), _BODY, hanging=13)
+
+
+def _manifest(manifest: str, color: bool) -> RenderableType:
+    """Highlight a manifest as YAML; without colour it is plain text.
+
+    Without colour the highlighting is lost anyway, and it costs more than the rest of the report.
+    """
+    from rich.syntax import Syntax
+    from rich.text import Text
+
+    if not color:
+        return Text(manifest)
+    return Syntax(manifest, "yaml", theme="ansi_dark", background_color="default", word_wrap=True)
 
 
 def _summary_line(report: Report) -> Text:
