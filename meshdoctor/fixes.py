@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshdoctor.errors import UsageError
 from meshdoctor.model import Finding, Remediation, Report
 from meshdoctor.renderers import plural
 from meshdoctor.renderers.markdown import code_span, inline, table_cell
@@ -60,16 +61,22 @@ def emit_fixes(report: Report, directory: Path) -> list[Path]:
     """Write one YAML file per unsuppressed finding with manifests, and `index.md`.
 
     Creates `directory` when missing. Returns the YAML files written (not the index), in report
-    order. Files already in the folder that this run does not write are left alone.
+    order. Files already in the folder that this run does not write are left alone. A folder that
+    cannot be written is a `UsageError` (one line, exit code 2), not a traceback.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
     planned = plan_fixes(report)
-    for fix in planned:
-        path = directory / fix.name
-        path.write_text(fix.content, encoding="utf-8")
-        written.append(path)
-    (directory / INDEX).write_text(fixes_index(report, planned), encoding="utf-8")
+    written = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for fix in planned:
+            path = directory / fix.name
+            path.write_text(fix.content, encoding="utf-8")
+            written.append(path)
+        (directory / INDEX).write_text(fixes_index(report, planned), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write remediation files to {directory}: {exc.strerror or exc}"
+        ) from exc
     return written
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import yaml
 
+from meshdoctor.errors import UsageError
 from meshdoctor.fixes import emit_fixes, fix_stem, plan_fixes
 from meshdoctor.model import (
     Category,
@@ -192,3 +194,10 @@ def test_a_name_that_already_ends_in_a_counter_does_not_collide():
         "MD101-daemonset-default-datadog-agent-2.yaml",
         "MD101-daemonset-default-datadog-agent-2-2.yaml",
     ]
+
+
+def test_a_folder_that_cannot_be_written_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "fixes"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(UsageError, match=f"cannot write remediation files to {blocker}: "):
+        emit_fixes(REPORT, blocker)

@@ -434,6 +434,10 @@ def test_json_validates_against_the_shipped_schema(build):
         lambda d: d.update(schema=2),
         lambda d: d["cluster"].update(istio_era="ambient"),
         lambda d: d["findings"][1].update(extra=1),
+        lambda d: d["results"][1].update(rule="XX201"),
+        lambda d: d["findings"][0]["evidence"][1].update(line=0),
+        lambda d: d["findings"][0]["remediation"].pop("safe"),
+        lambda d: d["summary"].pop("info"),
     ],
 )
 def test_schema_rejects_reports_that_break_it(breakage):
@@ -556,3 +560,9 @@ def test_code_span_and_fence_survive_backticks():
     assert fence("x: 1\n", "yaml") == ["```yaml", "x: 1", "```"]
     assert fence("a\n```\nb", "sh") == ["````sh", "a", "```", "b", "````"]
     assert table_cell("a|b\nc <absent>") == "a\\|b c \\<absent>"
+
+
+def test_schema_rule_id_pattern_is_the_registry_pattern():
+    from meshdoctor.rule import RULE_ID
+
+    assert report_schema()["$defs"]["rule_id"]["pattern"] == RULE_ID.pattern.replace("\\d", "[0-9]")
