@@ -467,6 +467,14 @@ def test_yaml_writes_manifests_as_literal_blocks_and_keeps_key_order():
     assert f"  message: {EGRESS.message}\n" in out
 
 
+def test_yaml_keeps_strings_a_block_scalar_cannot_hold():
+    awkward = ("a: 1 \nb: 2\n", "no final newline\nx", "\tindented\n", "x\n\n\n")
+    remediation = Remediation(summary="s", manifests=awkward)
+    report = with_findings(dataclasses_replace(TELEMETRY, remediation=remediation))
+    data = yaml.safe_load(render(report, Format.YAML))
+    assert data["findings"][0]["remediation"]["manifests"] == list(awkward)
+
+
 def test_yaml_leaves_the_global_safe_dumper_alone():
     render(sample_report(), Format.YAML)
     assert yaml.safe_dump({"k": "a\nb\n"}) == "k: 'a\n\n  b\n\n  '\n"
