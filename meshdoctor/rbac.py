@@ -17,7 +17,8 @@ What the API server does, and this module therefore does too:
   RoleBinding and matches nobody in a ClusterRoleBinding.
 - A binding whose role does not exist grants nothing (the server records an error and goes on).
 - An aggregated ClusterRole's rules are the union of the rules of the other ClusterRoles its
-  selectors match (the controller overwrites whatever rules the object itself lists).
+  selectors match (the controller overwrites whatever rules the object itself lists), except
+  that when nothing matches, the rules the object lists stay.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from meshdoctor.model import ObjectRef
-from meshdoctor.snapshot import KubeObject, ObjectReader, object_ref
+from meshdoctor.snapshot import KubeObject, ObjectReader
 
 try:  # the shared label-selector semantics, when the module exists
     from meshdoctor.labels import selector_matches as _selector_matches
@@ -369,6 +370,11 @@ class RbacEvaluator:
                     for rule in source:
                         if not any(_same_rule(rule, kept) for kept in rules):
                             rules.append(rule)
+            if not rules:
+                # The controller server-side-applies the union; an empty union is applied as no
+                # `rules` field at all, which leaves the rules the object lists in place
+                # (checked against kube-apiserver/controller-manager 1.34).
+                rules = [dict(r) for r in role.get("rules") or []]
         if aggregation is None or len(visiting) == 1:
             # Only a top-level result is final: inside a cycle it depends on where one entered.
             self._effective[name] = rules
