@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from meshdoctor.facts import agent_permissions as ap
 from meshdoctor.model import ObjectRef
 from meshdoctor.rbac import (
     BindingSubject,
@@ -402,3 +403,121 @@ def test_bindings_for_service_account() -> None:
         BindingSubject(ObjectRef("RoleBinding", "default", "elsewhere"), ObjectRef("Role", "default", "lr"), 0, no_ns),
     ]
     assert found.via_groups == [BindingSubject(ObjectRef("ClusterRoleBinding", "", "d-group"), crole, 0, group)]
+
+
+# -- the agent's permissions (meshdoctor.facts.agent_permissions) --------------------------------
+
+
+def official_like_clusterrole() -> dict[str, Any]:
+    """The rules of the official datadog-agent ClusterRole, rebuilt by hand (no corpus read)."""
+    return cr(
+        "datadog-agent",
+        rule(["get", "list", "watch"], ["services", "events", "endpoints", "pods", "nodes", "componentstatuses"]),
+        rule(["get", "list"], ["clusterresourcequotas"], ["quota.openshift.io"]),
+        rule(["get", "update"], ["configmaps"], names=["datadogtoken", "datadog-leader-election"]),
+        rule(["create"], ["configmaps"]),
+        rule(["get"], urls=["/version", "/healthz", "/metrics"]),
+        rule(["get"], ["nodes/metrics", "nodes/spec", "nodes/proxy", "nodes/stats"]),
+    )
+
+
+def test_required_features() -> None:
+    base = [ap.METADATA, ap.KUBELET, ap.APISERVER_URLS, ap.COMPONENT_STATUSES]
+    assert ap.required_features({}) == base
+    assert ap.required_features({"DD_COLLECT_KUBERNETES_EVENTS": "yes", "DD_LEADER_ELECTION": "false"}) == base
+    assert ap.required_features({"DD_COLLECT_KUBERNETES_EVENTS": "true", "DD_LEADER_ELECTION": "1"}) == [
+        ap.METADATA, ap.EVENTS, ap.LEADER_ELECTION, ap.KUBELET, ap.APISERVER_URLS, ap.COMPONENT_STATUSES,
+    ]
+    assert ap.required_features({"DD_LEADER_ELECTION": "True", "DD_LEADER_ELECTION_DEFAULT_RESOURCE": "lease"}) == [
+        ap.METADATA, ap.LEADER_ELECTION_LEASE, ap.KUBELET, ap.APISERVER_URLS, ap.COMPONENT_STATUSES,
+    ]
+    assert ap.ALTERNATIVES[ap.LEADER_ELECTION] == (ap.LEADER_ELECTION_LEASE,)
+
+
+def test_every_row_names_its_source_and_feature() -> None:
+    assert {p.feature for p in ap.PERMISSIONS} == set(ap.FEATURES)
+    assert all(p.source in (ap.OFFICIAL, ap.HELM_2020, ap.HELM_2026) for p in ap.PERMISSIONS)
+    assert all(bool(p.resources) != bool(p.non_resource_urls) for p in ap.PERMISSIONS)
+
+
+def test_requests_for_events_uses_configured_names_and_namespace() -> None:
+    env = {"DD_CLUSTER_AGENT_TOKEN_NAME": "dd-token", "DD_KUBE_RESOURCES_NAMESPACE": "monitoring"}
+    requests = ap.requests_for([ap.EVENTS], "datadog", "agent", env=env)
+    assert requests == [
+        req("get", "events"), req("list", "events"), req("watch", "events"),
+        req("get", "configmaps", "monitoring", "dd-token"), req("update", "configmaps", "monitoring", "dd-token"),
+    ]
+
+
+def test_requests_for_kubelet_and_urls() -> None:
+    requests = ap.requests_for([ap.KUBELET, ap.APISERVER_URLS], "datadog", "agent", node_name="node-1")
+    assert [r.describe() for r in requests] == [
+        'get nodes/metrics "node-1" cluster-wide', 'get nodes/spec "node-1" cluster-wide',
+        'get nodes/proxy "node-1" cluster-wide', 'get nodes/stats "node-1" cluster-wide',
+        "get /version", "get /healthz", "get /metrics",
+    ]
+    with pytest.raises(ValueError, match="unknown agent feature"):
+        ap.requests_for(["logs"], "datadog", "agent")
+
+
+def test_official_clusterrole_covers_configmap_features_not_leases() -> None:
+    snap = snapshot(official_like_clusterrole(), crb("datadog-agent", "datadog-agent", SA))
+    evaluator = RbacEvaluator(snap)
+    subject = service_account_user("datadog", "agent")
+    everything = [f for f in ap.FEATURES if f != ap.LEADER_ELECTION_LEASE]
+    assert evaluator.explain_missing(subject, ap.requests_for(everything, "datadog", "agent")) == []
+    missing = evaluator.explain_missing(subject, ap.requests_for([ap.LEADER_ELECTION_LEASE], "datadog", "agent"))
+    assert [m.describe() for m in missing] == [
+        'get leases.coordination.k8s.io "datadog-leader-election" in datadog',
+        'update leases.coordination.k8s.io "datadog-leader-election" in datadog',
+        "create leases.coordination.k8s.io in datadog",
+    ]
+
+
+def test_official_clusterrole_bound_to_the_wrong_namespace_grants_nothing() -> None:
+    snap = snapshot(official_like_clusterrole(), crb("datadog-agent", "datadog-agent", {**SA, "namespace": "default"}))
+    requests = ap.requests_for(ap.required_features({}), "datadog", "agent")
+    assert RbacEvaluator(snap).explain_missing(None, requests) == requests
+
+
+def test_chart_2020_without_collect_events_misses_the_token() -> None:
+    role_2020 = cr(
+        "datadog",
+        rule(["get", "list", "watch"], ["services", "events", "endpoints", "pods", "nodes", "componentstatuses"]),
+        rule(["get"], urls=["/version", "/healthz"]),
+        rule(["get"], urls=["/metrics"]),
+        rule(["get"], ["nodes/metrics", "nodes/spec", "nodes/proxy", "nodes/stats"]),
+        rule(["get"], ["endpoints"]),
+    )
+    snap = snapshot(role_2020, crb("datadog", "datadog", SA))
+    env = {"DD_COLLECT_KUBERNETES_EVENTS": "true"}
+    requests = ap.requests_for(ap.required_features(env), "datadog", "agent", env=env)
+    assert [m.describe() for m in RbacEvaluator(snap).explain_missing(None, requests)] == [
+        'get configmaps "datadogtoken" in datadog', 'update configmaps "datadogtoken" in datadog',
+    ]
+
+
+def test_clusterrole_manifest_is_exact() -> None:
+    assert ap.clusterrole_manifest("dd", [ap.APISERVER_URLS, ap.LEADER_ELECTION], env={"DD_LEADER_LEASE_NAME": "dd-le"}) == {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "dd"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["dd-le"], "verbs": ["get", "update"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            {"nonResourceURLs": ["/version", "/healthz", "/metrics"], "verbs": ["get"]},
+        ],
+    }
+
+
+@pytest.mark.parametrize("feature", ap.FEATURES)
+def test_clusterrole_manifest_grants_exactly_its_features(feature: str) -> None:
+    manifest = ap.clusterrole_manifest("dd", [feature])
+    binding = ap.clusterrolebinding_manifest("dd", "dd", "datadog", "agent")
+    evaluator = RbacEvaluator(snapshot(manifest, binding))
+    subject = service_account_user("datadog", "agent")
+    assert evaluator.explain_missing(subject, ap.requests_for([feature], "datadog", "agent", node_name="n")) == []
+    others = [f for f in ap.FEATURES if f != feature]
+    other_requests = ap.requests_for(others, "datadog", "agent", node_name="n")
+    granted_elsewhere = [r for r in other_requests if evaluator.allows(r).allowed]
+    assert granted_elsewhere == []
