@@ -30,10 +30,7 @@ from typing import Any, NamedTuple
 from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import KubeObject, ObjectReader
 
-try:  # the shared label-selector semantics, when the module exists
-    from meshdoctor.labels import selector_matches as _selector_matches
-except ImportError:  # pragma: no cover - exercised only before labels.py lands
-    _selector_matches = None
+from meshdoctor.labels import selector_matches
 
 #: The group the apiserver's privileged-group authorizer allows everything
 #: (k8s.io/apiserver `user.SystemPrivilegedGroup`, wired in pkg/kubeapiserver/authorizer).
@@ -263,41 +260,6 @@ def subject_applies(subject: Mapping[str, Any], user: str, groups: Sequence[str]
     return False
 
 
-def _selector_match(selector: Any, labels: Mapping[str, str]) -> bool:
-    """Label-selector semantics: `{}` matches everything, None nothing."""
-    if _selector_matches is not None:
-        return bool(_selector_matches(selector, dict(labels)))
-    return _own_selector_matches(selector, labels)
-
-
-def _own_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelectorAsSelector semantics, until meshdoctor.labels is there."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != str(value):
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key = expr.get("key")
-        op = expr.get("operator")
-        values = [str(v) for v in expr.get("values") or []]
-        if op == "In":
-            if key not in labels or labels[key] not in values:
-                return False
-        elif op == "NotIn":
-            if key in labels and labels[key] in values:
-                return False
-        elif op == "Exists":
-            if key not in labels:
-                return False
-        elif op == "DoesNotExist":
-            if key in labels:
-                return False
-        else:
-            return False  # an invalid selector selects nothing
-    return True
-
-
 def _meta(obj: KubeObject) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
@@ -361,7 +323,7 @@ class RbacEvaluator:
                     if other == name:
                         continue
                     labels = _meta(self._cluster_roles[other]).get("labels") or {}
-                    if not _selector_match(selector, labels):
+                    if not selector_matches(selector, labels):
                         continue
                     if other in visiting:  # a cycle: use what the object lists, as the controller would
                         source = [dict(r) for r in self._cluster_roles[other].get("rules") or []]
