@@ -1,4 +1,4 @@
-"""NetworkPolicy evaluation: may this pod reach that pod on that port?
+"""NetworkPolicy evaluation: may this pod reach that pod on that port.
 
 The agent scrapes istiod (15014), Mixer's telemetry (42422/9093) and sidecars (15020/15090); a
 NetworkPolicy on either side silently drops the scrape. This module answers with the semantics of
@@ -179,7 +179,7 @@ def _as_number(port: int | str | None) -> int | None:
 
 
 def policy_types(policy: Mapping[str, Any]) -> list[str]:
-    """`spec.policyTypes`, or the API server's default: Ingress, plus Egress when egress has rules."""
+    """`spec.policyTypes`, or the server's default: Ingress, plus Egress when egress has rules."""
     spec = policy.get("spec") or {}
     declared = spec.get("policyTypes")
     if declared:
@@ -191,7 +191,7 @@ def policy_types(policy: Mapping[str, Any]) -> list[str]:
 
 
 def selects(policy: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
-    """Whether a policy applies to a pod: same namespace and `podSelector` matches (absent = `{}`)."""
+    """Whether a policy applies to a pod: same namespace, `podSelector` (absent = `{}`) matches."""
     if str((policy.get("metadata") or {}).get("namespace") or "default") != _namespace(pod):
         return False
     selector = (policy.get("spec") or {}).get("podSelector")
@@ -218,8 +218,10 @@ def _ip_in_block(ip: str | None, block: Mapping[str, Any]) -> bool:
     return True
 
 
-def peer_matches(reader: ObjectReader, peer: Mapping[str, Any], policy_namespace: str, other: Mapping[str, Any]) -> bool:
-    """Whether one `from`/`to` peer covers the other pod (the source for ingress, target for egress)."""
+def peer_matches(
+    reader: ObjectReader, peer: Mapping[str, Any], policy_namespace: str, other: Mapping[str, Any]
+) -> bool:
+    """If one `from`/`to` peer covers the other pod (ingress: the source; egress: the target)."""
     block = peer.get("ipBlock")
     if block is not None:
         ip = str((other.get("status") or {}).get("podIP") or "") or None
@@ -237,7 +239,9 @@ def peer_matches(reader: ObjectReader, peer: Mapping[str, Any], policy_namespace
     return pod_selector is None or selector_matches(pod_selector, _labels(other))
 
 
-def port_matches(entry: Mapping[str, Any], destination: Mapping[str, Any], port: int | str, protocol: str) -> bool:
+def port_matches(
+    entry: Mapping[str, Any], destination: Mapping[str, Any], port: int | str, protocol: str
+) -> bool:
     """Whether one NetworkPolicyPort covers a port of the destination pod."""
     if str(entry.get("protocol") or "TCP") != protocol:
         return False
@@ -261,8 +265,14 @@ def port_matches(entry: Mapping[str, Any], destination: Mapping[str, Any], port:
 
 
 def _rule_matches(
-    reader: ObjectReader, rule: Mapping[str, Any], peers_key: str, policy_namespace: str,
-    other: Mapping[str, Any], destination: Mapping[str, Any], port: int | str, protocol: str,
+    reader: ObjectReader,
+    rule: Mapping[str, Any],
+    peers_key: str,
+    policy_namespace: str,
+    other: Mapping[str, Any],
+    destination: Mapping[str, Any],
+    port: int | str,
+    protocol: str,
 ) -> bool:
     peers = rule.get(peers_key) or []
     if peers and not any(peer_matches(reader, p, policy_namespace, other) for p in peers):
@@ -276,22 +286,32 @@ def _policies(reader: ObjectReader) -> list[KubeObject]:
 
 
 def _direction_allowed(
-    reader: ObjectReader, direction: str, isolated_pod: Mapping[str, Any], other: Mapping[str, Any],
-    destination: Mapping[str, Any], port: int | str, protocol: str,
+    reader: ObjectReader,
+    direction: str,
+    isolated_pod: Mapping[str, Any],
+    other: Mapping[str, Any],
+    destination: Mapping[str, Any],
+    port: int | str,
+    protocol: str,
 ) -> Verdict:
     rules_key, peers_key = ("ingress", "from") if direction == INGRESS else ("egress", "to")
-    isolating = [p for p in _policies(reader) if selects(p, isolated_pod) and direction in policy_types(p)]
+    isolating = [
+        p for p in _policies(reader) if selects(p, isolated_pod) and direction in policy_types(p)
+    ]
     what = f"{protocol} port {port}"
     verb = "receive" if direction == INGRESS else "send"
+    pod, peer_pod = _pod_name(isolated_pod), _pod_name(other)
     if not isolating:
         return Verdict(
-            True, [],
-            f"No NetworkPolicy in namespace {_namespace(isolated_pod)} isolates {_pod_name(isolated_pod)} for "
+            True,
+            [],
+            f"No NetworkPolicy in namespace {_namespace(isolated_pod)} isolates {pod} for "
             f"{direction.lower()}, so it may {verb} any traffic.",
         )
     namespace = _namespace(isolated_pod)
     allowing = [
-        p for p in isolating
+        p
+        for p in isolating
         if any(
             _rule_matches(reader, r, peers_key, namespace, other, destination, port, protocol)
             for r in (p.get("spec") or {}).get(rules_key) or []
@@ -301,35 +321,46 @@ def _direction_allowed(
     if allowing:
         names = ", ".join(object_ref(p).name for p in allowing)
         return Verdict(
-            True, [object_ref(p) for p in allowing],
-            f"NetworkPolicy {names} lets {_pod_name(isolated_pod)} {verb} {what} {peer} {_pod_name(other)}.",
+            True,
+            [object_ref(p) for p in allowing],
+            f"NetworkPolicy {names} lets {pod} {verb} {what} {peer} {peer_pod}.",
         )
     names = ", ".join(object_ref(p).name for p in isolating)
     return Verdict(
-        False, [object_ref(p) for p in isolating],
-        f"{_pod_name(isolated_pod)} is isolated for {direction.lower()} by NetworkPolicy {names}, and none of "
-        f"them lets it {verb} {what} {peer} {_pod_name(other)}.",
+        False,
+        [object_ref(p) for p in isolating],
+        f"{pod} is isolated for {direction.lower()} by NetworkPolicy {names}, and none of "
+        f"them lets it {verb} {what} {peer} {peer_pod}.",
     )
 
 
 def ingress_allowed(
-    reader: ObjectReader, target_pod: Mapping[str, Any], source_pod: Mapping[str, Any], port: int | str,
+    reader: ObjectReader,
+    target_pod: Mapping[str, Any],
+    source_pod: Mapping[str, Any],
+    port: int | str,
     protocol: str = "TCP",
 ) -> Verdict:
-    """May the target pod accept a connection from the source pod on this port (number or name)?"""
+    """Whether the target accepts the source pod's connection to this port (number or name)."""
     return _direction_allowed(reader, INGRESS, target_pod, source_pod, target_pod, port, protocol)
 
 
 def egress_allowed(
-    reader: ObjectReader, target_pod: Mapping[str, Any], source_pod: Mapping[str, Any], port: int | str,
+    reader: ObjectReader,
+    target_pod: Mapping[str, Any],
+    source_pod: Mapping[str, Any],
+    port: int | str,
     protocol: str = "TCP",
 ) -> Verdict:
-    """May the source pod open a connection to the target pod on this port (number or name)?"""
+    """Whether the source pod may connect to the target pod on this port (number or name)."""
     return _direction_allowed(reader, EGRESS, source_pod, target_pod, target_pod, port, protocol)
 
 
 def traffic_allowed(
-    reader: ObjectReader, target_pod: Mapping[str, Any], source_pod: Mapping[str, Any], port: int | str,
+    reader: ObjectReader,
+    target_pod: Mapping[str, Any],
+    source_pod: Mapping[str, Any],
+    port: int | str,
     protocol: str = "TCP",
 ) -> TrafficVerdict:
     """Both ends: the source's egress and the target's ingress."""
@@ -361,7 +392,10 @@ def _dns_label(text: str, limit: int = 63) -> str:
 
 
 def admitting_policy_manifest(
-    target_pod: Mapping[str, Any], source_pod: Mapping[str, Any], port: int | str, protocol: str = "TCP",
+    target_pod: Mapping[str, Any],
+    source_pod: Mapping[str, Any],
+    port: int | str,
+    protocol: str = "TCP",
     ports: Sequence[int | str] = (),
 ) -> dict[str, Any]:
     """A complete NetworkPolicy, in the target's namespace, admitting the source's pods to the port.
@@ -372,10 +406,15 @@ def admitting_policy_manifest(
     source_ns = _namespace(source_pod)
     peer: dict[str, Any] = {
         "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: source_ns}},
-        "podSelector": {"matchLabels": stable_labels(source_pod)} if stable_labels(source_pod) else {},
+        "podSelector": {"matchLabels": stable_labels(source_pod)}
+        if stable_labels(source_pod)
+        else {},
     }
     all_ports = [port, *[p for p in ports if p != port]]
-    port_entries = [{"protocol": protocol, "port": _as_number(p) if _as_number(p) is not None else p} for p in all_ports]
+    port_entries = [
+        {"protocol": protocol, "port": _as_number(p) if _as_number(p) is not None else p}
+        for p in all_ports
+    ]
     target_labels = stable_labels(target_pod)
     name = _dns_label(f"allow-{_short_name(source_pod)}-to-{_short_name(target_pod)}-{port}")
     return {

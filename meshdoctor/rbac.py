@@ -27,16 +27,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from meshdoctor.labels import selector_matches
 from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import KubeObject, ObjectReader
-
-from meshdoctor.labels import selector_matches
 
 #: The group the apiserver's privileged-group authorizer allows everything
 #: (k8s.io/apiserver `user.SystemPrivilegedGroup`, wired in pkg/kubeapiserver/authorizer).
 SUPERUSER_GROUP = "system:masters"
 
-#: k8s.io/apiserver/pkg/authentication/serviceaccount: username prefix and groups of a service account.
+#: Username prefix and groups of a service account (k8s.io/apiserver authentication/serviceaccount).
 SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
 ALL_SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
 AUTHENTICATED_GROUP = "system:authenticated"
@@ -91,8 +90,15 @@ class Request:
     def for_subject(self, user: str, groups: Sequence[str]) -> Request:
         """The same request, asked for another user."""
         return Request(
-            user, tuple(groups), self.verb, self.api_group, self.resource, self.subresource,
-            self.namespace, self.name, self.non_resource_url,
+            user,
+            tuple(groups),
+            self.verb,
+            self.api_group,
+            self.resource,
+            self.subresource,
+            self.namespace,
+            self.name,
+            self.non_resource_url,
         )
 
     def describe(self) -> str:
@@ -164,10 +170,11 @@ class ServiceAccountBindings:
     """Which bindings concern one service account, split the way mistakes are made."""
 
     named: list[BindingSubject]
-    """Bindings whose ServiceAccount subject is this account (namespace defaulted as the server does)."""
+    """Bindings naming this account (namespace defaulted as the server does)."""
     other_namespace: list[BindingSubject]
     """Bindings naming an account of the same name in ANOTHER namespace (or, in a
-    ClusterRoleBinding, without a namespace): the typical copy-paste mistake. They grant it nothing."""
+    ClusterRoleBinding, without a namespace): a typical copy-paste mistake. They grant it nothing.
+    """
     via_groups: list[BindingSubject]
     """Bindings that reach it through `system:serviceaccounts[:<ns>]` or `system:authenticated`."""
 
@@ -176,7 +183,11 @@ def service_account_user(namespace: str, name: str) -> tuple[str, tuple[str, ...
     """The user name and groups the API server authenticates a service account token as."""
     return (
         f"{SERVICE_ACCOUNT_USER_PREFIX}{namespace}:{name}",
-        (ALL_SERVICE_ACCOUNTS_GROUP, f"{ALL_SERVICE_ACCOUNTS_GROUP}:{namespace}", AUTHENTICATED_GROUP),
+        (
+            ALL_SERVICE_ACCOUNTS_GROUP,
+            f"{ALL_SERVICE_ACCOUNTS_GROUP}:{namespace}",
+            AUTHENTICATED_GROUP,
+        ),
     )
 
 
@@ -203,7 +214,7 @@ def api_group_matches(rule: Mapping[str, Any], group: str) -> bool:
 
 
 def resource_matches(rule: Mapping[str, Any], resource: str, subresource: str) -> bool:
-    """`*`, the exact `resource[/subresource]`, or `*/subresource`; plain `pods` never covers `pods/log`."""
+    """`*`, `resource[/subresource]` or `*/subresource`; `pods` never covers `pods/log`."""
     combined = f"{resource}/{subresource}" if subresource else resource
     for ruled in _strings(rule.get("resources")):
         if ruled == _ALL or ruled == combined:
@@ -214,13 +225,13 @@ def resource_matches(rule: Mapping[str, Any], resource: str, subresource: str) -
 
 
 def resource_name_matches(rule: Mapping[str, Any], name: str) -> bool:
-    """No resourceNames means any; otherwise the request's name must be listed (so list/create never match)."""
+    """No resourceNames means any; else the request's name must be listed (list/create: never)."""
     names = _strings(rule.get("resourceNames"))
     return not names or name in names
 
 
 def non_resource_url_matches(rule: Mapping[str, Any], url: str) -> bool:
-    """`*`, the exact path, or a prefix ending in `*` (all trailing stars trimmed, as Go's TrimRight)."""
+    """`*`, the exact path, or a prefix ending in `*` (trailing stars trimmed)."""
     for ruled in _strings(rule.get("nonResourceURLs")):
         if ruled == _ALL or ruled == url:
             return True
@@ -238,14 +249,18 @@ def rule_allows(request: Request, rule: Mapping[str, Any]) -> bool:
             and resource_matches(rule, request.resource, request.subresource)
             and resource_name_matches(rule, request.name)
         )
-    return verb_matches(rule, request.verb) and non_resource_url_matches(rule, request.non_resource_url)
+    return verb_matches(rule, request.verb) and non_resource_url_matches(
+        rule, request.non_resource_url
+    )
 
 
 # -- subjects (rule.go appliesToUser) ----------------------------------------------------------
 
 
-def subject_applies(subject: Mapping[str, Any], user: str, groups: Sequence[str], binding_namespace: str) -> bool:
-    """Whether a binding subject is this user; `binding_namespace` is `""` for a ClusterRoleBinding."""
+def subject_applies(
+    subject: Mapping[str, Any], user: str, groups: Sequence[str], binding_namespace: str
+) -> bool:
+    """If a binding subject is the user; `binding_namespace` is `""` in a ClusterRoleBinding."""
     kind = subject.get("kind")
     name = str(subject.get("name") or "")
     if kind == "User":
@@ -272,7 +287,11 @@ def _role_ref(binding: KubeObject, binding_namespace: str) -> ObjectRef:
 
 def _binding_ref(binding: KubeObject, kind: str) -> ObjectRef:
     meta = _meta(binding)
-    return ObjectRef(kind, str(meta.get("namespace") or "") if kind == "RoleBinding" else "", str(meta.get("name") or ""))
+    return ObjectRef(
+        kind,
+        str(meta.get("namespace") or "") if kind == "RoleBinding" else "",
+        str(meta.get("name") or ""),
+    )
 
 
 class RbacEvaluator:
@@ -292,7 +311,9 @@ class RbacEvaluator:
         )
         self._bindings_by_ns: dict[str, list[KubeObject]] = {}
         for binding in reader.objects("RoleBinding"):
-            self._bindings_by_ns.setdefault(str(_meta(binding).get("namespace") or ""), []).append(binding)
+            self._bindings_by_ns.setdefault(str(_meta(binding).get("namespace") or ""), []).append(
+                binding
+            )
         for bindings in self._bindings_by_ns.values():
             bindings.sort(key=lambda b: str(_meta(b).get("name") or ""))
         self._effective: dict[str, list[dict[str, Any]]] = {}
@@ -325,7 +346,9 @@ class RbacEvaluator:
                     labels = _meta(self._cluster_roles[other]).get("labels") or {}
                     if not selector_matches(selector, labels):
                         continue
-                    if other in visiting:  # a cycle: use what the object lists, as the controller would
+                    if (
+                        other in visiting
+                    ):  # a cycle: use what the object lists, as the controller would
                         source = [dict(r) for r in self._cluster_roles[other].get("rules") or []]
                     else:
                         source = self._aggregated(other, visiting)
@@ -349,7 +372,9 @@ class RbacEvaluator:
             return None
         return [dict(r) for r in role.get("rules") or []]
 
-    def _referenced_rules(self, binding: KubeObject, binding_namespace: str) -> tuple[list[dict[str, Any]] | None, str]:
+    def _referenced_rules(
+        self, binding: KubeObject, binding_namespace: str
+    ) -> tuple[list[dict[str, Any]] | None, str]:
         """GetRoleReferenceRules: the rules of a binding's role, or None and why not."""
         ref = binding.get("roleRef") or {}
         kind = ref.get("kind")
@@ -370,20 +395,32 @@ class RbacEvaluator:
         for binding in self._cluster_bindings:
             rules, why = self._referenced_rules(binding, "")
             if rules is None:
-                missing.append(MissingRole(_binding_ref(binding, "ClusterRoleBinding"), _role_ref(binding, ""), why))
+                missing.append(
+                    MissingRole(
+                        _binding_ref(binding, "ClusterRoleBinding"), _role_ref(binding, ""), why
+                    )
+                )
         for namespace in sorted(self._bindings_by_ns):
             for binding in self._bindings_by_ns[namespace]:
                 rules, why = self._referenced_rules(binding, namespace)
                 if rules is None:
-                    missing.append(MissingRole(_binding_ref(binding, "RoleBinding"), _role_ref(binding, namespace), why))
+                    missing.append(
+                        MissingRole(
+                            _binding_ref(binding, "RoleBinding"), _role_ref(binding, namespace), why
+                        )
+                    )
         return missing
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def rules_for(self, user: str, groups: Sequence[str], namespace: str) -> list[tuple[Grant, dict[str, Any]]]:
-        """Every rule that applies to a user in a namespace (`""`: cluster-wide only), with its grant."""
+    def rules_for(
+        self, user: str, groups: Sequence[str], namespace: str
+    ) -> list[tuple[Grant, dict[str, Any]]]:
+        """Every rule that applies to a user in a namespace (`""`: cluster-wide), with its grant."""
         found: list[tuple[Grant, dict[str, Any]]] = []
-        scopes: list[tuple[str, list[KubeObject], str]] = [("", self._cluster_bindings, "ClusterRoleBinding")]
+        scopes: list[tuple[str, list[KubeObject], str]] = [
+            ("", self._cluster_bindings, "ClusterRoleBinding")
+        ]
         if namespace:
             scopes.append((namespace, self._bindings_by_ns.get(namespace, []), "RoleBinding"))
         for binding_namespace, bindings, kind in scopes:
@@ -408,11 +445,19 @@ class RbacEvaluator:
             if rule_allows(request, rule)
         ]
         if SUPERUSER_GROUP in request.groups:
-            return Decision(True, grants, f"user is in the {SUPERUSER_GROUP} group, which may do anything")
+            return Decision(
+                True, grants, f"user is in the {SUPERUSER_GROUP} group, which may do anything"
+            )
         if grants:
             first = grants[0]
-            return Decision(True, grants, f"RBAC: allowed by {first.binding} of {first.role} rule {first.rule_index}")
-        return Decision(False, [], f'RBAC: no rule allows user "{request.user}" to {request.describe()}')
+            return Decision(
+                True,
+                grants,
+                f"RBAC: allowed by {first.binding} of {first.role} rule {first.rule_index}",
+            )
+        return Decision(
+            False, [], f'RBAC: no rule allows user "{request.user}" to {request.describe()}'
+        )
 
     def explain_missing(
         self, subject: tuple[str, Sequence[str]] | None, requests: Iterable[Request]
@@ -436,17 +481,22 @@ def _same_rule(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return all(_strings(a.get(k)) == _strings(b.get(k)) for k in keys)
 
 
-def bindings_for_service_account(reader: ObjectReader, namespace: str, name: str) -> ServiceAccountBindings:
-    """The bindings that name a service account, those that miss it by namespace, and group grants."""
+def bindings_for_service_account(
+    reader: ObjectReader, namespace: str, name: str
+) -> ServiceAccountBindings:
+    """Bindings that name a service account, those that miss it by namespace, and group grants."""
     named: list[BindingSubject] = []
     other: list[BindingSubject] = []
     via_groups: list[BindingSubject] = []
     user, groups = service_account_user(namespace, name)
     for kind in _BINDING_KINDS:
         for binding in sorted(
-            reader.objects(kind), key=lambda b: (str(_meta(b).get("namespace") or ""), str(_meta(b).get("name") or ""))
+            reader.objects(kind),
+            key=lambda b: (str(_meta(b).get("namespace") or ""), str(_meta(b).get("name") or "")),
         ):
-            binding_namespace = str(_meta(binding).get("namespace") or "") if kind == "RoleBinding" else ""
+            binding_namespace = (
+                str(_meta(binding).get("namespace") or "") if kind == "RoleBinding" else ""
+            )
             binding_ref = _binding_ref(binding, kind)
             role_ref = _role_ref(binding, binding_namespace)
             for index, subject in enumerate(binding.get("subjects") or []):
@@ -456,6 +506,8 @@ def bindings_for_service_account(reader: ObjectReader, namespace: str, name: str
                         named.append(entry)
                     else:
                         other.append(entry)
-                elif subject.get("kind") == "Group" and subject_applies(subject, user, groups, binding_namespace):
+                elif subject.get("kind") == "Group" and subject_applies(
+                    subject, user, groups, binding_namespace
+                ):
                     via_groups.append(entry)
     return ServiceAccountBindings(named, other, via_groups)

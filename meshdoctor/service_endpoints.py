@@ -129,14 +129,21 @@ def service_ports(service: Mapping[str, Any]) -> list[ServicePort]:
             target = target_number if target_number is not None else str(raw_target)
         found.append(
             ServicePort(
-                ref, str(entry.get("name") or ""), number, target, str(entry.get("protocol") or "TCP"),
-                _as_int(entry.get("nodePort")), entry.get("appProtocol"),
+                ref,
+                str(entry.get("name") or ""),
+                number,
+                target,
+                str(entry.get("protocol") or "TCP"),
+                _as_int(entry.get("nodePort")),
+                entry.get("appProtocol"),
             )
         )
     return found
 
 
-def find_service_port(service: Mapping[str, Any], port: int | str, protocol: str | None = None) -> ServicePort | None:
+def find_service_port(
+    service: Mapping[str, Any], port: int | str, protocol: str | None = None
+) -> ServicePort | None:
     """A Service's port by number (`15014`, `"15014"`) or by name (`http-monitoring`)."""
     number = _as_int(port)
     for candidate in service_ports(service):
@@ -152,7 +159,7 @@ def find_service_port(service: Mapping[str, Any], port: int | str, protocol: str
 def resolve_service_port(
     reader: ObjectReader, namespace: str, service_name: str, port: int | str
 ) -> ServicePort | None:
-    """The port of Service `namespace/service_name`, by number or name; None if either is missing."""
+    """Port of Service `namespace/service_name`, by number or name; None if either is absent."""
     service = reader.get("Service", namespace, service_name)
     return find_service_port(service, port) if service is not None else None
 
@@ -169,11 +176,14 @@ def _pod_ports(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def target_port(service_port: ServicePort, pod: Mapping[str, Any]) -> int | None:
-    """The pod port a Service port sends to: the number, or the NAME looked up in the pod (FindPort)."""
+    """The pod port a Service port sends to: the number, or the NAME looked up in the pod."""
     if isinstance(service_port.target_port, int):
         return service_port.target_port
     for port in _pod_ports(pod):
-        if port.get("name") == service_port.target_port and str(port.get("protocol") or "TCP") == service_port.protocol:
+        if (
+            port.get("name") == service_port.target_port
+            and str(port.get("protocol") or "TCP") == service_port.protocol
+        ):
             return _as_int(port.get("containerPort"))
     return None
 
@@ -184,8 +194,11 @@ def target_port(service_port: ServicePort, pod: Mapping[str, Any]) -> int | None
 def _ref(target: Mapping[str, Any] | None, default_namespace: str) -> ObjectRef | None:
     if not target or not target.get("name"):
         return None
-    return ObjectRef(str(target.get("kind") or "Pod"), str(target.get("namespace") or default_namespace),
-                     str(target["name"]))
+    return ObjectRef(
+        str(target.get("kind") or "Pod"),
+        str(target.get("namespace") or default_namespace),
+        str(target["name"]),
+    )
 
 
 def _port_of(ports: list[Mapping[str, Any]], service_port: ServicePort) -> int | None | bool:
@@ -195,7 +208,10 @@ def _port_of(ports: list[Mapping[str, Any]], service_port: ServicePort) -> int |
     listed without a number (an EndpointSlice's "all ports").
     """
     for entry in ports:
-        if str(entry.get("name") or "") == service_port.name and str(entry.get("protocol") or "TCP") == service_port.protocol:
+        if (
+            str(entry.get("name") or "") == service_port.name
+            and str(entry.get("protocol") or "TCP") == service_port.protocol
+        ):
             return _as_int(entry.get("port"))
     return False
 
@@ -218,7 +234,9 @@ def _from_slices(slices: list[KubeObject], service_port: ServicePort) -> Endpoin
             if (ip, port) in seen:
                 continue
             seen.add((ip, port))
-            found = Endpoint(ip, port, _ref(endpoint.get("targetRef"), namespace), endpoint.get("nodeName"))
+            found = Endpoint(
+                ip, port, _ref(endpoint.get("targetRef"), namespace), endpoint.get("nodeName")
+            )
             is_ready = (endpoint.get("conditions") or {}).get("ready")
             (ready if is_ready is None or is_ready is True else not_ready).append(found)
     return EndpointsStatus(ready, not_ready, FROM_SLICES)
@@ -235,8 +253,14 @@ def _from_endpoints(endpoints: KubeObject, service_port: ServicePort) -> Endpoin
         port = number if isinstance(number, int) else None
         for key, into in (("addresses", ready), ("notReadyAddresses", not_ready)):
             for address in subset.get(key) or []:
-                into.append(Endpoint(str(address.get("ip") or ""), port, _ref(address.get("targetRef"), namespace),
-                                     address.get("nodeName")))
+                into.append(
+                    Endpoint(
+                        str(address.get("ip") or ""),
+                        port,
+                        _ref(address.get("targetRef"), namespace),
+                        address.get("nodeName"),
+                    )
+                )
     return EndpointsStatus(ready, not_ready, FROM_ENDPOINTS)
 
 
@@ -248,7 +272,9 @@ def pod_is_ready(pod: Mapping[str, Any]) -> bool:
     return False
 
 
-def _from_pods(reader: ObjectReader, service: Mapping[str, Any], service_port: ServicePort) -> EndpointsStatus:
+def _from_pods(
+    reader: ObjectReader, service: Mapping[str, Any], service_port: ServicePort
+) -> EndpointsStatus:
     spec = service.get("spec") or {}
     selector = spec.get("selector")
     publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
@@ -256,7 +282,9 @@ def _from_pods(reader: ObjectReader, service: Mapping[str, Any], service_port: S
     ready: list[Endpoint] = []
     not_ready: list[Endpoint] = []
     if not selector:
-        return EndpointsStatus(ready, not_ready, FROM_PODS)  # selectorless: endpoints are managed by hand
+        return EndpointsStatus(
+            ready, not_ready, FROM_PODS
+        )  # selectorless: endpoints are managed by hand
     for pod in reader.objects("Pod"):
         meta = pod.get("metadata") or {}
         if str(meta.get("namespace") or "") != namespace:
@@ -272,13 +300,19 @@ def _from_pods(reader: ObjectReader, service: Mapping[str, Any], service_port: S
         port = target_port(service_port, pod)
         if port is None:
             continue  # FindPort failed: the controller leaves the pod out of this port
-        found = Endpoint(str(ip), port, ObjectRef("Pod", namespace, str(meta.get("name") or "")),
-                         (pod.get("spec") or {}).get("nodeName"))
+        found = Endpoint(
+            str(ip),
+            port,
+            ObjectRef("Pod", namespace, str(meta.get("name") or "")),
+            (pod.get("spec") or {}).get("nodeName"),
+        )
         (ready if publish_not_ready or pod_is_ready(pod) else not_ready).append(found)
     return EndpointsStatus(ready, not_ready, FROM_PODS)
 
 
-def ready_endpoints(reader: ObjectReader, service: Mapping[str, Any], port: int | str) -> EndpointsStatus:
+def ready_endpoints(
+    reader: ObjectReader, service: Mapping[str, Any], port: int | str
+) -> EndpointsStatus:
     """The ready and not-ready endpoints of a Service's port (number or name).
 
     Read from the Service's EndpointSlices when the snapshot has any, else from its Endpoints
@@ -289,7 +323,8 @@ def ready_endpoints(reader: ObjectReader, service: Mapping[str, Any], port: int 
     name = str(meta.get("name") or "")
     service_port = find_service_port(service, port)
     slices = [
-        s for s in reader.objects("EndpointSlice")
+        s
+        for s in reader.objects("EndpointSlice")
         if str((s.get("metadata") or {}).get("namespace") or "") == namespace
         and ((s.get("metadata") or {}).get("labels") or {}).get(SERVICE_NAME_LABEL) == name
     ]

@@ -44,7 +44,15 @@ KUBELET = "kubelet"
 APISERVER_URLS = "apiserver-urls"
 COMPONENT_STATUSES = "componentstatuses"
 
-FEATURES = (METADATA, EVENTS, LEADER_ELECTION, LEADER_ELECTION_LEASE, KUBELET, APISERVER_URLS, COMPONENT_STATUSES)
+FEATURES = (
+    METADATA,
+    EVENTS,
+    LEADER_ELECTION,
+    LEADER_ELECTION_LEASE,
+    KUBELET,
+    APISERVER_URLS,
+    COMPONENT_STATUSES,
+)
 
 #: Features that can stand in for one another: the agent elects its leader with a ConfigMap or a
 #: Lease (`leader_election_default_resource`), so either set of rights is enough.
@@ -81,27 +89,75 @@ class Permission:
     source: str = ""
     """The upstream file the row is taken from."""
     in_agent_namespace: bool = False
-    """True for objects the agent keeps in its own namespace (ConfigMaps, Leases); else cluster-wide."""
+    """True for objects kept in the agent's namespace (ConfigMaps, Leases); else cluster-wide."""
 
 
 PERMISSIONS: tuple[Permission, ...] = (
-    Permission(METADATA, ("get", "list", "watch"), "", ("pods", "nodes", "services", "endpoints"), source=OFFICIAL),
+    Permission(
+        METADATA,
+        ("get", "list", "watch"),
+        "",
+        ("pods", "nodes", "services", "endpoints"),
+        source=OFFICIAL,
+    ),
     Permission(EVENTS, ("get", "list", "watch"), "", ("events",), source=OFFICIAL),
     # "Kubernetes event collection state"
-    Permission(EVENTS, ("get", "update"), "", ("configmaps",), resource_names=(TOKEN_NAME,),
-               source=HELM_2020, in_agent_namespace=True),
+    Permission(
+        EVENTS,
+        ("get", "update"),
+        "",
+        ("configmaps",),
+        resource_names=(TOKEN_NAME,),
+        source=HELM_2020,
+        in_agent_namespace=True,
+    ),
     # "Leader election token" and "To create the leader election token"
-    Permission(LEADER_ELECTION, ("get", "update"), "", ("configmaps",), resource_names=(LEADER_LEASE_NAME,),
-               source=HELM_2020, in_agent_namespace=True),
-    Permission(LEADER_ELECTION, ("create",), "", ("configmaps",), source=OFFICIAL, in_agent_namespace=True),
-    Permission(LEADER_ELECTION_LEASE, ("get", "update"), "coordination.k8s.io", ("leases",),
-               resource_names=(LEADER_LEASE_NAME,), source=HELM_2026, in_agent_namespace=True),
-    Permission(LEADER_ELECTION_LEASE, ("create",), "coordination.k8s.io", ("leases",), source=HELM_2026,
-               in_agent_namespace=True),
+    Permission(
+        LEADER_ELECTION,
+        ("get", "update"),
+        "",
+        ("configmaps",),
+        resource_names=(LEADER_LEASE_NAME,),
+        source=HELM_2020,
+        in_agent_namespace=True,
+    ),
+    Permission(
+        LEADER_ELECTION, ("create",), "", ("configmaps",), source=OFFICIAL, in_agent_namespace=True
+    ),
+    Permission(
+        LEADER_ELECTION_LEASE,
+        ("get", "update"),
+        "coordination.k8s.io",
+        ("leases",),
+        resource_names=(LEADER_LEASE_NAME,),
+        source=HELM_2026,
+        in_agent_namespace=True,
+    ),
+    Permission(
+        LEADER_ELECTION_LEASE,
+        ("create",),
+        "coordination.k8s.io",
+        ("leases",),
+        source=HELM_2026,
+        in_agent_namespace=True,
+    ),
     # "Kubelet connectivity": the kubelet authorizes the agent's calls with a SubjectAccessReview.
-    Permission(KUBELET, ("get",), "", ("nodes/metrics", "nodes/spec", "nodes/proxy", "nodes/stats"), source=OFFICIAL),
-    Permission(APISERVER_URLS, ("get",), non_resource_urls=("/version", "/healthz", "/metrics"), source=OFFICIAL),
-    Permission(COMPONENT_STATUSES, ("get", "list", "watch"), "", ("componentstatuses",), source=OFFICIAL),
+    Permission(
+        KUBELET,
+        ("get",),
+        "",
+        ("nodes/metrics", "nodes/spec", "nodes/proxy", "nodes/stats"),
+        source=OFFICIAL,
+    ),
+    Permission(
+        APISERVER_URLS,
+        ("get",),
+        non_resource_urls=("/version", "/healthz", "/metrics"),
+        source=OFFICIAL,
+    ),
+    Permission(
+        COMPONENT_STATUSES, ("get", "list", "watch"), "", ("componentstatuses",), source=OFFICIAL
+    ),
 )
 
 
@@ -126,7 +182,9 @@ def required_features(env: Mapping[str, str]) -> list[str]:
         features.append(EVENTS)
     if _enabled(env, "DD_LEADER_ELECTION"):
         resource = env.get("DD_LEADER_ELECTION_DEFAULT_RESOURCE", "").strip()
-        features.append(LEADER_ELECTION_LEASE if resource in ("lease", "leases") else LEADER_ELECTION)
+        features.append(
+            LEADER_ELECTION_LEASE if resource in ("lease", "leases") else LEADER_ELECTION
+        )
     features += [KUBELET, APISERVER_URLS, COMPONENT_STATUSES]
     return sorted(features, key=FEATURES.index)
 
@@ -170,7 +228,9 @@ def requests_for(
     requests: list[Request] = []
     for permission in permissions_for(features):
         for path in permission.non_resource_urls:
-            requests += [Request(user, groups, verb, non_resource_url=path) for verb in permission.verbs]
+            requests += [
+                Request(user, groups, verb, non_resource_url=path) for verb in permission.verbs
+            ]
         names = resource_names(permission, env) or ("",)
         namespace = own_namespace if permission.in_agent_namespace else ""
         for resource in permission.resources:
@@ -179,13 +239,26 @@ def requests_for(
             for verb in permission.verbs:
                 for name in names:
                     requests.append(
-                        Request(user, groups, verb, permission.api_group, base, sub, namespace, name or name_default)
+                        Request(
+                            user,
+                            groups,
+                            verb,
+                            permission.api_group,
+                            base,
+                            sub,
+                            namespace,
+                            name or name_default,
+                        )
                     )
     return requests
 
 
 def clusterrole_manifest(
-    name: str, features: Iterable[str], *, env: Mapping[str, str] | None = None, labels: Mapping[str, str] | None = None
+    name: str,
+    features: Iterable[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A complete ClusterRole granting exactly these features' permissions, one rule per row."""
     rules: list[dict[str, Any]] = []
@@ -204,15 +277,26 @@ def clusterrole_manifest(
     metadata: dict[str, Any] = {"name": name}
     if labels:
         metadata["labels"] = dict(labels)
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": metadata, "rules": rules}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": metadata,
+        "rules": rules,
+    }
 
 
-def clusterrolebinding_manifest(name: str, role_name: str, sa_ns: str, sa_name: str) -> dict[str, Any]:
+def clusterrolebinding_manifest(
+    name: str, role_name: str, sa_ns: str, sa_name: str
+) -> dict[str, Any]:
     """A complete ClusterRoleBinding of a ClusterRole to the agent's service account."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": role_name,
+        },
         "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns}],
     }
