@@ -74,9 +74,12 @@ def is_agent_workload(workload: KubeObject) -> bool:
     return _has_agent_labels(_labels(workload)) or _has_agent_labels(_labels(template))
 
 
-def agent_workloads(reader: ObjectReader) -> list[KubeObject]:
-    """Every agent DaemonSet and Deployment, DaemonSets first, each by namespace and name."""
-    return [w for kind in AGENT_KINDS for w in reader.objects(kind) if is_agent_workload(w)]
+def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) -> list[KubeObject]:
+    """Every agent DaemonSet and Deployment, DaemonSets first, each by namespace and name.
+
+    `kinds` narrows the search (and the kinds read) to e.g. `("DaemonSet",)`.
+    """
+    return [w for kind in kinds if kind in AGENT_KINDS for w in reader.objects(kind) if is_agent_workload(w)]
 
 
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -197,3 +200,53 @@ def datadog_site(reader: ObjectReader, workload: KubeObject) -> str:
 def env_flag(value: str | None) -> bool:
     """A boolean env value as the agent parses it (`true`, `1`, `yes`...)."""
     return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
+
+
+#: Agent versions from which logs go over HTTPS by default (Datadog docs "Agent Transport for Logs":
+#: "For Agent v6.19+/v7.19+, the default transport ... is compressed HTTPS", with a fall back to
+#: TCP when the HTTPS connectivity test at start fails).
+LOGS_HTTPS_DEFAULT_SINCE = {6: (6, 19), 7: (7, 19)}
+
+
+def agent_products(reader: ObjectReader, workload: KubeObject) -> list[str]:
+    """The intake products an agent workload sends to (names of `facts.datadog_sites.PRODUCTS`).
+
+    Metrics always; `logs` with DD_LOGS_ENABLED; `logs-tcp` too when the agent forces TCP, or may
+    use it: an agent older than 6.19/7.19, or one of unknown version that is not forced to HTTPS
+    (it falls back to TCP when HTTPS fails at start). Traces, process, orchestrator and remote
+    config only when their env var turns them on explicitly.
+
+    Seam: a fuller model (datadog.yaml in a ConfigMap, DD_DD_URL, logs_dd_url, proxies) replaces
+    this function's body without changing its callers.
+    """
+    template = pod_template(workload) or {}
+    container = agent_container(template)
+    namespace = str((workload.get("metadata") or {}).get("namespace") or "") or None
+
+    def flag(name: str) -> bool:
+        return env_flag(env_value(reader, template, container, name, namespace))
+
+    products = ["metrics"]
+    if flag("DD_LOGS_ENABLED"):
+        products.append("logs")
+        if flag("DD_LOGS_CONFIG_USE_TCP") or (not flag("DD_LOGS_CONFIG_USE_HTTP") and not _https_logs_by_default(container)):
+            products.append("logs-tcp")
+    for env_name, product in (
+        ("DD_APM_ENABLED", "traces"),
+        ("DD_PROCESS_AGENT_ENABLED", "process"),
+        ("DD_ORCHESTRATOR_EXPLORER_ENABLED", "orchestrator"),
+        ("DD_REMOTE_CONFIGURATION_ENABLED", "remote-config"),
+    ):
+        if flag(env_name):
+            products.append(product)
+    return products
+
+
+def _https_logs_by_default(container: Mapping[str, Any] | None) -> bool:
+    """True only when the image pins a version that sends logs over HTTPS without a TCP fall back risk."""
+    version = agent_version(container)
+    if version is None:
+        return False
+    major, minor, _ = (int(p) for p in version.split("."))
+    since = LOGS_HTTPS_DEFAULT_SINCE.get(major)
+    return since is not None and (major, minor) >= since

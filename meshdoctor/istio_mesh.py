@@ -274,3 +274,84 @@ def _ranges(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | N
         except ValueError:
             found.append(None)
     return found
+
+
+# -- ServiceEntry hosts and visibility ------------------------------------------------------------
+
+#: Port protocols that carry the agent's TLS traffic unchanged. HTTP/HTTP2/GRPC on 443 would make
+#: the sidecar parse TLS bytes as plaintext HTTP and fail.
+_TLS_CARRYING_PROTOCOLS = ("HTTPS", "TLS", "TCP")
+
+
+def host_covers(pattern: str, host: str) -> bool:
+    """Istio host matching: `*.datadoghq.com` covers `app.datadoghq.com` (and deeper), not `datadoghq.com`.
+
+    `*` covers everything; otherwise an exact, case-insensitive match; a trailing dot is ignored.
+    A wildcard host (`*.agent.datadoghq.com`) is covered only by a pattern covering every name it
+    stands for (`*.datadoghq.com`, `*.agent.datadoghq.com`, `*`).
+    """
+    pattern = pattern.strip().lower().rstrip(".")
+    host = host.strip().lower().rstrip(".")
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):
+        suffix = pattern[1:]  # ".datadoghq.com"
+        if host.startswith("*."):
+            return host[1:].endswith(suffix)
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return pattern == host
+
+
+def service_entry_visible(service_entry: Mapping[str, Any], namespace: str, default_export_to: Any = None) -> bool:
+    """Whether a ServiceEntry applies to workloads in `namespace` (its `exportTo`).
+
+    Absent `exportTo` means the mesh default (`defaultServiceExportTo`, itself `*` by default);
+    `*` is every namespace, `.` the entry's own namespace, other values name namespaces.
+    """
+    export_to = (service_entry.get("spec") or {}).get("exportTo")
+    if not export_to:
+        export_to = default_export_to or ["*"]
+    own = str((service_entry.get("metadata") or {}).get("namespace") or "")
+    for target in export_to:
+        target = str(target)
+        if target == "*" or target == namespace or (target == "." and own == namespace):
+            return True
+    return False
+
+
+def service_entry_port(service_entry: Mapping[str, Any], port: int) -> Mapping[str, Any] | None:
+    """The entry's port of that number that passes TLS through (HTTPS, TLS or TCP), or None."""
+    for entry in (service_entry.get("spec") or {}).get("ports") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        try:
+            number = int(entry.get("number", -1))
+        except (TypeError, ValueError):
+            continue
+        if number == port and str(entry.get("protocol", "")).upper() in _TLS_CARRYING_PROTOCOLS:
+            return entry
+    return None
+
+
+def covering_service_entries(
+    reader: ObjectReader, host: str, port: int, namespace: str, info: MeshInfo | None = None
+) -> list[KubeObject]:
+    """ServiceEntries (networking.istio.io, any version) visible from `namespace` covering host:port."""
+    default_export_to = mesh_config(reader, info).get("defaultServiceExportTo")
+    found = []
+    for service_entry in reader.objects("ServiceEntry"):
+        if not str(service_entry.get("apiVersion", "")).startswith("networking.istio.io/"):
+            continue
+        hosts = (service_entry.get("spec") or {}).get("hosts") or []
+        if not any(host_covers(str(h), host) for h in hosts):
+            continue
+        if service_entry_port(service_entry, port) is None:
+            continue
+        if service_entry_visible(service_entry, namespace, default_export_to):
+            found.append(service_entry)
+    return found
+
+
+def service_entry_api_version(info: MeshInfo) -> str:
+    """The ServiceEntry apiVersion to write for a mesh: v1alpha3 on Mixer-era meshes, v1beta1 from 1.5."""
+    return "networking.istio.io/v1beta1" if info.era == ISTIOD else "networking.istio.io/v1alpha3"
