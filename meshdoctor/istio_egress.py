@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshdoctor.istio_injection import injector_values
+from meshdoctor.istio_mesh import mesh_config
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template
 
@@ -339,7 +340,7 @@ def covering_service_entries(
     `protocol` is what the client speaks (`TLS` for the agent's HTTPS, see PROTOCOL_COMPATIBILITY).
     `client` (a pod or workload) picks a workload-selected Sidecar; without it only the namespace's
     and root namespace's Sidecars apply. `root_namespace` and `default_export_to` come from the mesh
-    config; when not given they are read with `meshdoctor.istio_mesh.mesh_config` if that exists.
+    config; when not given they are read with `meshdoctor.istio_mesh.mesh_config`.
     """
     root_namespace, default_export_to = _mesh_defaults(reader, root_namespace, default_export_to)
     sidecar = effective_sidecar(reader, client_namespace, _pod_labels(client), root_namespace)
@@ -426,11 +427,6 @@ def _mesh_defaults(
 
 
 def _mesh_config(reader: ObjectReader) -> Mapping[str, Any]:
-    """The mesh config through `meshdoctor.istio_mesh`, or {} until that module exists."""
-    try:
-        from meshdoctor.istio_mesh import mesh_config
-    except ImportError:  # pragma: no cover - only before istio_mesh.py lands
-        return {}
     config = mesh_config(reader)
     return config if isinstance(config, Mapping) else {}
 

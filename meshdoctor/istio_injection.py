@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from meshdoctor.istio_mesh import version_tuple
 from meshdoctor.labels import selector_matches
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template, template_path
@@ -210,28 +211,17 @@ def _key_path(prefix: str, field_name: str, key: str) -> str:
     return f"{base}['{key}']"
 
 
-def version_tuple(version: Any) -> tuple[int, int] | None:
-    """`"1.4.10"`, `"v1.30.3"`, `"1.0.7-gke.0"`, `(1, 5)` -> (major, minor); None when unknown."""
-    if isinstance(version, tuple) and len(version) >= 2:
-        try:
-            return int(version[0]), int(version[1])
-        except (TypeError, ValueError):
-            return None
-    if not version:
-        return None
-    match = re.match(r"v?(\d+)\.(\d+)", str(version).strip())
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def _mesh_version(mesh_info: Any) -> tuple[int, int] | None:
-    return version_tuple(getattr(mesh_info, "version", None)) if mesh_info is not None else None
+def mesh_version(mesh_info: Any) -> tuple[int, int] | None:
+    """(major, minor) of a `MeshInfo`-like object's `version`, or None when unknown."""
+    version = getattr(mesh_info, "version", None) if mesh_info is not None else None
+    return version_tuple(str(version)) if version else None
 
 
 def _mesh_era(mesh_info: Any) -> str:
     era = getattr(mesh_info, "era", None) if mesh_info is not None else None
     if era in ("mixer", "istiod"):
         return str(era)
-    version = _mesh_version(mesh_info)
+    version = mesh_version(mesh_info)
     if version is not None:
         return "mixer" if version < (1, 5) else "istiod"
     return "unknown"
@@ -548,7 +538,7 @@ def _predict(
     namespace = str(_meta(obj).get("namespace") or _meta(template).get("namespace") or "default")
     pod_meta = _meta(template)
     pod_spec = template.get("spec") or {}
-    version = _mesh_version(mesh_info)
+    version = mesh_version(mesh_info)
     mesh_namespace = getattr(mesh_info, "namespace", None) if mesh_info is not None else None
     if pod_spec.get("hostNetwork") is True:
         return Injection(

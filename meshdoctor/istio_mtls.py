@@ -40,10 +40,11 @@ from meshdoctor.istio_egress import DEFAULT_ROOT_NAMESPACE, exported_to, host_su
 from meshdoctor.istio_injection import (
     PROXY_CONTAINER,
     injection_decision,
+    mesh_version,
     proxy_container_path,
     sidecar_redirects_traffic,
-    version_tuple,
 )
+from meshdoctor.istio_mesh import mesh_config
 from meshdoctor.labels import map_selector_matches
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template
@@ -106,13 +107,8 @@ def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _root_namespace(reader: ObjectReader, mesh_info: Any) -> str:
-    try:
-        from meshdoctor.istio_mesh import mesh_config
-    except ImportError:  # pragma: no cover - only before istio_mesh.py lands
-        config: Mapping[str, Any] = {}
-    else:
-        found = mesh_config(reader)
-        config = found if isinstance(found, Mapping) else {}
+    found = mesh_config(reader, mesh_info) if mesh_info is not None else mesh_config(reader)
+    config: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     if config.get("rootNamespace"):
         return str(config["rootNamespace"])
     namespace = getattr(mesh_info, "namespace", None) if mesh_info is not None else None
@@ -123,7 +119,7 @@ def _era(reader: ObjectReader, mesh_info: Any) -> str:
     era = getattr(mesh_info, "era", None) if mesh_info is not None else None
     if era in ("mixer", "istiod"):
         return str(era)
-    version = version_tuple(getattr(mesh_info, "version", None)) if mesh_info is not None else None
+    version = mesh_version(mesh_info)
     if version is not None:
         return "mixer" if version < (1, 5) else "istiod"
     if reader.objects("PeerAuthentication"):
@@ -465,9 +461,7 @@ def behind_capturing_sidecar(
     include = _init_flag(template, "-b")
     exclude = _init_flag(template, "-d")
     if include is None:
-        version = (
-            version_tuple(getattr(mesh_info, "version", None)) if mesh_info is not None else None
-        )
+        version = mesh_version(mesh_info)
         if INCLUDE_INBOUND_PORTS in annotations:
             include = annotations[INCLUDE_INBOUND_PORTS]
         elif version is not None and version < (1, 3):

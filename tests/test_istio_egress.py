@@ -630,3 +630,42 @@ def test_excluded_ranges() -> None:
         )
         is None
     )
+
+
+# -- mesh config read through meshdoctor.istio_mesh ------------------------------------------------------------------
+
+
+def mesh_configmap(mesh: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": "istio-system"},
+        "data": {"mesh": mesh},
+    }
+
+
+def test_mesh_config_root_namespace_and_default_export_to_are_read_when_not_given() -> None:
+    root_sidecar = sidecar("default", "istio-config", ["./*"], outbound="REGISTRY_ONLY")
+    snap = snapshot(
+        mesh_configmap("rootNamespace: istio-config\ndefaultServiceExportTo: ['.']\n"),
+        se("dd-here", [INTAKE], ns="datadog"),
+        se("dd-elsewhere", [INTAKE], ns="shared"),
+        root_sidecar,
+    )
+    got = covering_service_entries(snap, "datadog", INTAKE, 443, "TLS", client=AGENT_POD)
+    assert names(got.entries) == ["dd-here"]
+    assert misses(got) == [
+        (
+            "dd-elsewhere",
+            "covers app.datadoghq.com:443 but is not exported to namespace datadog (exportTo: .)",
+        )
+    ]
+    assert got.sidecar is root_sidecar
+    assert effective_outbound_policy(snap, AGENT_POD, "ALLOW_ANY") == "REGISTRY_ONLY"
+
+
+def test_without_mesh_config_the_root_namespace_is_istio_system() -> None:
+    snap = snapshot(se("dd", [INTAKE], ns="shared"), sidecar("default", "istio-system", ["./*"]))
+    got = covering_service_entries(snap, "datadog", INTAKE, 443)
+    assert got.covered is False
+    assert got.sidecar is not None and got.sidecar["metadata"]["namespace"] == "istio-system"

@@ -491,3 +491,24 @@ def test_predicted_injection_uses_annotations_and_the_1_0_container_port_default
     not_injected = _workload({"sidecar.istio.io/inject": "false"})
     assert behind_capturing_sidecar(snap, not_injected, 8080, MESH_1_30) is False
     assert behind_capturing_sidecar(snapshot(), _workload(), 8080, MESH_1_30) is None
+
+
+def test_root_namespace_comes_from_the_mesh_config() -> None:
+    mesh_cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "istio", "namespace": "istio-system"},
+        "data": {"mesh": "rootNamespace: istio-config\n"},
+    }
+    snap = snapshot(
+        mesh_cm,
+        peer_auth("default", "istio-config", "STRICT"),
+        peer_auth("default", "istio-system", "DISABLE"),
+    )
+    got = effective_mtls(snap, APP_POD, 8080, MESH_1_30)
+    assert got == MtlsMode("STRICT", "PeerAuthentication/istio-config/default (mesh-wide)")
+    # istio-system is then an ordinary namespace: its namespace-wide policy applies to istiod.
+    assert (
+        effective_mtls(snap, ISTIOD_POD, 15014, MESH_1_30).source
+        == "PeerAuthentication/istio-system/default (namespace-wide)"
+    )
