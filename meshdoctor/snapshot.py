@@ -70,6 +70,8 @@ class Snapshot:
         self._all_kinds_collected = False
         self._collected: set[str] = set()
         self._missing: dict[str, str] = {}
+        self.default_missing_reason = "not in the input"
+        """Why a kind neither collected nor present is unavailable (a dump: 'not in a cluster-info dump')."""
 
     # -- filling (sources only) -------------------------------------------------------------
 
@@ -150,7 +152,7 @@ class Snapshot:
             return None
         if self._by_kind.get(kind):
             return None
-        return "not in the input"
+        return self.default_missing_reason
 
     def missing(self) -> dict[str, str]:
         """Kinds explicitly recorded as not collected, with why."""

@@ -1,0 +1,159 @@
+"""Sources fill a Snapshot. The offline ones read files; `live.py` alone talks to a cluster.
+
+`load_offline` is what `check --from PATH... [--logs DIR]` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from meshdoctor.errors import InputError
+from meshdoctor.model import SourceInfo
+from meshdoctor.snapshot import KubeObject, Snapshot
+from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
+from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_text
+from meshdoctor.sources.logs import load_logs_dir
+
+__all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
+
+#: Kinds that have no namespace. Sources: the Kubernetes API reference (`kubectl api-resources
+#: --namespaced=false` on 1.30) for the built-in kinds; Istio's CRDs (`scope: Cluster`) for
+#: MeshPolicy (authentication.istio.io, 1.0-1.5) and ClusterRbacConfig (rbac.istio.io, 1.1-1.5).
+#: A CustomResourceDefinition in the input adds its own kind with its own scope.
+CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset({
+    "APIService", "CSIDriver", "CSINode", "CertificateSigningRequest", "ClusterRole",
+    "ClusterRoleBinding", "ClusterTrustBundle", "ComponentStatus", "CustomResourceDefinition",
+    "DeviceClass", "FlowSchema", "IPAddress", "IngressClass", "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding", "MutatingWebhookConfiguration", "Namespace", "Node",
+    "PersistentVolume", "PodSecurityPolicy", "PriorityClass", "PriorityLevelConfiguration",
+    "ResourceSlice", "RuntimeClass", "SelfSubjectAccessReview", "SelfSubjectReview",
+    "SelfSubjectRulesReview", "ServiceCIDR", "StorageClass", "StorageVersion",
+    "StorageVersionMigration", "SubjectAccessReview", "TokenReview", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment",
+    "VolumeAttributesClass",
+    # Istio
+    "MeshPolicy", "ClusterRbacConfig",
+})
+
+#: Kinds meshdoctor reads that a cluster-info dump never holds; listed in `SourceInfo.missing`.
+#: Any other kind absent from a dump is unavailable too (`Snapshot.default_missing_reason`).
+NOT_IN_DUMP_KINDS: tuple[str, ...] = (
+    "AuthorizationPolicy", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CronJob",
+    "CustomResourceDefinition", "DatadogAgent", "DestinationRule", "EndpointSlice", "Endpoints",
+    "EnvoyFilter", "Gateway", "Job", "MeshPolicy", "MutatingWebhookConfiguration", "Namespace",
+    "NetworkPolicy", "PeerAuthentication", "Policy", "Role", "RoleBinding", "Secret",
+    "ServiceAccount", "ServiceEntry", "Sidecar", "StatefulSet", "VirtualService",
+)
+
+#: A sub-folder of a `--from` folder with this name holds logs, read as with `--logs`.
+LOGS_FOLDER = "logs"
+
+
+def load_offline(
+    paths: Sequence[str], logs_dir: str | None = None, stdin: TextIO | None = None
+) -> tuple[Snapshot, SourceInfo]:
+    """Read `--from` paths (files, folders, dumps, `-` for stdin) and `--logs` into one Snapshot.
+
+    Coverage, i.e. what the absence of an object means:
+
+    - files and folders of manifests are taken as the whole cluster (`mark_all_collected`): a kind
+      with no object in them has none in the cluster;
+    - a `kubectl cluster-info dump` folder collects only Node, Event, Pod, Service, DaemonSet,
+      Deployment, ReplicaSet and ReplicationController. When a dump is among the inputs, those
+      kinds plus the kinds present in the other files count as collected, and every other kind
+      is unavailable "not in a cluster-info dump" (the snapshot's `default_missing_reason`; the
+      kinds of `NOT_IN_DUMP_KINDS` are also recorded with `mark_missing`, so that
+      `SourceInfo.missing` names them).
+
+    A namespaced object with no namespace in a manifest goes to `default`, as kubectl puts it.
+    A folder given here that has a `logs/` sub-folder has its logs read as with `--logs`. Objects
+    of the same kind, namespace and name in several inputs: the last read wins.
+    """
+    if not paths:
+        raise InputError("--from", "no input given")
+    objects: list[Loaded] = []
+    file_kinds: set[str] = set()
+    snapshot = Snapshot()
+    dumped = False
+    logs_dirs: list[str] = []
+    for path in paths:
+        if path == "-":
+            text = (stdin if stdin is not None else sys.stdin).read()
+            objects.extend(_kinds_of(read_text(text, STDIN_NAME), file_kinds))
+        elif not os.path.exists(path):
+            raise InputError(path, "no such file or directory")
+        elif os.path.isdir(path):
+            has_logs = os.path.isdir(os.path.join(path, LOGS_FOLDER))
+            skip = (LOGS_FOLDER,) if has_logs else ()
+            if has_logs:
+                logs_dirs.append(os.path.join(path, LOGS_FOLDER))
+            if is_dump_dir(path):
+                dumped = True
+                dump = load_dump(path, skip)
+                objects.extend(dump.objects)
+                objects.extend(_kinds_of(dump.other, file_kinds))
+                for key, log in dump.logs.items():
+                    snapshot.add_log(key, log)
+            else:
+                for file in manifest_files(path, skip):
+                    objects.extend(_kinds_of(read_file(file), file_kinds))
+        else:
+            objects.extend(_kinds_of(read_file(path), file_kinds))
+    if logs_dir is not None:
+        logs_dirs.append(logs_dir)
+    for folder in logs_dirs:
+        load_logs_dir(snapshot, folder)
+
+    cluster_scoped = _cluster_scoped_kinds(objects)
+    for loaded in objects:
+        _default_namespace(loaded.obj, cluster_scoped)
+        snapshot.add(loaded.obj, loaded.origin, loaded.field_lines)
+
+    missing: tuple[str, ...] = ()
+    if dumped:
+        collected = set(DUMP_KINDS) | file_kinds
+        snapshot.mark_collected(collected)
+        snapshot.default_missing_reason = NOT_IN_DUMP
+        for kind in NOT_IN_DUMP_KINDS:
+            if kind not in collected:
+                snapshot.mark_missing(kind, NOT_IN_DUMP)
+        missing = tuple(f"{kind}: {why}" for kind, why in snapshot.missing().items())
+    else:
+        snapshot.mark_all_collected()
+    return snapshot, SourceInfo("dump" if dumped else "files", ", ".join(paths), missing)
+
+
+def _kinds_of(loaded: list[Loaded], kinds: set[str]) -> list[Loaded]:
+    """`loaded`, after adding the kinds it holds to `kinds`."""
+    kinds.update(str(item.obj["kind"]) for item in loaded)
+    return loaded
+
+
+def _cluster_scoped_kinds(loaded: list[Loaded]) -> frozenset[str]:
+    """The built-in table, corrected by the CustomResourceDefinitions in the input."""
+    scoped = set(CLUSTER_SCOPED_KINDS)
+    for item in loaded:
+        obj = item.obj
+        if obj.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = obj.get("spec") or {}
+        kind = (spec.get("names") or {}).get("kind") if isinstance(spec, dict) else None
+        if not isinstance(kind, str):
+            continue
+        if spec.get("scope") == "Cluster":
+            scoped.add(kind)
+        elif spec.get("scope") == "Namespaced":
+            scoped.discard(kind)
+    return frozenset(scoped)
+
+
+def _default_namespace(obj: KubeObject, cluster_scoped: frozenset[str]) -> None:
+    """Put a namespaced object that names no namespace in `default`, as kubectl would."""
+    if obj.get("kind") in cluster_scoped:
+        return
+    meta = obj["metadata"]
+    if not meta.get("namespace"):
+        meta["namespace"] = "default"
