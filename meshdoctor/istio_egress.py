@@ -1,4 +1,4 @@
-"""Which ServiceEntry lets a client reach an external host, and does its sidecar capture the traffic.
+"""Which ServiceEntry lets a client reach an external host; does its sidecar capture the traffic.
 
 With `outboundTrafficPolicy: REGISTRY_ONLY` (the 1.0 default, per the comment in 1.4.10
 values.yaml) a sidecar sends a connection to a host it has no entry for to the BlackHole cluster.
@@ -16,8 +16,8 @@ Visibility (`pilot/pkg/model/push_context.go`, `initServiceRegistry`/`IsServiceV
 ServiceEntry's `spec.exportTo`, when empty, is the mesh config `defaultServiceExportTo` (default
 `*`); `*` exports to all namespaces, `.` to the entry's own namespace, `~` to none, a name to that
 namespace. The `networking.istio.io/exportTo` annotation is read from Kubernetes Services only
-(`pilot/pkg/serviceregistry/kube/conversion.go`); on a ServiceEntry it does nothing. Istio 1.0 had no
-exportTo field: an entry without one is visible everywhere, which the default `*` gives.
+(`pilot/pkg/serviceregistry/kube/conversion.go`); on a ServiceEntry it does nothing. Istio 1.0 had
+no exportTo field: an entry without one is visible everywhere, which the default `*` gives.
 
 Sidecar scoping (`pilot/pkg/model/sidecar.go`, `push_context.go` `getSidecarScope`): a workload
 uses the oldest Sidecar in its namespace whose `workloadSelector.labels` its labels include, else
@@ -46,7 +46,8 @@ from meshdoctor.workloads import pod_template
 #: Root namespace default (mesh config `rootNamespace`; 1.30 istio-discovery configmap.yaml).
 DEFAULT_ROOT_NAMESPACE = "istio-system"
 
-#: `defaultServiceExportTo` when the mesh config does not set it (push_context.go initDefaultExportMaps).
+#: `defaultServiceExportTo` when the mesh config does not set it
+#: (push_context.go initDefaultExportMaps).
 DEFAULT_SERVICE_EXPORT_TO = ("*",)
 
 #: Which ServiceEntry port protocols carry a client's connection as the client speaks it.
@@ -105,7 +106,7 @@ _VALUES_KEYS = {
 DEFAULT_INCLUDE_IP_RANGES = "*"
 
 
-# -- hosts -------------------------------------------------------------------------------------------
+# -- hosts -----------------------------------------------------------------------------------------
 
 
 def _norm(name: str) -> str:
@@ -140,7 +141,10 @@ def _host_near_miss(se_hosts: Sequence[str], host: str) -> str | None:
     for se_host in se_hosts:
         have = _norm(se_host)
         if have.startswith("*.") and have[2:] == want:
-            return f"host {se_host} does not cover the bare domain {host}: a wildcard needs at least one more label"
+            return (
+                f"host {se_host} does not cover the bare domain {host}: "
+                "a wildcard needs at least one more label"
+            )
         if not have.startswith("*") and want.endswith("." + have):
             return (
                 f"host {se_host} is the parent domain of {host}, not {host} itself (use *.{have})"
@@ -151,11 +155,11 @@ def _host_near_miss(se_hosts: Sequence[str], host: str) -> str | None:
     return None
 
 
-# -- ports and protocols -------------------------------------------------------------------------------
+# -- ports and protocols ---------------------------------------------------------------------------
 
 
 def port_protocol(port: Mapping[str, Any]) -> str:
-    """A ServiceEntry port's protocol: `protocol` (case-insensitive), else its name's prefix, else ""."""
+    """A ServiceEntry port's protocol: `protocol` (any case), else its name's prefix, else ""."""
     declared = str(port.get("protocol") or "").strip().upper()
     if declared:
         return declared
@@ -183,7 +187,7 @@ def _port_number(port: Mapping[str, Any]) -> int | None:
         return None
 
 
-# -- exportTo --------------------------------------------------------------------------------------------
+# -- exportTo --------------------------------------------------------------------------------------
 
 
 def export_to(
@@ -207,7 +211,7 @@ def exported_to(
     return ("." in values and own == namespace) or namespace in values
 
 
-# -- Sidecar ------------------------------------------------------------------------------------------------
+# -- Sidecar ---------------------------------------------------------------------------------------
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -307,7 +311,7 @@ def sidecar_imports(
     return False
 
 
-# -- ServiceEntry coverage ------------------------------------------------------------------------------------
+# -- ServiceEntry coverage -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -315,11 +319,11 @@ class Coverage:
     """Whether ServiceEntries let a client reach host:port, and what almost did."""
 
     covered: bool
-    """Some entry covers the host, port and protocol, is exported to the client and imported by its Sidecar."""
+    """An entry fits host, port and protocol, is exported to the client, its Sidecar imports it."""
     entries: list[KubeObject] = field(default_factory=list)
     """The entries that cover it, in namespace/name order."""
     near_misses: list[tuple[KubeObject, str]] = field(default_factory=list)
-    """(entry, why it does not cover) for entries that came close: same site, port, protocol, visibility."""
+    """(entry, why not) for entries that came close: same site, port, protocol or visibility."""
     sidecar: KubeObject | None = None
     """The Sidecar resource that scopes the client, if any."""
 
@@ -392,8 +396,9 @@ def covering_service_entries(
             near.append(
                 (
                     entry,
-                    f"covers {host}:{port} but the Sidecar {_ref(sidecar or {})} does not import it "
-                    f"(egress hosts need {_ns(entry) or '*'}/{matched[0]} or a wildcard covering it)",
+                    f"covers {host}:{port} but the Sidecar {_ref(sidecar or {})} does not "
+                    f"import it (egress hosts need {_ns(entry) or '*'}/{matched[0]} or a "
+                    "wildcard covering it)",
                 )
             )
             continue
@@ -402,7 +407,7 @@ def covering_service_entries(
 
 
 def _as_namespace(sidecar: KubeObject, namespace: str) -> KubeObject:
-    """A root-namespace Sidecar applies per workload namespace: `.` means the workload's namespace."""
+    """A root-namespace Sidecar applies per workload namespace: `.` is the workload's namespace."""
     if _ns(sidecar) == namespace:
         return sidecar
     copy = dict(sidecar)
@@ -437,7 +442,7 @@ def effective_outbound_policy(
     mesh_policy: str,
     root_namespace: str | None = None,
 ) -> str:
-    """`ALLOW_ANY` or `REGISTRY_ONLY` for this workload: its Sidecar's `outboundTrafficPolicy.mode` wins."""
+    """`ALLOW_ANY` or `REGISTRY_ONLY` here: the Sidecar's `outboundTrafficPolicy.mode` wins."""
     if root_namespace is None:
         root_namespace, _ = _mesh_defaults(reader, None, DEFAULT_SERVICE_EXPORT_TO)
     namespace = _ns(client_pod_like)
@@ -446,7 +451,7 @@ def effective_outbound_policy(
     return str(mode.get("mode") or mesh_policy) if isinstance(mode, Mapping) else mesh_policy
 
 
-# -- the fix ---------------------------------------------------------------------------------------------------
+# -- the fix ---------------------------------------------------------------------------------------
 
 
 def service_entry_manifest(
@@ -491,7 +496,7 @@ def service_entry_manifest(
     }
 
 
-# -- interception of outbound traffic ----------------------------------------------------------------------------
+# -- interception of outbound traffic --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -523,7 +528,7 @@ def _flag(args: Sequence[str], flag: str) -> str | None:
 
 
 def _injector_default(injector_config: Mapping[str, Any] | None, annotation: str) -> str | None:
-    """The injector's default for an interception setting: `values` JSON (1.4+) or the 1.0 template text."""
+    """The injector's default for a setting: `values` JSON (1.4+) or the 1.0 template text."""
     if not injector_config:
         return None
     values = injector_values(injector_config)
@@ -585,7 +590,7 @@ def _internal(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
 def egress_capture(
     pod_like: Mapping[str, Any], injector_config: Mapping[str, Any] | None, port: int = 443
 ) -> Capture:
-    """Whether a sidecar-injected pod's outbound connections to internet hosts on `port` reach Envoy.
+    """Whether an injected pod's outbound connections to internet hosts on `port` reach Envoy.
 
     Read, most authoritative first: the running pod's `istio-init` args, the pod's
     `traffic.sidecar.istio.io/*` annotations, the injector ConfigMap (`values` JSON
@@ -650,7 +655,7 @@ def egress_capture(
 def egress_captured(
     pod_like: Mapping[str, Any], injector_config: Mapping[str, Any] | None, port: int = 443
 ) -> bool | None:
-    """`egress_capture(...).captured`: True, False, or None when it depends on the destination IP."""
+    """`egress_capture(...).captured`: True, False, or None when the destination IP decides."""
     return egress_capture(pod_like, injector_config, port).captured
 
 

@@ -44,8 +44,8 @@ from meshdoctor.labels import selector_matches
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template, template_path
 
-#: The sidecar container's name, fixed by every injection template (1.0.7 sidecar-injector-configmap.yaml,
-#: 1.30 files/injection-template.yaml).
+#: The sidecar container's name, fixed by every injection template
+#: (1.0.7 sidecar-injector-configmap.yaml, 1.30 files/injection-template.yaml).
 PROXY_CONTAINER = "istio-proxy"
 
 #: Init containers that install the traffic redirection: `istio-init` runs iptables; with the
@@ -60,7 +60,8 @@ STATUS_ANNOTATION = "sidecar.istio.io/status"
 #: (istio-api labels.yaml, annotations.yaml; istio/istio 1.12.0 inject.go).
 INJECT_KEY = "sidecar.istio.io/inject"
 
-#: Namespace labels the injection webhooks select on (1.0.7 mutatingwebhook.yaml; 1.30 mutatingwebhook.yaml).
+#: Namespace labels the injection webhooks select on
+#: (1.0.7 and 1.30 mutatingwebhook.yaml).
 NAMESPACE_INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 
@@ -68,8 +69,9 @@ REVISION_LABEL = "istio.io/rev"
 #: `enableNamespacesByDefault` webhook selects on it.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
-#: Namespaces `injectRequired` never injects: `ignoredNamespaces` in 1.0.7 pilot/pkg/kube/inject/initializer.go;
-#: kube-node-lease and local-path-storage were added in 1.9.0 (pkg/kube/inject/initializer.go).
+#: Namespaces `injectRequired` never injects: `ignoredNamespaces` in 1.0.7
+#: pilot/pkg/kube/inject/initializer.go; kube-node-lease and local-path-storage were added in
+#: 1.9.0 (pkg/kube/inject/initializer.go).
 IGNORED_NAMESPACES_BEFORE_1_9 = ("kube-system", "kube-public")
 IGNORED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
 
@@ -237,7 +239,7 @@ def _under(prefix: str, path: str) -> str:
 
 
 def proxy_container_path(obj: KubeObject) -> str | None:
-    """Path of the `istio-proxy` container in a pod or template (native sidecars included), or None."""
+    """Path of the `istio-proxy` container of a pod or template (native sidecars too), or None."""
     template, prefix = _template_and_prefix(obj)
     spec = (template or {}).get("spec") or {}
     for key in ("containers", "initContainers"):
@@ -275,7 +277,7 @@ def _is_existing_pod(obj: KubeObject) -> bool:
     return bool(status.get("phase")) or bool((obj.get("spec") or {}).get("nodeName"))
 
 
-# -- injector config --------------------------------------------------------------------------------
+# -- injector config -------------------------------------------------------------------------------
 
 
 def parse_injector_config(configmap: Mapping[str, Any]) -> InjectorConfig:
@@ -309,7 +311,7 @@ def parse_injector_config(configmap: Mapping[str, Any]) -> InjectorConfig:
 
 
 def injector_configmap_name(revision: str) -> str:
-    """`istio-sidecar-injector` for the default revision, `istio-sidecar-injector-<rev>` otherwise."""
+    """`istio-sidecar-injector` for the default revision, else `istio-sidecar-injector-<rev>`."""
     return INJECTOR_CONFIGMAP if revision in ("", "default") else f"{INJECTOR_CONFIGMAP}-{revision}"
 
 
@@ -324,21 +326,40 @@ def injector_configmaps(reader: ObjectReader) -> list[KubeObject]:
     return found
 
 
-def _injector_config_for(
+def injector_configmap(
+    reader: ObjectReader, mesh_info: Any = None, revision: str = "default"
+) -> KubeObject | None:
+    """The injector ConfigMap of a revision, from the control plane's namespace first; or None.
+
+    This is what `istio_egress.egress_capture` takes as `injector_config`.
+    """
+    namespace = getattr(mesh_info, "namespace", None)
+    return _configmap_for(injector_configmaps(reader), revision, namespace)
+
+
+def _configmap_for(
     configmaps: Sequence[KubeObject], revision: str, mesh_namespace: str | None
-) -> InjectorConfig | None:
+) -> KubeObject | None:
     wanted = injector_configmap_name(revision)
     matching = [cm for cm in configmaps if _meta(cm).get("name") == wanted]
     matching.sort(
         key=lambda cm: (
             _meta(cm).get("namespace") != mesh_namespace,
+            _meta(cm).get("namespace") != "istio-system",
             str(_meta(cm).get("namespace")),
         )
     )
-    return parse_injector_config(matching[0]) if matching else None
+    return matching[0] if matching else None
 
 
-# -- webhooks ------------------------------------------------------------------------------------------
+def _injector_config_for(
+    configmaps: Sequence[KubeObject], revision: str, mesh_namespace: str | None
+) -> InjectorConfig | None:
+    found = _configmap_for(configmaps, revision, mesh_namespace)
+    return parse_injector_config(found) if found is not None else None
+
+
+# -- webhooks --------------------------------------------------------------------------------------
 
 
 def _is_injection_webhook(webhook: Mapping[str, Any]) -> bool:
@@ -351,7 +372,7 @@ def _is_injection_webhook(webhook: Mapping[str, Any]) -> bool:
 
 
 def _webhook_revision(config: Mapping[str, Any], webhook: Mapping[str, Any]) -> str:
-    """The revision a webhook injects for: the configuration's `istio.io/rev` label, else its service."""
+    """The revision a webhook injects for: the `istio.io/rev` label, or its service."""
     labels = _str_map(_meta(config).get("labels"))
     if labels.get(REVISION_LABEL):
         return labels[REVISION_LABEL]
@@ -409,7 +430,7 @@ def _selector_needs(selector: Mapping[str, Any] | None) -> set[str]:
     return keys
 
 
-# -- injectRequired ------------------------------------------------------------------------------------
+# -- injectRequired --------------------------------------------------------------------------------
 
 
 def inject_required(
@@ -492,13 +513,13 @@ def inject_required(
     )
 
 
-# -- the decision ----------------------------------------------------------------------------------------
+# -- the decision ----------------------------------------------------------------------------------
 
 
 def injection_decision(
     reader: ObjectReader, workload_or_pod: KubeObject, mesh_info: Any = None
 ) -> Injection:
-    """Whether a pod (or a workload's pods) has or gets an Istio sidecar, with the switch that decided.
+    """Whether a pod (or a workload's pods) has or gets an Istio sidecar, and which switch decided.
 
     `mesh_info` (`meshdoctor.istio_mesh.MeshInfo`: version, era, namespace) picks the injector's
     semantics and the default webhooks; without it the newest semantics apply.
@@ -640,7 +661,7 @@ def _predict(
 
 
 def _era_from_injector(configmaps: Sequence[KubeObject]) -> str:
-    """An injector ConfigMap with a `values` key is istiod-era (1.4+ charts); the 1.0 one has only `config`."""
+    """A `values` key marks a 1.4+ injector ConfigMap (istiod defaults); 1.0 has only `config`."""
     return "istiod" if any("values" in (cm.get("data") or {}) for cm in configmaps) else "mixer"
 
 

@@ -19,8 +19,8 @@ so three questions matter, each answered as istiod answers it:
   policy_applier.go` ComposePeerAuthentication): the oldest PeerAuthentication with a matching
   `selector` in the workload's namespace, then the oldest without a selector there, then the oldest
   without a selector in the root namespace; UNSET inherits from the next wider one, `portLevelMtls`
-  (keyed by the workload's port) overrides; nothing at all is PERMISSIVE. A PeerAuthentication with a
-  selector in the root namespace is ignored.
+  (keyed by the workload's port) overrides; nothing at all is PERMISSIVE. A PeerAuthentication
+  with a selector in the root namespace is ignored.
 - `client_tls`: the TLS mode a client's sidecar uses towards a host, from DestinationRules
   (1.30 `push_context.go` destinationRule: the client's namespace first, then the service's, then
   the root namespace; in each, an exact host beats the longest matching wildcard, e.g. `*.local`).
@@ -60,7 +60,7 @@ EXCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/excludeInboundPorts"
 STATUS_PORT_ANNOTATION = "status.sidecar.istio.io/port"
 INTERCEPTION_MODE = "sidecar.istio.io/interceptionMode"
 
-#: DNS domain of Kubernetes Services, for short hosts in DestinationRules (pilot `--domain` default).
+#: DNS domain of Kubernetes Services, for short DestinationRule hosts (pilot `--domain` default).
 CLUSTER_DOMAIN = "cluster.local"
 
 MODES = ("STRICT", "PERMISSIVE", "DISABLE", "UNSET")
@@ -71,9 +71,9 @@ class MtlsMode:
     """The mTLS mode a workload port accepts, and the object that set it."""
 
     mode: str
-    """STRICT, PERMISSIVE, DISABLE, or UNSET (cannot tell: mesh era unknown and no policy objects)."""
+    """STRICT, PERMISSIVE, DISABLE, or UNSET (cannot tell: era unknown and no policy objects)."""
     source: str
-    """`PeerAuthentication/<ns>/<name>` (with its scope), `MeshPolicy//default`, or `default: ...`."""
+    """`PeerAuthentication/<ns>/<name> (<scope>)`, `MeshPolicy//default ...`, or `default: ...`."""
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -129,7 +129,7 @@ def _era(reader: ObjectReader, mesh_info: Any) -> str:
     return "unknown"
 
 
-# -- server side -----------------------------------------------------------------------------------------------
+# -- server side -----------------------------------------------------------------------------------
 
 
 def effective_mtls(
@@ -298,7 +298,7 @@ def _v1alpha1_mode(reader: ObjectReader, workload: KubeObject, port: int) -> Mtl
     )
 
 
-# -- client side ----------------------------------------------------------------------------------------------------
+# -- client side -----------------------------------------------------------------------------------
 
 
 def _fqdn(host: str, namespace: str) -> str:
@@ -404,7 +404,7 @@ def client_tls_rule(
     return (str(mode).upper(), rule) if mode else ("UNSET", rule)
 
 
-# -- interception of inbound traffic --------------------------------------------------------------------------------
+# -- interception of inbound traffic ---------------------------------------------------------------
 
 
 def _ports(text: str) -> set[str]:

@@ -636,3 +636,18 @@ def test_webhook_without_its_configmap_assumes_policy_enabled() -> None:
     assert got.reason.endswith(
         "(ConfigMap istio-sidecar-injector is not in the snapshot: assumed policy enabled)"
     )
+
+
+def test_injector_configmap_prefers_the_control_plane_namespace_and_the_revision() -> None:
+    from meshdoctor.istio_injection import injector_configmap
+
+    elsewhere = injector_configmap_1_4("disabled")
+    elsewhere["metadata"]["namespace"] = "istio-old"
+    canary = injector_configmap_1_4(name="istio-sidecar-injector-canary")
+    snap = snapshot(elsewhere, injector_configmap_1_4(), canary)
+    found = injector_configmap(snap, MESH_1_30)
+    assert found is not None and found["metadata"]["namespace"] == "istio-system"
+    old = injector_configmap(snap, SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-old"))
+    assert old is not None and old["metadata"]["namespace"] == "istio-old"
+    assert injector_configmap(snap, MESH_1_30, "canary") is canary
+    assert injector_configmap(snapshot(), MESH_1_30) is None
