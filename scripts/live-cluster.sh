@@ -50,6 +50,7 @@
 #   LIVE_CONTROLLERS        1 (default) to run kube-controller-manager and
 #                           kube-scheduler, 0 for a bare API server + kwok
 #   LIVE_START_TIMEOUT      seconds to wait for each component (default 120)
+#   LIVE_WATCH_PID          if set, a watchdog stops the cluster once that process exits
 #
 # `start DIR` writes:
 #   DIR/admin.kubeconfig       user meshdoctor-admin (group system:masters)
@@ -73,6 +74,7 @@ STAGING_VERSION=v0.34.4
 ETCD_VERSION=v3.6.4
 KWOK_VERSION=v0.8.0
 
+SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 CACHE="${MESHDOCTOR_LIVE_CACHE:-$HOME/.cache/meshdoctor-live}"
 BIN="$CACHE/bin"
 SHARE="$CACHE/share/kwok-$KWOK_VERSION"
@@ -226,6 +228,25 @@ cmd_build() {
     fi
     command -v go >/dev/null || die "go toolchain not found in PATH"
     go_env
+    local gov
+    gov="$(go env GOVERSION)" # e.g. go1.26.8
+    gov="${gov#go}"
+    local major="${gov%%.*}" minor="${gov#*.}"
+    minor="${minor%%[!0-9]*}"
+    if ((major < 1 || (major == 1 && minor < 26))); then
+        die "Go >= 1.26 is needed (kwok $KWOK_VERSION and etcd $ETCD_VERSION require it); found go$gov"
+    fi
+    # one build at a time per cache (parallel pytest sessions, CI + developer...)
+    mkdir -p "$CACHE"
+    exec 9>"$CACHE/.build.lock"
+    if ! flock -n 9; then
+        log "another build holds $CACHE/.build.lock; waiting"
+        flock 9
+    fi
+    if k8s_built && kwok_built; then
+        log "all binaries were built meanwhile in $BIN"
+        return
+    fi
     local t0=$SECONDS
     build_k8s
     build_kwok
@@ -575,6 +596,12 @@ EOF
         wait_for kube-controller-manager "ServiceAccount default/default" default_sa_exists
     fi
     alive kube-apiserver || die "kube-apiserver died"
+    if [[ -n "${LIVE_WATCH_PID:-}" ]]; then
+        # stop everything when that process (e.g. the pytest session) goes away, even if it
+        # is killed before its teardown runs
+        spawn watchdog bash -c 'while kill -0 "$0" 2>/dev/null; do sleep 2; done; exec bash "$1" stop "$2"' \
+            "$LIVE_WATCH_PID" "$SCRIPT_PATH" "$DIR"
+    fi
     log "cluster up in $((SECONDS - t0))s: $APISERVER_URL (kubeconfigs and env in $DIR)"
 }
 
@@ -584,21 +611,39 @@ cmd_stop() {
     [[ $# -eq 1 ]] || die "usage: $0 stop DIR"
     local dir="$1" name pid n
     [[ -d "$dir/pids" ]] || { log "nothing started in $dir"; return 0; }
-    for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-        pid="$(cat "$dir/pids/$name" 2>/dev/null)" || continue
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for ((n = 0; n < 100; n++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
+    pid="$(cat "$dir/pids/watchdog" 2>/dev/null)" && rm -f "$dir/pids/watchdog" &&
+        [[ "$pid" != "$$" ]] && kill -TERM "$pid" 2>/dev/null
+    # clients first (all at once, they exit in ~2 s each), then etcd
+    local -a group1=(kwok kube-scheduler kube-controller-manager kube-apiserver) group2=(etcd)
+    local -a pids
+    local names
+    for names in group1 group2; do
+        local -n grp="$names"
+        pids=()
+        for name in "${grp[@]}"; do
+            pid="$(cat "$dir/pids/$name" 2>/dev/null)" || continue
             if kill -0 "$pid" 2>/dev/null; then
-                log "$name (pid $pid) did not exit on TERM, killing"
-                kill -KILL "$pid" 2>/dev/null || true
+                kill -TERM "$pid" 2>/dev/null || true
+                pids+=("$name:$pid")
             fi
-            log "stopped $name (pid $pid)"
-        fi
-        rm -f "$dir/pids/$name"
+            rm -f "$dir/pids/$name"
+        done
+        for ((n = 0; n < 150; n++)); do
+            local any=0 np
+            for np in "${pids[@]}"; do
+                kill -0 "${np#*:}" 2>/dev/null && any=1
+            done
+            ((any)) || break
+            sleep 0.1
+        done
+        for np in "${pids[@]}"; do
+            if kill -0 "${np#*:}" 2>/dev/null; then
+                log "${np%%:*} (pid ${np#*:}) did not exit on TERM, killing"
+                kill -KILL "${np#*:}" 2>/dev/null || true
+            fi
+            log "stopped ${np%%:*} (pid ${np#*:})"
+        done
+        unset -n grp
     done
     [[ -f "$dir/env" ]] && sed -i '/_PID=/d' "$dir/env"
     return 0
@@ -607,7 +652,7 @@ cmd_stop() {
 cmd_status() {
     [[ $# -eq 1 ]] || die "usage: $0 status DIR"
     local name pid rc=0
-    for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok watchdog; do
         pid="$(cat "$1/pids/$name" 2>/dev/null)" || continue
         if kill -0 "$pid" 2>/dev/null; then
             echo "$name running (pid $pid)"

@@ -327,9 +327,12 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def _run_script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _run_script(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
+        env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -369,7 +372,10 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
             _run_script("stop", str(cluster_dir), timeout=120)
 
     t1 = time.monotonic()
-    start = _run_script("start", str(cluster_dir), timeout=START_TIMEOUT)
+    keep = os.environ.get("MESHDOCTOR_LIVE_KEEP") == "1"
+    # the script's watchdog stops the cluster if this process dies without a teardown
+    watch = {} if keep else {"LIVE_WATCH_PID": str(os.getpid())}
+    start = _run_script("start", str(cluster_dir), timeout=START_TIMEOUT, env=watch)
     if start.returncode != 0:
         stop()
         pytest.fail(
@@ -377,7 +383,6 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
             f"(component logs in {cluster_dir}/logs)"
         )
     start_s = time.monotonic() - t1
-    keep = os.environ.get("MESHDOCTOR_LIVE_KEEP") == "1"
     if not keep:
         atexit.register(stop)  # belt and braces if the session dies before teardown
     cluster = LiveCluster(dir=cluster_dir, env=_read_env(cluster_dir / "env"))
