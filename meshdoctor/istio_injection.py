@@ -26,7 +26,9 @@ has neither, the answer is unknown, unless the pod already has its sidecar.
 
 Evidence paths: a path on the object asked about is a plain dotted path
 (`spec.template.metadata.annotations['sidecar.istio.io/inject']`); a path on another object is
-prefixed with that object, `Namespace/agents:metadata.labels['istio-injection']`.
+prefixed with that object as `Kind/[namespace/]name:`, e.g.
+`Namespace/agents:metadata.labels['istio-injection']`,
+`MutatingWebhookConfiguration/istio-sidecar-injector:webhooks[0]`.
 """
 
 from __future__ import annotations

@@ -669,3 +669,12 @@ def test_without_mesh_config_the_root_namespace_is_istio_system() -> None:
     got = covering_service_entries(snap, "datadog", INTAKE, 443)
     assert got.covered is False
     assert got.sidecar is not None and got.sidecar["metadata"]["namespace"] == "istio-system"
+
+
+def test_root_namespace_sidecar_with_a_selector_does_not_apply_to_other_namespaces() -> None:
+    snap = snapshot(
+        se("dd", [INTAKE]),
+        sidecar("agents", "istio-system", ["~/*"], selector={"app": "datadog-agent"}),
+    )
+    got = cover(snap, client=AGENT_POD)
+    assert (got.covered, got.sidecar) == (True, None)

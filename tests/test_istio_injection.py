@@ -647,7 +647,44 @@ def test_injector_configmap_prefers_the_control_plane_namespace_and_the_revision
     snap = snapshot(elsewhere, injector_configmap_1_4(), canary)
     found = injector_configmap(snap, MESH_1_30)
     assert found is not None and found["metadata"]["namespace"] == "istio-system"
-    old = injector_configmap(snap, SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-old"))
+    old = injector_configmap(
+        snap, SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-old")
+    )
     assert old is not None and old["metadata"]["namespace"] == "istio-old"
     assert injector_configmap(snap, MESH_1_30, "canary") is canary
     assert injector_configmap(snapshot(), MESH_1_30) is None
+
+
+def test_1_30_enable_namespaces_by_default_webhook_uses_the_namespace_name_label() -> None:
+    auto = webhook_1_30()
+    auto["webhooks"].append(
+        _hook(
+            "auto.",
+            {
+                "matchExpressions": [
+                    _expr("istio-injection", "DoesNotExist"),
+                    _expr("istio.io/rev", "DoesNotExist"),
+                    _expr(
+                        "kubernetes.io/metadata.name",
+                        "NotIn",
+                        "kube-system",
+                        "kube-public",
+                        "kube-node-lease",
+                        "local-path-storage",
+                    ),
+                ]
+            },
+            {
+                "matchExpressions": [
+                    _expr("sidecar.istio.io/inject", "DoesNotExist"),
+                    _expr("istio.io/rev", "DoesNotExist"),
+                ]
+            },
+        )
+    )
+    # The API server sets kubernetes.io/metadata.name; a manifest's Namespace may lack it.
+    snap = snapshot(namespace("datadog"), namespace("kube-public"), auto, injector_configmap_1_4())
+    got = injection_decision(snap, daemonset(), MESH_1_30)
+    assert got.injected is True
+    assert got.reason.startswith("webhook auto.sidecar-injector.istio.io")
+    assert injection_decision(snap, daemonset(ns="kube-public"), MESH_1_30).injected is False

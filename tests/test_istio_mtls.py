@@ -512,3 +512,37 @@ def test_root_namespace_comes_from_the_mesh_config() -> None:
         effective_mtls(snap, ISTIOD_POD, 15014, MESH_1_30).source
         == "PeerAuthentication/istio-system/default (namespace-wide)"
     )
+
+
+def test_tls_origination_rule_for_the_intake_is_reported_as_simple() -> None:
+    # The 1.0 googleapis pattern applied to the intake: the sidecar would wrap the agent's TLS in TLS again.
+    origination = {
+        "kind": "DestinationRule",
+        "metadata": {"name": "dd", "namespace": "datadog"},
+        "spec": {"host": "*.datadoghq.com", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}},
+    }
+    snap = snapshot(origination, DR_DEFAULT_1_0)
+    assert (
+        client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system")
+        == "SIMPLE"
+    )
+    # From another namespace the rule applies only as the rule of the service's namespace (the SE's).
+    assert (
+        client_tls(snap, "app.datadoghq.com", 443, "monitoring", root_namespace="istio-system")
+        == "UNSET"
+    )
+    assert (
+        client_tls(
+            snap,
+            "app.datadoghq.com",
+            443,
+            "monitoring",
+            root_namespace="istio-system",
+            service_namespace="datadog",
+        )
+        == "SIMPLE"
+    )
+    assert (
+        client_tls(snap, "app.datadoghq.eu", 443, "datadog", root_namespace="istio-system")
+        == "UNSET"
+    )
