@@ -26,7 +26,8 @@ AGENT_KINDS = ("DaemonSet", "Deployment")
 FROM_SECRET = "<from secret>"
 
 #: Image repositories of the agent: last path segment `agent` under an owner `datadog`/`datadoghq`
-#: (Docker Hub `datadog/agent`, GCR `gcr.io/datadoghq/agent`, ECR `public.ecr.aws/datadog/agent`).
+#: (Docker Hub `datadog/agent`, GCR `gcr.io/datadoghq/agent`, ECR `public.ecr.aws/datadog/agent`),
+#: or at the root of a Datadog registry (`datadoghq.azurecr.io/agent`, `registry.datadoghq.com/agent`).
 _AGENT_IMAGE_OWNERS = ("datadog", "datadoghq")
 
 #: Container names the agent's main container has had: `agent` (Helm, Operator, current manifests),
@@ -38,7 +39,12 @@ def is_agent_image(image: str) -> bool:
     """Whether an image is the Datadog Agent (not the Cluster Agent, not dogstatsd)."""
     repository = split_image(image)[0]
     parts = repository.split("/")
-    return len(parts) >= 2 and parts[-1] == "agent" and parts[-2] in _AGENT_IMAGE_OWNERS
+    if len(parts) < 2 or parts[-1] != "agent":
+        return False
+    owner = parts[-2]
+    # Datadog's own registries put the image at the root: datadoghq.azurecr.io/agent,
+    # registry.datadoghq.com/agent.
+    return owner in _AGENT_IMAGE_OWNERS or (len(parts) == 2 and "datadoghq" in owner.split("."))
 
 
 def _is_cluster_agent_image(image: str) -> bool:
@@ -79,7 +85,13 @@ def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) 
 
     `kinds` narrows the search (and the kinds read) to e.g. `("DaemonSet",)`.
     """
-    return [w for kind in kinds if kind in AGENT_KINDS for w in reader.objects(kind) if is_agent_workload(w)]
+    return [
+        w
+        for kind in kinds
+        if kind in AGENT_KINDS
+        for w in reader.objects(kind)
+        if is_agent_workload(w)
+    ]
 
 
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -134,11 +146,15 @@ def env_value(
             continue
         key = name[len(prefix) :]
         if "configMapRef" in source:
-            data = _config_map_data(reader, namespace, str((source["configMapRef"] or {}).get("name", "")))
+            data = _config_map_data(
+                reader, namespace, str((source["configMapRef"] or {}).get("name", ""))
+            )
             if data is not None and key in data:
                 value, found = str(data[key]), True
         elif "secretRef" in source:
-            secret = _secret_keys(reader, namespace, str((source["secretRef"] or {}).get("name", "")))
+            secret = _secret_keys(
+                reader, namespace, str((source["secretRef"] or {}).get("name", ""))
+            )
             if secret is not None and key in secret:
                 value, found = FROM_SECRET, True
     for var in container.get("env") or []:
@@ -161,11 +177,15 @@ def env_value(
     return value if found else None
 
 
-def _config_map_data(reader: ObjectReader, namespace: str | None, name: str) -> Mapping[str, Any] | None:
+def _config_map_data(
+    reader: ObjectReader, namespace: str | None, name: str
+) -> Mapping[str, Any] | None:
     if namespace:
         cm = reader.get("ConfigMap", namespace, name)
     else:
-        matches = [c for c in reader.objects("ConfigMap") if (c.get("metadata") or {}).get("name") == name]
+        matches = [
+            c for c in reader.objects("ConfigMap") if (c.get("metadata") or {}).get("name") == name
+        ]
         cm = matches[0] if len(matches) == 1 else None
     if cm is None:
         return None
@@ -179,7 +199,7 @@ def _secret_keys(reader: ObjectReader, namespace: str | None, name: str) -> set[
     secret = reader.get("Secret", namespace, name)
     if secret is None:
         return None
-    return set((secret.get("data") or {})) | set((secret.get("stringData") or {}))
+    return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
 
 
 def datadog_site(reader: ObjectReader, workload: KubeObject) -> str:
@@ -229,7 +249,9 @@ def agent_products(reader: ObjectReader, workload: KubeObject) -> list[str]:
     products = ["metrics"]
     if flag("DD_LOGS_ENABLED"):
         products.append("logs")
-        if flag("DD_LOGS_CONFIG_USE_TCP") or (not flag("DD_LOGS_CONFIG_USE_HTTP") and not _https_logs_by_default(container)):
+        if flag("DD_LOGS_CONFIG_USE_TCP") or (
+            not flag("DD_LOGS_CONFIG_USE_HTTP") and not _https_logs_by_default(container)
+        ):
             products.append("logs-tcp")
     for env_name, product in (
         ("DD_APM_ENABLED", "traces"),

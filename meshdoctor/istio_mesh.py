@@ -34,7 +34,15 @@ ALLOW_ANY = "ALLOW_ANY"
 
 #: Image names (last path segment) of control-plane components, most telling first: the pilot
 #: image runs both `istio-pilot` (< 1.5) and `istiod` (>= 1.5).
-_CONTROL_PLANE_IMAGES = ("pilot", "mixer", "galley", "citadel", "sidecar_injector", "proxyv2", "proxy_init")
+_CONTROL_PLANE_IMAGES = (
+    "pilot",
+    "mixer",
+    "galley",
+    "citadel",
+    "sidecar_injector",
+    "proxyv2",
+    "proxy_init",
+)
 
 #: Labels that mark a Deployment as part of the control plane (1.0.7 charts: `istio: pilot`,
 #: `istio: mixer`, `istio: sidecar-injector`, `istio: galley`, `istio: citadel`; 1.5+: `app: istiod`,
@@ -152,12 +160,21 @@ def mesh_info(reader: ObjectReader) -> MeshInfo:
             if version is None:
                 continue
             parts = tuple(int(p) for p in version.split(".")) + (0, 0)
-            candidates.append((_CONTROL_PLANE_IMAGES.index(name), (parts[0], parts[1], parts[2]), version, namespace))
+            candidates.append(
+                (
+                    _CONTROL_PLANE_IMAGES.index(name),
+                    (parts[0], parts[1], parts[2]),
+                    version,
+                    namespace,
+                )
+            )
     if not namespaces:
         return NO_MESH
     if candidates:
         best_rank = min(c[0] for c in candidates)
-        _, _, version, namespace = max((c for c in candidates if c[0] == best_rank), key=lambda c: c[1])
+        _, _, version, namespace = max(
+            (c for c in candidates if c[0] == best_rank), key=lambda c: c[1]
+        )
         return MeshInfo(version, era_of(version), namespace)
     era = ISTIOD if has_istiod else MIXER if has_mixer else UNKNOWN
     namespace = "istio-system" if "istio-system" in namespaces else sorted(namespaces)[0]
@@ -242,7 +259,9 @@ def injector_include_outbound_ranges(reader: ObjectReader, info: MeshInfo | None
     return DEFAULT_INCLUDE_OUTBOUND_IP_RANGES
 
 
-def captures_external_egress(template: Mapping[str, Any], default_include: str = DEFAULT_INCLUDE_OUTBOUND_IP_RANGES) -> bool:
+def captures_external_egress(
+    template: Mapping[str, Any], default_include: str = DEFAULT_INCLUDE_OUTBOUND_IP_RANGES
+) -> bool:
     """Whether the sidecar's iptables redirect traffic to public addresses (such as Datadog's intake).
 
     `traffic.sidecar.istio.io/includeOutboundIPRanges` on the pod (else the injector default) of
@@ -302,7 +321,9 @@ def host_covers(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-def service_entry_visible(service_entry: Mapping[str, Any], namespace: str, default_export_to: Any = None) -> bool:
+def service_entry_visible(
+    service_entry: Mapping[str, Any], namespace: str, default_export_to: Any = None
+) -> bool:
     """Whether a ServiceEntry applies to workloads in `namespace` (its `exportTo`).
 
     Absent `exportTo` means the mesh default (`defaultServiceExportTo`, itself `*` by default);

@@ -52,7 +52,9 @@ def requirement_matches(requirement: Mapping[str, Any], labels: Mapping[str, str
     return False
 
 
-def map_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any] | None) -> bool:
+def map_selector_matches(
+    selector: Mapping[str, Any] | None, labels: Mapping[str, Any] | None
+) -> bool:
     """A plain map selector (Service `spec.selector`, ReplicationController): every pair must match.
 
     An empty or absent map selects nothing here, as a Service without a selector selects no pods.

@@ -90,7 +90,9 @@ def iter_pod_templates(
                 yield obj, template
 
 
-def containers(template: Mapping[str, Any] | None, include_init: bool = True) -> list[dict[str, Any]]:
+def containers(
+    template: Mapping[str, Any] | None, include_init: bool = True
+) -> list[dict[str, Any]]:
     """The containers of a pod template (init containers first, as the kubelet starts them)."""
     spec = (template or {}).get("spec") or {}
     keys = ("initContainers", "containers") if include_init else ("containers",)
@@ -209,7 +211,11 @@ def pods_of(reader: ObjectReader, workload: KubeObject) -> list[KubeObject]:
     parents: list[Mapping[str, Any]] = [workload]
     intermediate = _INTERMEDIATE.get(kind)
     if intermediate is not None:
-        parents = [o for o in reader.objects(intermediate) if _namespace(o) == namespace and owned_by(o, workload)]
+        parents = [
+            o
+            for o in reader.objects(intermediate)
+            if _namespace(o) == namespace and owned_by(o, workload)
+        ]
     pods = []
     for pod in reader.objects("Pod"):
         if _namespace(pod) != namespace:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from meshdoctor.datadog_agent import agent_container, agent_products, agent_version, agent_workloads, datadog_site
+from meshdoctor.datadog_agent import (
+    agent_container,
+    agent_products,
+    agent_version,
+    agent_workloads,
+    datadog_site,
+)
 from meshdoctor.facts.datadog_sites import HTTPS_PORT, intake_endpoints, versioned_metrics_host
 from meshdoctor.facts.istio_versions import (
     INJECT_ANNOTATION,
@@ -26,7 +32,16 @@ from meshdoctor.istio_mesh import (
     outbound_traffic_policy,
     service_entry_api_version,
 )
-from meshdoctor.model import Category, Evidence, FieldEvidence, Finding, LogEvidence, ObjectRef, Remediation, Severity
+from meshdoctor.model import (
+    Category,
+    Evidence,
+    FieldEvidence,
+    Finding,
+    LogEvidence,
+    ObjectRef,
+    Remediation,
+    Severity,
+)
 from meshdoctor.remediation import dry_run_then_apply, to_yaml
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
@@ -70,7 +85,7 @@ class IntakeEgressBlocked(Rule):
     )
     docs = RuleDocs(
         what="An agent workload whose pods run an Istio sidecar (or will get one: namespace labelled "
-        "`istio-injection: enabled`, no `sidecar.istio.io/inject: \"false\"`), in a mesh that drops "
+        '`istio-injection: enabled`, no `sidecar.istio.io/inject: "false"`), in a mesh that drops '
         "traffic to hosts it does not know (Istio 1.0, whose sidecar captures all egress, or "
         "`outboundTrafficPolicy.mode: REGISTRY_ONLY`), with no ServiceEntry visible to the agent's "
         "namespace that covers the site's metrics intake on port 443.",
@@ -80,7 +95,7 @@ class IntakeEgressBlocked(Rule):
         fix="Apply a ServiceEntry (location MESH_EXTERNAL) for the intake hosts of the agent's site "
         "and products, in the agent's namespace; meshdoctor writes it for the site and products the "
         "agent uses. Or take the agent out of the mesh with the pod-template annotation "
-        "`sidecar.istio.io/inject: \"false\"`.",
+        '`sidecar.istio.io/inject: "false"`.',
         references=(
             "https://docs.datadoghq.com/agent/configuration/network/",
             "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-control/",
@@ -133,7 +148,9 @@ class IntakeEgressBlocked(Rule):
             return f"Istio {info.version}: REGISTRY_ONLY in effect"
         return "outboundTrafficPolicy REGISTRY_ONLY"
 
-    def _in_mesh(self, ctx: Context, workload: KubeObject, template: dict[str, Any], namespace: str) -> list[Evidence]:
+    def _in_mesh(
+        self, ctx: Context, workload: KubeObject, template: dict[str, Any], namespace: str
+    ) -> list[Evidence]:
         """Evidence that the agent's pods have (or will get) a sidecar; empty when they do not."""
         for pod in pods_of(ctx, workload):
             path = _sidecar_path(pod)
@@ -147,14 +164,28 @@ class IntakeEgressBlocked(Rule):
         annotations = (template.get("metadata") or {}).get("annotations") or {}
         opt_out = str(annotations.get(INJECT_ANNOTATION, "")).lower() == "false"
         for index, container in enumerate((template.get("spec") or {}).get("containers") or []):
-            if container.get("name") == SIDECAR_CONTAINER:  # injected by hand (istioctl kube-inject)
-                return [ctx.field(workload, _join(base, f"spec.containers[{index}].image"), container.get("image"))]
+            if (
+                container.get("name") == SIDECAR_CONTAINER
+            ):  # injected by hand (istioctl kube-inject)
+                return [
+                    ctx.field(
+                        workload,
+                        _join(base, f"spec.containers[{index}].image"),
+                        container.get("image"),
+                    )
+                ]
         ns_obj = ctx.get("Namespace", "", namespace)
         labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
-        if ns_obj is not None and labels.get(INJECTION_NAMESPACE_LABEL) == "enabled" and not opt_out:
+        if (
+            ns_obj is not None
+            and labels.get(INJECTION_NAMESPACE_LABEL) == "enabled"
+            and not opt_out
+        ):
             return [
                 ctx.field(ns_obj, f"metadata.labels.{INJECTION_NAMESPACE_LABEL}", "enabled"),
-                ctx.field(workload, _join(base, f"metadata.annotations['{INJECT_ANNOTATION}']"), None),
+                ctx.field(
+                    workload, _join(base, f"metadata.annotations['{INJECT_ANNOTATION}']"), None
+                ),
             ]
         return []
 
@@ -171,7 +202,9 @@ class IntakeEgressBlocked(Rule):
             for deployment in ctx.objects("Deployment"):
                 if (deployment.get("metadata") or {}).get("namespace") != info.namespace:
                     continue
-                for index, container in enumerate(((pod_template(deployment) or {}).get("spec") or {}).get("containers") or []):
+                for index, container in enumerate(
+                    ((pod_template(deployment) or {}).get("spec") or {}).get("containers") or []
+                ):
                     image = str(container.get("image") or "")
                     if image.split("/")[-1].startswith("pilot:"):
                         path = _join(template_path(deployment), f"spec.containers[{index}].image")
@@ -260,9 +293,9 @@ class IntakeEgressBlocked(Rule):
             safe=True,
             alternatives=(
                 f"Or take the agent out of the mesh: annotate the pod template of {ref.kind} "
-                f"{namespace}/{ref.name} with sidecar.istio.io/inject: \"false\" "
+                f'{namespace}/{ref.name} with sidecar.istio.io/inject: "false" '
                 f"(kubectl -n {namespace} patch {ref.kind.lower()} {ref.name} --type merge -p "
-                "'{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"sidecar.istio.io/inject\":\"false\"}}}}}').",
+                '\'{"spec":{"template":{"metadata":{"annotations":{"sidecar.istio.io/inject":"false"}}}}}\').',
             ),
         )
 

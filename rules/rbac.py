@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshdoctor.datadog_agent import agent_workloads
-from meshdoctor.model import Category, Evidence, Finding, ObjectRef, Remediation, Severity
+from meshdoctor.model import Category, Evidence, Finding, Remediation, Severity
 from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
@@ -31,7 +31,9 @@ def bound_accounts(ctx: Context, namespace: str) -> dict[str, list[tuple[KubeObj
     found: dict[str, list[tuple[KubeObject, int]]] = {}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in ctx.objects(kind):
-            binding_namespace = str(_meta(binding).get("namespace") or "") if kind == "RoleBinding" else ""
+            binding_namespace = (
+                str(_meta(binding).get("namespace") or "") if kind == "RoleBinding" else ""
+            )
             for index, subject in enumerate(binding.get("subjects") or []):
                 if not isinstance(subject, Mapping) or subject.get("kind") != "ServiceAccount":
                     continue
@@ -111,7 +113,9 @@ class AgentServiceAccountUnset(Rule):
             )
 
     @staticmethod
-    def _remediation(workload: KubeObject, account: str, namespace: str, create_account: bool) -> Remediation:
+    def _remediation(
+        workload: KubeObject, account: str, namespace: str, create_account: bool
+    ) -> Remediation:
         fixed = clean_copy(workload)
         template = pod_template(fixed)
         assert template is not None  # agent_workloads only yields objects with a template
@@ -121,11 +125,21 @@ class AgentServiceAccountUnset(Rule):
         manifests = []
         if create_account:
             manifests.append(
-                to_yaml({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}})
+                to_yaml(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ServiceAccount",
+                        "metadata": {"name": account, "namespace": namespace},
+                    }
+                )
             )
         manifests.append(to_yaml(fixed))
         name = _meta(workload).get("name")
-        extra = f" and create ServiceAccount {namespace}/{account}, which is bound but missing" if create_account else ""
+        extra = (
+            f" and create ServiceAccount {namespace}/{account}, which is bound but missing"
+            if create_account
+            else ""
+        )
         return Remediation(
             summary=f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the RBAC "
             f"objects bind{extra}. The manifest is the whole DaemonSet with only serviceAccountName "

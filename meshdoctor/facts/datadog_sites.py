@@ -134,10 +134,16 @@ def intake_endpoints(
     found: set[IntakeEndpoint] = set()
     for product in products:
         if product == "metrics":
-            found.add(IntakeEndpoint(versioned_metrics_host(site, agent_version), HTTPS_PORT, "https", product))
+            found.add(
+                IntakeEndpoint(
+                    versioned_metrics_host(site, agent_version), HTTPS_PORT, "https", product
+                )
+            )
             found.add(IntakeEndpoint(metrics_host(site), HTTPS_PORT, "https", product))
         elif product == "logs":
-            found.add(IntakeEndpoint(f"agent-http-intake.logs.{site}", HTTPS_PORT, "https", product))
+            found.add(
+                IntakeEndpoint(f"agent-http-intake.logs.{site}", HTTPS_PORT, "https", product)
+            )
         elif product == "logs-tcp":
             if site in LOGS_TCP:
                 host, port = LOGS_TCP[site]

@@ -73,37 +73,107 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
     # istio/istio 1.0.7 install/kubernetes/helm/istio/charts/mixer/templates/service.yaml:
     # istio-telemetry `prometheus` 42422 (the istio_* mesh metrics, Mixer prometheus adapter);
     # 1.4.10 and 1.5.0 (manifests/istio-telemetry/mixer-telemetry/templates/service.yaml) keep it.
-    TelemetryEndpoint("istio-telemetry", 42422, "prometheus", "/metrics", "mesh metrics (Mixer prometheus adapter)", (1, 0), MIXER_REMOVED_IN),
+    TelemetryEndpoint(
+        "istio-telemetry",
+        42422,
+        "prometheus",
+        "/metrics",
+        "mesh metrics (Mixer prometheus adapter)",
+        (1, 0),
+        MIXER_REMOVED_IN,
+    ),
     # 1.0.7 same file: `http-monitoring` 9093 (Mixer self-monitoring).
-    TelemetryEndpoint("istio-telemetry", 9093, "http-monitoring", "/metrics", "Mixer self-monitoring", (1, 0), (1, 1)),
+    TelemetryEndpoint(
+        "istio-telemetry",
+        9093,
+        "http-monitoring",
+        "/metrics",
+        "Mixer self-monitoring",
+        (1, 0),
+        (1, 1),
+    ),
     # 1.4.10 charts/mixer/templates/service.yaml: http-monitoring = global.monitoringPort, 15014 in
     # values.yaml since 1.1 (integrations-core istio conf.yaml.example, 2019: "If using Istio < v1.1,
     # replace port 15014 with port 9093").
-    TelemetryEndpoint("istio-telemetry", 15014, "http-monitoring", "/metrics", "Mixer self-monitoring", (1, 1), MIXER_REMOVED_IN),
+    TelemetryEndpoint(
+        "istio-telemetry",
+        15014,
+        "http-monitoring",
+        "/metrics",
+        "Mixer self-monitoring",
+        (1, 1),
+        MIXER_REMOVED_IN,
+    ),
     # 1.0.7 charts/pilot/templates/service.yaml: istio-pilot `http-monitoring` 9093.
-    TelemetryEndpoint("istio-pilot", 9093, "http-monitoring", "/metrics", "Pilot self-monitoring", (1, 0), (1, 1)),
+    TelemetryEndpoint(
+        "istio-pilot", 9093, "http-monitoring", "/metrics", "Pilot self-monitoring", (1, 0), (1, 1)
+    ),
     # 1.4.10 values.yaml global.monitoringPort 15014 (pilot, galley, citadel, mixer).
-    TelemetryEndpoint("istio-pilot", 15014, "http-monitoring", "/metrics", "Pilot self-monitoring", (1, 1), ISTIOD_SINCE),
+    TelemetryEndpoint(
+        "istio-pilot",
+        15014,
+        "http-monitoring",
+        "/metrics",
+        "Pilot self-monitoring",
+        (1, 1),
+        ISTIOD_SINCE,
+    ),
     # 1.0.7 charts/galley/templates/service.yaml: istio-galley `http-monitoring` 9093.
-    TelemetryEndpoint("istio-galley", 9093, "http-monitoring", "/metrics", "Galley self-monitoring", (1, 0), (1, 1)),
-    TelemetryEndpoint("istio-galley", 15014, "http-monitoring", "/metrics", "Galley self-monitoring", (1, 1), ISTIOD_SINCE),
+    TelemetryEndpoint(
+        "istio-galley",
+        9093,
+        "http-monitoring",
+        "/metrics",
+        "Galley self-monitoring",
+        (1, 0),
+        (1, 1),
+    ),
+    TelemetryEndpoint(
+        "istio-galley",
+        15014,
+        "http-monitoring",
+        "/metrics",
+        "Galley self-monitoring",
+        (1, 1),
+        ISTIOD_SINCE,
+    ),
     # 1.30.3 manifests/charts/istio-control/istio-discovery/templates/service.yaml: istiod
     # `http-monitoring` 15014 (since istiod appeared in 1.5).
-    TelemetryEndpoint("istiod", 15014, "http-monitoring", "/metrics", "istiod control-plane metrics", ISTIOD_SINCE),
+    TelemetryEndpoint(
+        "istiod", 15014, "http-monitoring", "/metrics", "istiod control-plane metrics", ISTIOD_SINCE
+    ),
     # 1.0.7 templates/sidecar-injector-configmap.yaml: istio-proxy containerPort 15090
     # `http-envoy-prom` (Envoy stats); 1.30.3 files/injection-template.yaml keeps it.
-    TelemetryEndpoint("sidecar", 15090, "http-envoy-prom", "/stats/prometheus", "Envoy stats of the sidecar", (1, 0)),
+    TelemetryEndpoint(
+        "sidecar",
+        15090,
+        "http-envoy-prom",
+        "/stats/prometheus",
+        "Envoy stats of the sidecar",
+        (1, 0),
+    ),
     # 1.30.3 istio-discovery/values.yaml global.proxy.statusPort 15020; the merged (app + Envoy +
     # istio-agent) metrics on /stats/prometheus there (integrations-core istio auto_conf.yaml,
     # `istio_mesh_endpoint: http://%%host%%:15020/stats/prometheus`). Metrics merging arrived with
     # `meshConfig.enablePrometheusMerge` in 1.6 — the exact first version is from release notes,
     # not from a file in the corpus: treat 1.6 as approximate.
-    TelemetryEndpoint("sidecar", 15020, "http-envoy-prom-merged", "/stats/prometheus", "merged sidecar and application metrics", (1, 6)),
+    TelemetryEndpoint(
+        "sidecar",
+        15020,
+        "http-envoy-prom-merged",
+        "/stats/prometheus",
+        "merged sidecar and application metrics",
+        (1, 6),
+    ),
 )
 
 
-def telemetry_endpoints(version: tuple[int, int], component: str | None = None) -> list[TelemetryEndpoint]:
+def telemetry_endpoints(
+    version: tuple[int, int], component: str | None = None
+) -> list[TelemetryEndpoint]:
     """The telemetry endpoints a given Istio major.minor serves, optionally of one component."""
     return [
-        e for e in TELEMETRY_ENDPOINTS if e.served_by(version) and (component is None or e.component == component)
+        e
+        for e in TELEMETRY_ENDPOINTS
+        if e.served_by(version) and (component is None or e.component == component)
     ]

@@ -1,0 +1,368 @@
+"""Agent detection, env resolution (never secrets), DD_SITE, products, and the intake table."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshdoctor.datadog_agent import (
+    FROM_SECRET,
+    agent_container,
+    agent_products,
+    agent_version,
+    agent_workloads,
+    datadog_site,
+    env_value,
+    is_agent_image,
+)
+from meshdoctor.facts.datadog_sites import (
+    DEFAULT_SITE,
+    SITES,
+    IntakeEndpoint,
+    intake_endpoints,
+    is_known_site,
+    normalize_site,
+    versioned_metrics_host,
+)
+from meshdoctor.rule import Context
+from meshdoctor.snapshot import Snapshot
+from meshdoctor.workloads import pod_template
+
+
+def workload(
+    kind: str,
+    name: str,
+    containers: list,
+    labels: dict | None = None,
+    namespace: str = "datadog",
+    template_labels: dict | None = None,
+) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": template_labels or {}},
+                "spec": {"containers": containers},
+            }
+        },
+    }
+
+
+def agent(
+    env: list | None = None,
+    env_from: list | None = None,
+    image: str = "gcr.io/datadoghq/agent:7.49.1",
+    name: str = "datadog-agent",
+) -> dict:
+    container: dict = {"name": "agent", "image": image, "env": env or []}
+    if env_from is not None:
+        container["envFrom"] = env_from
+    return workload("DaemonSet", name, [container])
+
+
+def snapshot(*objs: dict) -> Snapshot:
+    snap = Snapshot()
+    for obj in objs:
+        snap.add(obj)
+    return snap
+
+
+@pytest.mark.parametrize(
+    "image,expected",
+    [
+        ("datadog/agent:latest", True),
+        ("datadog/agent:6.9.0", True),
+        ("docker.io/datadog/agent:7", True),
+        ("gcr.io/datadoghq/agent:7.49.1", True),
+        ("public.ecr.aws/datadog/agent:7.49.1-jmx", True),
+        ("datadoghq.azurecr.io/agent:7", True),
+        ("registry.datadoghq.com/agent:7.60.0", True),
+        ("myregistry.azurecr.io/agent:7", False),
+        ("registry.corp:5000/mirror/datadog/agent@sha256:" + "a" * 64, True),
+        ("datadog/agent", True),
+        ("datadog/cluster-agent:1.2.0", False),
+        ("gcr.io/datadoghq/cluster-agent:7.49.1", False),
+        ("datadog/dogstatsd:7", False),
+        ("someone/agent:1", False),
+        ("nginx", False),
+    ],
+)
+def test_agent_images(image, expected):
+    assert is_agent_image(image) is expected
+
+
+def test_agent_workloads_by_image_and_labels_not_cluster_agent():
+    snap = snapshot(
+        workload("DaemonSet", "by-image", [{"name": "agent", "image": "datadog/agent:latest"}]),
+        workload(
+            "DaemonSet",
+            "helm",
+            [{"name": "agent", "image": "mirror.local/dd:7"}],
+            template_labels={
+                "app.kubernetes.io/name": "datadog",
+                "app.kubernetes.io/component": "agent",
+            },
+        ),
+        workload(
+            "DaemonSet",
+            "operator",
+            [{"name": "agent", "image": "mirror.local/dd:7"}],
+            labels={"agent.datadoghq.com/component": "agent"},
+        ),
+        workload(
+            "DaemonSet",
+            "app-label",
+            [{"name": "agent", "image": "mirror.local/dd:7"}],
+            template_labels={"app": "datadog-agent", "app.kubernetes.io/component": "agent"},
+        ),
+        workload(
+            "Deployment",
+            "clusterchecks",
+            [{"name": "agent", "image": "gcr.io/datadoghq/agent:7.49.1"}],
+        ),
+        workload(
+            "Deployment",
+            "cluster-agent",
+            [{"name": "cluster-agent", "image": "gcr.io/datadoghq/cluster-agent:7.49.1"}],
+            template_labels={
+                "app.kubernetes.io/name": "datadog",
+                "app.kubernetes.io/component": "agent",
+            },
+        ),
+        workload(
+            "Deployment",
+            "dca-operator",
+            [{"name": "cluster-agent", "image": "mirror.local/dca:7"}],
+            labels={"agent.datadoghq.com/component": "cluster-agent"},
+        ),
+        workload(
+            "DaemonSet",
+            "fluentd",
+            [{"name": "fluentd", "image": "fluent/fluentd:v1"}],
+            template_labels={"app": "datadog-agent"},
+        ),
+        workload("StatefulSet", "sts", [{"name": "agent", "image": "datadog/agent:7"}]),
+    )
+    ctx = Context(snap)
+    names = [w["metadata"]["name"] for w in agent_workloads(ctx)]
+    assert names == ["app-label", "by-image", "helm", "operator", "clusterchecks"]
+    assert ctx.kinds_read == {"DaemonSet", "Deployment"}
+    ctx = Context(snap)
+    assert [w["metadata"]["name"] for w in agent_workloads(ctx, kinds=("DaemonSet",))] == [
+        "app-label",
+        "by-image",
+        "helm",
+        "operator",
+    ]
+    assert ctx.kinds_read == {"DaemonSet"}
+
+
+def test_agent_container_choice():
+    helm = {
+        "spec": {
+            "containers": [
+                {"name": "trace-agent", "image": "gcr.io/datadoghq/agent:7.49.1"},
+                {"name": "agent", "image": "gcr.io/datadoghq/agent:7.49.1"},
+            ]
+        }
+    }
+    assert agent_container(helm)["name"] == "agent"
+    old = {
+        "spec": {
+            "containers": [
+                {"name": "istio-proxy", "image": "istio/proxyv2:1.0.7"},
+                {"name": "datadog-agent", "image": "datadog/agent:latest"},
+            ]
+        }
+    }
+    assert agent_container(old)["name"] == "datadog-agent"
+    other = {
+        "spec": {
+            "containers": [
+                {"name": "istio-proxy", "image": "istio/proxyv2:1.0.7"},
+                {"name": "main", "image": "datadog/agent:7"},
+            ]
+        }
+    }
+    assert agent_container(other)["name"] == "main"
+    assert agent_container({"spec": {"containers": [{"name": "x", "image": "nginx"}]}}) is None
+
+
+@pytest.mark.parametrize(
+    "image,version",
+    [
+        ("datadog/agent:6.9.0", "6.9.0"),
+        ("gcr.io/datadoghq/agent:7.49.1-jmx", "7.49.1"),
+        ("datadog/agent:latest", None),
+        ("datadog/agent:7", None),
+        ("datadog/agent@sha256:" + "a" * 64, None),
+        ("datadog/agent", None),
+    ],
+)
+def test_agent_version_from_tag(image, version):
+    assert agent_version({"image": image}) == version
+
+
+def config_map(name: str, data: dict, namespace: str = "datadog") -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": data,
+    }
+
+
+def test_datadog_site_default_literal_and_configmap():
+    assert datadog_site(snapshot(), agent()) == DEFAULT_SITE
+    assert (
+        datadog_site(snapshot(), agent([{"name": "DD_SITE", "value": " DatadogHQ.EU. "}]))
+        == "datadoghq.eu"
+    )
+    from_cm = agent(
+        [{"name": "DD_SITE", "valueFrom": {"configMapKeyRef": {"name": "dd-env", "key": "site"}}}]
+    )
+    snap = snapshot(config_map("dd-env", {"site": "us5.datadoghq.com"}))
+    ctx = Context(snap)
+    assert datadog_site(ctx, from_cm) == "us5.datadoghq.com"
+    assert "ConfigMap" in ctx.kinds_read
+    assert datadog_site(snapshot(), from_cm) == DEFAULT_SITE  # ConfigMap missing
+    from_secret = agent(
+        [{"name": "DD_SITE", "valueFrom": {"secretKeyRef": {"name": "dd", "key": "site"}}}]
+    )
+    assert datadog_site(snapshot(), from_secret) == DEFAULT_SITE
+
+
+def test_env_value_resolution_order_and_secrets():
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "dd-secret", "namespace": "datadog"},
+        "data": {"DD_API_KEY": "MDEyMzQ1Njc4OWFiY2RlZg=="},
+    }
+    snap = snapshot(
+        config_map(
+            "base",
+            {"DD_SITE": "datadoghq.eu", "DD_LOGS_ENABLED": "false", "SITE": "ap1.datadoghq.com"},
+        ),
+        config_map("override", {"DD_LOGS_ENABLED": "true"}),
+        secret,
+    )
+    w = agent(
+        env=[
+            {"name": "DD_LOGS_ENABLED", "value": "false"},
+            {"name": "DD_LOGS_ENABLED", "value": "true"},
+            {
+                "name": "DD_APP_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "dd-secret", "key": "app-key"}},
+            },
+            {"name": "DD_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        ],
+        env_from=[
+            {"configMapRef": {"name": "base"}},
+            {"configMapRef": {"name": "override"}},
+            {"prefix": "DD_", "configMapRef": {"name": "base"}},
+            {"secretRef": {"name": "dd-secret"}},
+        ],
+    )
+    template = pod_template(w)
+    container = agent_container(template)
+
+    def value(name: str) -> str | None:
+        return env_value(snap, template, container, name, "datadog")
+
+    assert value("DD_LOGS_ENABLED") == "true"  # env wins over envFrom; last duplicate wins
+    assert value("DD_SITE") == "ap1.datadoghq.com"  # the prefixed source comes later and wins
+    assert value("DD_API_KEY") == FROM_SECRET  # from a Secret: never read
+    assert value("DD_APP_KEY") == FROM_SECRET
+    assert value("DD_HOST") is None
+    assert value("DD_UNSET") is None
+    assert "MDEy" not in repr([value(n) for n in ("DD_API_KEY", "DD_APP_KEY")])
+    # A workload's template has no namespace: the only ConfigMap of that name is used.
+    assert env_value(snap, template, container, "DD_SITE") == "ap1.datadoghq.com"
+    assert env_value(snap, template, None, "DD_SITE") is None
+
+
+def test_agent_products_from_env():
+    assert agent_products(snapshot(), agent()) == ["metrics"]
+    logs_latest = agent(
+        [{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:latest"
+    )
+    assert agent_products(snapshot(), logs_latest) == ["metrics", "logs", "logs-tcp"]
+    logs_new = agent([{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:7.49.1")
+    assert agent_products(snapshot(), logs_new) == ["metrics", "logs"]
+    logs_old = agent([{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:6.9.0")
+    assert agent_products(snapshot(), logs_old) == ["metrics", "logs", "logs-tcp"]
+    forced_http = agent(
+        [
+            {"name": "DD_LOGS_ENABLED", "value": "true"},
+            {"name": "DD_LOGS_CONFIG_USE_HTTP", "value": "true"},
+        ],
+        image="datadog/agent:latest",
+    )
+    assert agent_products(snapshot(), forced_http) == ["metrics", "logs"]
+    forced_tcp = agent(
+        [
+            {"name": "DD_LOGS_ENABLED", "value": "true"},
+            {"name": "DD_LOGS_CONFIG_USE_TCP", "value": "true"},
+        ]
+    )
+    assert agent_products(snapshot(), forced_tcp) == ["metrics", "logs", "logs-tcp"]
+    apm = agent(
+        [
+            {"name": "DD_APM_ENABLED", "value": "true"},
+            {"name": "DD_PROCESS_AGENT_ENABLED", "value": "true"},
+        ]
+    )
+    assert agent_products(snapshot(), apm) == ["metrics", "traces", "process"]
+
+
+def hosts(site: str, products, version=None) -> list[tuple[str, int, str]]:
+    return [(e.host, e.port, e.protocol) for e in intake_endpoints(site, products, version)]
+
+
+def test_intake_endpoints_per_site():
+    assert hosts("datadoghq.com", ["metrics", "logs", "logs-tcp"]) == [
+        ("*.agent.datadoghq.com", 443, "https"),
+        ("app.datadoghq.com", 443, "https"),
+        ("agent-http-intake.logs.datadoghq.com", 443, "https"),
+        ("agent-intake.logs.datadoghq.com", 10516, "tcp"),
+    ]
+    assert hosts("datadoghq.eu", ["logs-tcp"]) == [("agent-intake.logs.datadoghq.eu", 443, "tcp")]
+    assert hosts("us3.datadoghq.com", ["logs", "logs-tcp"]) == [
+        ("agent-http-intake.logs.us3.datadoghq.com", 443, "https")
+    ]
+    assert hosts("us5.datadoghq.com", ["metrics"], "7.49.1") == [
+        ("7-49-1-app.agent.us5.datadoghq.com", 443, "https"),
+        ("app.us5.datadoghq.com", 443, "https"),
+    ]
+    assert hosts("ap1.datadoghq.com", ["traces", "process", "orchestrator", "remote-config"]) == [
+        ("trace.agent.ap1.datadoghq.com", 443, "https"),
+        ("process.ap1.datadoghq.com", 443, "https"),
+        ("orchestrator.ap1.datadoghq.com", 443, "https"),
+        ("config.ap1.datadoghq.com", 443, "https"),
+    ]
+    assert hosts("ddog-gov.com", ["metrics", "logs-tcp"], "7.49.1") == [
+        ("7-49-1-app.agent.ddog-gov.com", 443, "https"),
+        ("app.ddog-gov.com", 443, "https"),
+    ]
+    assert intake_endpoints("", ["logs"]) == [
+        IntakeEndpoint("agent-http-intake.logs.datadoghq.com", 443, "https", "logs")
+    ]
+    with pytest.raises(ValueError):
+        intake_endpoints("datadoghq.com", ["bogus"])
+
+
+def test_sites_and_versioned_hosts():
+    assert set(SITES) >= {
+        "datadoghq.com",
+        "us3.datadoghq.com",
+        "us5.datadoghq.com",
+        "datadoghq.eu",
+        "ap1.datadoghq.com",
+        "ddog-gov.com",
+    }
+    assert is_known_site("DATADOGHQ.EU") and not is_known_site("datadoghq.de")
+    assert normalize_site(None) == "datadoghq.com"
+    assert versioned_metrics_host("datadoghq.com", "6.0.0") == "6-0-0-app.agent.datadoghq.com"
+    assert versioned_metrics_host("datadoghq.com", None) == "*.agent.datadoghq.com"
