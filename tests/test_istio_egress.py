@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from meshdoctor.istio_egress import (
+    Coverage,
     covering_service_entries,
     effective_outbound_policy,
     effective_sidecar,
@@ -104,7 +105,7 @@ def cover(
     ns: str = "datadog",
     client: dict[str, Any] | None = None,
     default_export_to: list[str] | None = None,
-):  # type: ignore[no-untyped-def]
+) -> Coverage:
     return covering_service_entries(
         snap,
         ns,
@@ -125,7 +126,7 @@ def misses(coverage: Any) -> list[tuple[str, str]]:
     return [(e["metadata"]["name"], why) for e, why in coverage.near_misses]
 
 
-# -- host matching (pkg/config/host/name.go) -----------------------------------------------------------------
+# -- host matching (pkg/config/host/name.go) -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_wildcard_host_is_a_subset_only_of_a_wider_wildcard() -> None:
     assert host_subset_of("*.com", "*.datadoghq.com") is False
 
 
-# -- ports and protocols ------------------------------------------------------------------------------------------
+# -- ports and protocols ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -182,7 +183,7 @@ def test_protocol_table_for_a_tls_client() -> None:
     assert protocol_compatible("HTTPS", "HTTP") is False
 
 
-# -- ServiceEntry coverage --------------------------------------------------------------------------------------------
+# -- ServiceEntry coverage -------------------------------------------------------------------------
 
 
 def test_exact_host_https_443_covers() -> None:
@@ -247,7 +248,8 @@ def test_wrong_port_is_a_near_miss() -> None:
 
 
 def test_http_protocol_on_443_does_not_carry_the_agents_tls() -> None:
-    # The 1.0 googleapis sample style: 443 declared `http` (for TLS origination by a DestinationRule).
+    # The 1.0 googleapis sample style: 443 declared `http` (for TLS origination by a
+    # DestinationRule).
     got = cover(
         snapshot(
             se("dd", ["*.datadoghq.com"], [{"number": 443, "name": "https", "protocol": "http"}])
@@ -314,7 +316,7 @@ def test_export_to_annotation_is_ignored_on_service_entries() -> None:
     assert exported_to(entry, "datadog") is True
 
 
-# -- Sidecar scoping --------------------------------------------------------------------------------------------------
+# -- Sidecar scoping -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -374,7 +376,8 @@ def test_workload_selected_sidecar_wins_over_the_namespace_wide_one() -> None:
 
 
 def test_root_namespace_sidecar_applies_when_the_namespace_has_none() -> None:
-    # 1.1.0 global-default-sidecar-scope.yaml, placed in the root namespace: `./*` means the workload's namespace.
+    # 1.1.0 global-default-sidecar-scope.yaml, placed in the root namespace: `./*` means the
+    # workload's namespace.
     root = sidecar(
         "default-sidecar-scope",
         "istio-system",
@@ -432,7 +435,7 @@ def test_near_misses_list_each_entry_once_with_its_first_failure() -> None:
     assert [name for name, _ in misses(got)] == ["a-wrong-port", "c-eu"]
 
 
-# -- outbound policy ------------------------------------------------------------------------------------------------------
+# -- outbound policy -------------------------------------------------------------------------------
 
 
 def test_sidecar_outbound_policy_overrides_the_mesh() -> None:
@@ -454,7 +457,7 @@ def test_sidecar_outbound_policy_overrides_the_mesh() -> None:
     )
 
 
-# -- the fix ------------------------------------------------------------------------------------------------------------------
+# -- the fix ---------------------------------------------------------------------------------------
 
 
 def test_service_entry_manifest_is_complete_and_namespace_local() -> None:
@@ -498,14 +501,15 @@ def test_service_entry_manifest_for_1_0_and_wildcards() -> None:
     }
 
 
-# -- outbound capture ----------------------------------------------------------------------------------------------------------
+# -- outbound capture ------------------------------------------------------------------------------
 
 
 def injector_1_0(include: str = "*") -> dict[str, Any]:
     template = (
-        'policy: enabled\ntemplate: |-\n  initContainers:\n  - name: istio-init\n    args:\n    - "-i"\n'
-        f'    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`  "{include}"'
-        '  ]]"\n'
+        "policy: enabled\ntemplate: |-\n  initContainers:\n  - name: istio-init\n"
+        '    args:\n    - "-i"\n'
+        '    - "[[ annotation .ObjectMeta '
+        f'`traffic.sidecar.istio.io/includeOutboundIPRanges`  "{include}"  ]]"\n'
     )
     return {
         "kind": "ConfigMap",
@@ -632,7 +636,7 @@ def test_excluded_ranges() -> None:
     )
 
 
-# -- mesh config read through meshdoctor.istio_mesh ------------------------------------------------------------------
+# -- mesh config read through meshdoctor.istio_mesh ------------------------------------------------
 
 
 def mesh_configmap(mesh: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Sidecar injection decisions, with objects written inline from the Istio 1.0.7, 1.4.10 and 1.30 charts."""
+"""Sidecar injection decisions, objects written inline from the Istio 1.0.7, 1.4.10, 1.30 charts."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ WEBHOOK_1_0_BY_DEFAULT["webhooks"][0]["namespaceSelector"] = {
 
 
 def injector_configmap_1_0(policy: str = "enabled") -> dict[str, Any]:
-    """1.0.7 templates/sidecar-injector-configmap.yaml: `policy` and a Go template in a block scalar."""
+    """1.0.7 sidecar-injector-configmap.yaml: `policy` and a Go template in a block scalar."""
     config = (
         f"policy: {policy}\n"
         "template: |-\n"
@@ -73,7 +73,8 @@ def injector_configmap_1_0(policy: str = "enabled") -> dict[str, Any]:
         "  - name: istio-init\n"
         "    args:\n"
         '    - "-i"\n'
-        '    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`  "*"  ]]"\n'
+        '    - "[[ annotation .ObjectMeta '
+        '`traffic.sidecar.istio.io/includeOutboundIPRanges`  "*"  ]]"\n'
     )
     return {
         "apiVersion": "v1",
@@ -143,7 +144,7 @@ def _expr(key: str, op: str, *values: str) -> dict[str, Any]:
 
 
 def webhook_1_30(revision: str = "") -> dict[str, Any]:
-    """1.30 istio-discovery templates/mutatingwebhook.yaml rendered for `revision` ("" = default)."""
+    """1.30 istio-discovery mutatingwebhook.yaml rendered for `revision` ("" = default)."""
     rev = revision or "default"
     service = f"istiod-{revision}" if revision else "istiod"
     not_false = _expr("sidecar.istio.io/inject", "NotIn", "false")
@@ -239,7 +240,7 @@ NS_LABEL = "Namespace/datadog:metadata.labels['istio-injection']"
 HOOK_1_0 = "MutatingWebhookConfiguration/istio-sidecar-injector:webhooks[0]"
 
 
-# -- facts about the pod itself ----------------------------------------------------------------------
+# -- facts about the pod itself --------------------------------------------------------------------
 
 
 def test_running_pod_with_istio_proxy_is_injected_whatever_the_webhooks_say() -> None:
@@ -337,7 +338,7 @@ def test_existing_pod_without_sidecar_is_a_fact_with_the_prediction_in_the_reaso
     assert got.evidence_paths[0] == "spec.containers"
 
 
-# -- Istio 1.0 ---------------------------------------------------------------------------------------------
+# -- Istio 1.0 -------------------------------------------------------------------------------------
 
 
 def test_1_0_namespace_label_enabled_injects() -> None:
@@ -458,7 +459,7 @@ def test_1_0_label_form_is_ignored_before_1_12() -> None:
     assert got.injected is True
 
 
-# -- Istio 1.4 ---------------------------------------------------------------------------------------------
+# -- Istio 1.4 -------------------------------------------------------------------------------------
 
 
 def test_1_4_never_inject_selector_vetoes_when_the_pod_does_not_say() -> None:
@@ -496,7 +497,7 @@ def test_parse_injector_config_reads_1_0_go_template_and_1_4_selectors() -> None
     )
 
 
-# -- Istio 1.30 ---------------------------------------------------------------------------------------------
+# -- Istio 1.30 ------------------------------------------------------------------------------------
 
 
 def test_1_30_label_false_in_enabled_namespace_means_no_webhook_is_called() -> None:
@@ -563,8 +564,8 @@ def test_1_30_revision_with_its_webhook_and_configmap_is_injected() -> None:
     )
     assert got.injected is True
     assert (
-        "rev.namespace.sidecar-injector.istio.io (MutatingWebhookConfiguration/istio-sidecar-injector-canary"
-        in got.reason
+        "rev.namespace.sidecar-injector.istio.io "
+        "(MutatingWebhookConfiguration/istio-sidecar-injector-canary" in got.reason
     )
     # The canary injector's policy (disabled) applies, not the default revision's.
     assert injection_decision(snap, daemonset(), MESH_1_30).injected is False
@@ -587,7 +588,7 @@ def test_kube_node_lease_is_ignored_since_1_9_only() -> None:
     assert inject_required("kube-node-lease", meta, {}, InjectorConfig(), (1, 9)).injected is False
 
 
-# -- what is missing ---------------------------------------------------------------------------------------------
+# -- what is missing -------------------------------------------------------------------------------
 
 
 def test_no_webhook_and_no_injector_configmap_is_unknown() -> None:

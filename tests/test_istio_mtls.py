@@ -1,4 +1,4 @@
-"""Inbound mTLS mode (v1alpha1 Policy/MeshPolicy and PeerAuthentication), client TLS, inbound capture."""
+"""Inbound mTLS mode (v1alpha1 Policy/MeshPolicy, PeerAuthentication), client TLS, capture."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def peer_auth(
     }
 
 
-ISTIOD_POD = {
+ISTIOD_POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {
@@ -155,7 +155,7 @@ ISTIOD_POD = {
     },
     "spec": {"containers": [{"name": "discovery", "ports": [{"containerPort": 15014}]}]},
 }
-APP_POD = {
+APP_POD: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",
     "metadata": {
@@ -177,7 +177,7 @@ APP_POD = {
 }
 
 
-# -- Istio 1.0 - 1.4: MeshPolicy / Policy ---------------------------------------------------------------------------------
+# -- Istio 1.0 - 1.4: MeshPolicy / Policy ----------------------------------------------------------
 
 
 def test_1_0_without_any_policy_is_plaintext() -> None:
@@ -264,7 +264,7 @@ def test_1_4_target_port_by_name_and_a_target_for_another_service() -> None:
     )
 
 
-# -- Istio >= 1.5: PeerAuthentication ------------------------------------------------------------------------------------------
+# -- Istio >= 1.5: PeerAuthentication --------------------------------------------------------------
 
 
 def test_istiod_era_default_is_permissive() -> None:
@@ -339,7 +339,7 @@ def test_unknown_era_without_policies_is_unset_and_with_peer_authentication_is_i
     )
 
 
-# -- client side: DestinationRules --------------------------------------------------------------------------------------------------
+# -- client side: DestinationRules -----------------------------------------------------------------
 
 
 TELEMETRY_HOST = "istio-telemetry.istio-system.svc.cluster.local"
@@ -401,7 +401,8 @@ def test_destination_rule_not_exported_to_the_client_is_skipped() -> None:
         },
     }
     snap = snapshot(private, DR_DEFAULT_1_0)
-    # The short host resolves in the rule's namespace and is more specific than *.local, but is not exported.
+    # The short host resolves in the rule's namespace and is more specific than *.local, but is
+    # not exported.
     assert (
         client_tls(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system")
         == "ISTIO_MUTUAL"
@@ -412,7 +413,7 @@ def test_destination_rule_not_exported_to_the_client_is_skipped() -> None:
     )
 
 
-# -- inbound capture -------------------------------------------------------------------------------------------------------------------
+# -- inbound capture -------------------------------------------------------------------------------
 
 
 def test_mixer_1_0_telemetry_port_42422_is_not_intercepted() -> None:
@@ -515,7 +516,8 @@ def test_root_namespace_comes_from_the_mesh_config() -> None:
 
 
 def test_tls_origination_rule_for_the_intake_is_reported_as_simple() -> None:
-    # The 1.0 googleapis pattern applied to the intake: the sidecar would wrap the agent's TLS in TLS again.
+    # The 1.0 googleapis pattern applied to the intake: the sidecar would wrap the agent's TLS in
+    # TLS again.
     origination = {
         "kind": "DestinationRule",
         "metadata": {"name": "dd", "namespace": "datadog"},
@@ -526,7 +528,8 @@ def test_tls_origination_rule_for_the_intake_is_reported_as_simple() -> None:
         client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system")
         == "SIMPLE"
     )
-    # From another namespace the rule applies only as the rule of the service's namespace (the SE's).
+    # From another namespace the rule applies only as the rule of the service's namespace (the
+    # SE's).
     assert (
         client_tls(snap, "app.datadoghq.com", 443, "monitoring", root_namespace="istio-system")
         == "UNSET"
