@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from meshdoctor.datadog_agent import agent_workloads
-from meshdoctor.model import Category, Evidence, Finding, Remediation, Severity
+from meshdoctor.datadog_agent import agent_container, agent_workloads
+from meshdoctor.model import Category, Evidence, Finding, LogEvidence, Remediation, Severity
 from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
-from meshdoctor.workloads import pod_template, template_path
+from meshdoctor.workloads import pod_template, pods_of, template_path
 
 DEFAULT_ACCOUNT = "default"
 
@@ -60,7 +60,13 @@ class AgentServiceAccountUnset(Rule):
     title = "Agent runs as the default service account; its RBAC was granted to another"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", "ClusterRoleBinding", "RoleBinding", optional=["ServiceAccount"])
+    inputs = inputs(
+        "DaemonSet",
+        "ClusterRoleBinding",
+        "RoleBinding",
+        optional=["ServiceAccount", "Pod"],
+        logs=["agent"],
+    )
     docs = RuleDocs(
         what="An agent DaemonSet whose pod template sets no `serviceAccountName` (or sets `default`), "
         "while a ClusterRoleBinding or RoleBinding grants a role to another ServiceAccount of the "
@@ -100,6 +106,7 @@ class AgentServiceAccountUnset(Rule):
             ]
             role_ref = binding.get("roleRef") or {}
             evidence.append(ctx.field(binding, "roleRef.name", role_ref.get("name")))
+            evidence.extend(_forbidden_lines(ctx, workload, namespace))
             service_account = ctx.get("ServiceAccount", namespace, chosen)
             ref = ctx.ref(workload)
             binding_ref = ctx.ref(binding)
@@ -149,6 +156,31 @@ class AgentServiceAccountUnset(Rule):
             commands=dry_run_then_apply("<file>"),
             safe=False,
         )
+
+
+def _forbidden_lines(ctx: Context, workload: KubeObject, namespace: str) -> list[Evidence]:
+    """Per agent pod, the first log line where the API server refused the `default` account."""
+    needle = f'User "system:serviceaccount:{namespace}:{DEFAULT_ACCOUNT}"'
+    container = agent_container(pod_template(workload))
+    if container is None:
+        return []
+    name = str(container.get("name", ""))
+    found: list[Evidence] = []
+    for pod in pods_of(ctx, workload):
+        pod_name = str(_meta(pod).get("name") or "")
+        log = ctx.logs(namespace, pod_name, name)
+        if log is None:
+            continue
+        first: tuple[int, str] | None = None
+        count = 0
+        for number, line in enumerate(log.lines(), start=1):
+            if needle in line and "forbidden" in line:
+                count += 1
+                if first is None:
+                    first = (number, line)
+        if first is not None:
+            found.append(LogEvidence(namespace, pod_name, name, first[0], first[1], count=count))
+    return found
 
 
 RULES = [AgentServiceAccountUnset]
