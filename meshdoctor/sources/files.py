@@ -210,7 +210,7 @@ def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: 
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        raise InputError(name, f"YAML syntax error: {problem}", mark.line + 1 if mark else None) from None
+        raise InputError(name, f"YAML syntax error: {problem}", _clamp_line(text, mark.line + 1) if mark else None) from None
     except yaml.YAMLError as exc:
         position = getattr(exc, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
@@ -218,6 +218,12 @@ def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: 
     finally:
         loader.dispose()
     return out
+
+
+def _clamp_line(text: str, line: int) -> int:
+    """A line that exists: libyaml reports an error at the end of the text on the line after it."""
+    last = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return max(1, min(line, last))
 
 
 def _yaml_lines(obj: KubeObject, source: _YamlSource, doc: int, item: int | None, line: int) -> FieldLines | None:
