@@ -399,7 +399,9 @@ post() { # path content-type body
 
 cmd_start() {
     [[ $# -eq 1 ]] || die "usage: $0 start DIR"
-    k8s_built && kwok_built || die "binaries missing in $BIN: run '$0 build' first"
+    if ! { k8s_built && kwok_built; }; then
+        die "binaries missing in $BIN: run '$0 build' first"
+    fi
     mkdir -p "$1"
     DIR="$(cd "$1" && pwd)"
     if [[ -f "$DIR/env" ]] && grep -q '^APISERVER_PID=' "$DIR/env"; then
@@ -599,6 +601,7 @@ EOF
     if [[ -n "${LIVE_WATCH_PID:-}" ]]; then
         # stop everything when that process (e.g. the pytest session) goes away, even if it
         # is killed before its teardown runs
+        # shellcheck disable=SC2016  # $0..$2 are expanded by the inner bash
         spawn watchdog bash -c 'while kill -0 "$0" 2>/dev/null; do sleep 2; done; exec bash "$1" stop "$2"' \
             "$LIVE_WATCH_PID" "$SCRIPT_PATH" "$DIR"
     fi
@@ -612,15 +615,13 @@ cmd_stop() {
     local dir="$1" name pid n
     [[ -d "$dir/pids" ]] || { log "nothing started in $dir"; return 0; }
     pid="$(cat "$dir/pids/watchdog" 2>/dev/null)" && rm -f "$dir/pids/watchdog" &&
-        [[ "$pid" != "$$" ]] && kill -TERM "$pid" 2>/dev/null
+        [[ "$pid" != "$$" ]] && { kill -TERM "$pid" 2>/dev/null || true; }
     # clients first (all at once, they exit in ~2 s each), then etcd
-    local -a group1=(kwok kube-scheduler kube-controller-manager kube-apiserver) group2=(etcd)
+    local group
     local -a pids
-    local names
-    for names in group1 group2; do
-        local -n grp="$names"
+    for group in "kwok kube-scheduler kube-controller-manager kube-apiserver" etcd; do
         pids=()
-        for name in "${grp[@]}"; do
+        for name in $group; do
             pid="$(cat "$dir/pids/$name" 2>/dev/null)" || continue
             if kill -0 "$pid" 2>/dev/null; then
                 kill -TERM "$pid" 2>/dev/null || true
@@ -643,7 +644,6 @@ cmd_stop() {
             fi
             log "stopped ${np%%:*} (pid ${np#*:})"
         done
-        unset -n grp
     done
     [[ -f "$dir/env" ]] && sed -i '/_PID=/d' "$dir/env"
     return 0
