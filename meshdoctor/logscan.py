@@ -13,14 +13,17 @@ format (`log_format_json: true`) are matched on their `msg` field.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import IO, Any, AnyStr
+from typing import IO, Any, AnyStr, Protocol
 
 import yaml
 
@@ -39,6 +42,9 @@ MAX_LINE = 64 * 1024
 
 #: Bytes read at a time from a binary log.
 CHUNK_SIZE = 8 * 1024 * 1024
+
+#: Files smaller than this are scanned in one process whatever `workers` says.
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024
 
 #: Lines joined into one buffer when scanning an iterable of `str`.
 BATCH_LINES = 4096
@@ -90,7 +96,7 @@ class Signature:
     """Lines it must not match."""
 
     def render(self, groups: Mapping[str, str | None]) -> str:
-        """The message with the captured values filled in."""
+        """Render the message with the captured values filled in."""
         return self.message.format_map(_Absent(groups))
 
 
@@ -131,9 +137,16 @@ class Match:
         return self.signature.render(self.groups)
 
     def evidence(self) -> LogEvidence:
-        """This line as finding evidence."""
-        return LogEvidence(self.namespace, self.pod, self.container, self.line, self.text,
-                           first_seen=self.timestamp, last_seen=self.timestamp)
+        """Return the line as finding evidence."""
+        return LogEvidence(
+            self.namespace,
+            self.pod,
+            self.container,
+            self.line,
+            self.text,
+            first_seen=self.timestamp,
+            last_seen=self.timestamp,
+        )
 
 
 @dataclass(frozen=True)
@@ -166,15 +179,31 @@ class MatchGroup:
         return self.samples[0].message if self.samples else self.signature.render(self.values)
 
     def evidence(self) -> tuple[LogEvidence, ...]:
-        """The samples as finding evidence, each carrying the group's count and first/last seen."""
+        """Return the samples as evidence, each with the group's count and first/last seen."""
         return tuple(
-            LogEvidence(m.namespace, m.pod, m.container, m.line, m.text, count=self.count,
-                        first_seen=self.first_seen, last_seen=self.last_seen)
+            LogEvidence(
+                m.namespace,
+                m.pod,
+                m.container,
+                m.line,
+                m.text,
+                count=self.count,
+                first_seen=self.first_seen,
+                last_seen=self.last_seen,
+            )
             for m in self.samples
         )
 
 
 # -- loading the catalogue --------------------------------------------------------------------
+
+
+class _Readable(Protocol):
+    """What the binary scan reads from: a file object, or a range of one."""
+
+    def read(self, size: int, /) -> bytes:
+        """Return up to `size` bytes; b"" at the end."""
+        ...
 
 
 class SignatureError(ValueError):
@@ -310,7 +339,7 @@ def _requirements(items: list[Any]) -> list[tuple[str, ...]]:
 
 
 def _prefilter_literals(literals: Iterable[str]) -> tuple[str, ...]:
-    """The literals plus their JSON-escaped forms, without any that contains another."""
+    """Return the literals and their JSON-escaped forms, dropping any that holds another."""
     variants: set[str] = set()
     for lit in literals:
         variants.add(lit)
@@ -370,7 +399,7 @@ def _normalize_time(value: str) -> str:
 
 
 def _json_record(line: str) -> dict[str, Any] | None:
-    """The parsed object when the line is a JSON log record, else None."""
+    """Parse the line when it is a JSON log record; None otherwise."""
     start = line.find("{")
     if start == -1 or (start and not _JSON_PREFIX.fullmatch(line[:start])):
         return None
@@ -402,8 +431,9 @@ class Scanner:
 
     # public entry points
 
-    def scan(self, lines: Iterable[str], *, namespace: str = "", pod: str = "",
-             container: str = "") -> list[Match]:
+    def scan(
+        self, lines: Iterable[str], *, namespace: str = "", pod: str = "", container: str = ""
+    ) -> list[Match]:
         """Every match in a log given as lines without line ends (e.g. `LogSource.lines()`)."""
         where = (namespace, pod, container)
         out: list[Match] = []
@@ -419,16 +449,58 @@ class Scanner:
             out.extend(self._scan_text("\n".join(batch), first, where))
         return out
 
-    def scan_file(self, log: str | os.PathLike[str] | IO[bytes], *, namespace: str = "",
-                  pod: str = "", container: str = "") -> list[Match]:
-        """Every match in a binary log (path or file object), read in `CHUNK_SIZE` chunks."""
+    def scan_file(
+        self,
+        log: str | os.PathLike[str] | IO[bytes],
+        *,
+        namespace: str = "",
+        pod: str = "",
+        container: str = "",
+        workers: int = 1,
+    ) -> list[Match]:
+        """Every match in a binary log (path or file object), read in `CHUNK_SIZE` chunks.
+
+        With `workers` > 1 and a path to a file of at least `PARALLEL_MIN_BYTES`, the file is cut
+        at line boundaries into that many ranges scanned by as many processes; the result is the
+        same, in the same order, with the same line numbers.
+        """
+        where = (namespace, pod, container)
         if isinstance(log, (str, os.PathLike)):
-            with open(log, "rb") as handle:
-                return self.scan_file(handle, namespace=namespace, pod=pod, container=container)
-        return list(self._scan_binary(log, (namespace, pod, container)))
+            path = os.fspath(log)
+            size = os.path.getsize(path)
+            if workers > 1 and size >= PARALLEL_MIN_BYTES:
+                return self._scan_parallel(path, size, workers, where)
+            with open(path, "rb") as handle:
+                return list(self._scan_binary(handle, where))
+        return list(self._scan_binary(log, where))
+
+    def _scan_parallel(
+        self, path: str, size: int, workers: int, where: tuple[str, str, str]
+    ) -> list[Match]:
+        bounds = _line_bounds(path, size, workers)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(max_workers=len(bounds) - 1, mp_context=context) as pool:
+            count = len(bounds) - 1
+            parts = list(
+                pool.map(
+                    _scan_range,
+                    [self] * count,
+                    [path] * count,
+                    bounds[:-1],
+                    bounds[1:],
+                    [where] * count,
+                )
+            )
+        out: list[Match] = []
+        offset = 0
+        for matches, newlines in parts:
+            out.extend(dataclasses.replace(m, line=m.line + offset) for m in matches)
+            offset += newlines
+        return out
 
     def match_line(self, line: str) -> list[tuple[Signature, dict[str, str | None]]]:
-        """The signatures one line matches, with their raw (unmasked) groups; no prefilter."""
+        """Match one line against every signature (no prefilter); groups are not masked."""
         record = _json_record(line) if "{" in line else None
         subject = _subject(line, record)
         out = []
@@ -444,7 +516,7 @@ class Scanner:
         for line_no, line in _candidate_lines(buf, 0, len(buf), first, self.literals, "\n"):
             yield from self._match_candidate(line, line_no, where)
 
-    def _scan_binary(self, handle: IO[bytes], where: tuple[str, str, str]) -> Iterator[Match]:
+    def _scan_binary(self, handle: _Readable, where: tuple[str, str, str]) -> Iterator[Match]:
         literals = self._literals_bytes
         carry = b""
         line_no = 1  # number of the first line in `carry` + next chunk
@@ -477,13 +549,15 @@ class Scanner:
         if carry and not skipping:
             yield from self._match_bytes_line(carry, line_no, where)
 
-    def _match_bytes_line(self, raw: bytes, line_no: int,
-                          where: tuple[str, str, str]) -> Iterator[Match]:
+    def _match_bytes_line(
+        self, raw: bytes, line_no: int, where: tuple[str, str, str]
+    ) -> Iterator[Match]:
         if any(lit in raw for lit in self._literals_bytes):
             yield from self._match_candidate(_decode(raw), line_no, where)
 
-    def _match_candidate(self, line: str, line_no: int,
-                         where: tuple[str, str, str]) -> Iterator[Match]:
+    def _match_candidate(
+        self, line: str, line_no: int, where: tuple[str, str, str]
+    ) -> Iterator[Match]:
         if line.endswith("\r"):
             line = line[:-1]
         record = _json_record(line) if "{" in line else None
@@ -509,8 +583,48 @@ class Scanner:
                 yield Match(sig, where[0], where[1], where[2], line_no, text, groups, timestamp)
 
 
+def _line_bounds(path: str, size: int, parts: int) -> list[int]:
+    """Offsets cutting a file into about `parts` ranges, each starting at a line start."""
+    bounds = [0]
+    with open(path, "rb") as handle:
+        for index in range(1, parts):
+            handle.seek(size * index // parts)
+            handle.readline()
+            at = handle.tell()
+            if bounds[-1] < at < size:
+                bounds.append(at)
+    bounds.append(size)
+    return bounds
+
+
+class _Range:
+    """A binary file read from `start` up to `end` only, counting the newlines it hands out."""
+
+    def __init__(self, handle: IO[bytes], start: int, end: int) -> None:
+        handle.seek(start)
+        self._handle = handle
+        self._left = end - start
+        self.newlines = 0
+
+    def read(self, size: int) -> bytes:
+        data = self._handle.read(min(size, self._left)) if self._left > 0 else b""
+        self._left -= len(data)
+        self.newlines += data.count(b"\n")
+        return data
+
+
+def _scan_range(
+    scanner: Scanner, path: str, start: int, end: int, where: tuple[str, str, str]
+) -> tuple[list[Match], int]:
+    """Scan one byte range of a file: matches (lines numbered from 1) and its newline count."""
+    with open(path, "rb") as handle:
+        part = _Range(handle, start, end)
+        matches = list(scanner._scan_binary(part, where))  # noqa: SLF001 - same module
+        return matches, part.newlines
+
+
 def _subject(line: str, record: Mapping[str, Any] | None) -> str:
-    """What signatures match: the `msg` of a JSON log record, else the line itself."""
+    """Pick what signatures match: the `msg` of a JSON log record, else the line itself."""
     if record is not None:
         message = record.get("msg", record.get("message"))
         if isinstance(message, str):
@@ -522,8 +636,9 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def _candidate_lines(buf: AnyStr, start: int, end: int, first: int, literals: Sequence[AnyStr],
-                     nl: AnyStr) -> Iterator[tuple[int, AnyStr]]:
+def _candidate_lines(
+    buf: AnyStr, start: int, end: int, first: int, literals: Sequence[AnyStr], nl: AnyStr
+) -> Iterator[tuple[int, AnyStr]]:
     """Lines of `buf[start:end]` holding at least one literal, with their numbers, in order.
 
     `first` is the number of the line starting at `start`. Each literal is searched with
@@ -552,11 +667,11 @@ def _candidate_lines(buf: AnyStr, start: int, end: int, first: int, literals: Se
         number += buf.count(nl, counted, line_start)
         counted = line_start
         line_end = spans[line_start]
-        yield number, buf[line_start:min(line_end, line_start + MAX_LINE)]
+        yield number, buf[line_start : min(line_end, line_start + MAX_LINE)]
 
 
 def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
-    """Matches grouped by signature and key values, in order of first appearance.
+    """Group matches by signature and key values, in order of first appearance.
 
     Each group counts its lines, keeps the first and last timestamps seen and at most
     `SAMPLES_PER_GROUP` sample lines.
@@ -567,8 +682,15 @@ def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
         key = tuple((name, match.groups.get(name)) for name in sig.key)
         state = groups.get((sig.id, key))
         if state is None:
-            state = {"sig": sig, "key": key, "count": 0, "first": None, "last": None,
-                     "samples": [], "pods": set()}
+            state = {
+                "sig": sig,
+                "key": key,
+                "count": 0,
+                "first": None,
+                "last": None,
+                "samples": [],
+                "pods": set(),
+            }
             groups[(sig.id, key)] = state
         state["count"] += 1
         if match.timestamp:
@@ -579,7 +701,14 @@ def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
             state["samples"].append(match)
         state["pods"].add((match.namespace, match.pod, match.container))
     return [
-        MatchGroup(s["sig"], s["key"], s["count"], s["first"], s["last"], tuple(s["samples"]),
-                   tuple(sorted(s["pods"])))
+        MatchGroup(
+            s["sig"],
+            s["key"],
+            s["count"],
+            s["first"],
+            s["last"],
+            tuple(s["samples"]),
+            tuple(sorted(s["pods"])),
+        )
         for s in groups.values()
     ]
