@@ -27,7 +27,8 @@ FROM_SECRET = "<from secret>"
 
 #: Image repositories of the agent: last path segment `agent` under an owner `datadog`/`datadoghq`
 #: (Docker Hub `datadog/agent`, GCR `gcr.io/datadoghq/agent`, ECR `public.ecr.aws/datadog/agent`),
-#: or at the root of a Datadog registry (`datadoghq.azurecr.io/agent`, `registry.datadoghq.com/agent`).
+#: or at the root of a Datadog registry (`datadoghq.azurecr.io/agent`,
+#: `registry.datadoghq.com/agent`).
 _AGENT_IMAGE_OWNERS = ("datadog", "datadoghq")
 
 #: Container names the agent's main container has had: `agent` (Helm, Operator, current manifests),
@@ -56,7 +57,7 @@ def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def _has_agent_labels(labels: Mapping[str, Any]) -> bool:
-    """Helm chart (`app.kubernetes.io/component: agent` with a datadog name or app) or Operator labels."""
+    """Helm chart labels (component `agent`, a datadog name or app) or the Operator's."""
     if labels.get("agent.datadoghq.com/component") == "agent":
         return True
     if labels.get("app.kubernetes.io/component") != "agent":
@@ -95,7 +96,7 @@ def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) 
 
 
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The agent's main container: named `agent` or `datadog-agent`, else the first agent image, else None."""
+    """The main container: `agent` or `datadog-agent`, else the first agent image, else None."""
     candidates = containers(template, include_init=False)
     for name in _MAIN_CONTAINER_NAMES:
         for container in candidates:
@@ -108,7 +109,7 @@ def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None
 
 
 def agent_version(container: Mapping[str, Any] | None) -> str | None:
-    """The agent version an image tag pins (`7.49.1`, `6.9.0-jmx` -> `6.9.0`); None for `latest`, `7`, digests."""
+    """Version a tag pins (`7.49.1`, `6.9.0-jmx` -> `6.9.0`); None for `latest`, `7`, digests."""
     if not container:
         return None
     tag = split_image(str(container.get("image") or ""))[1] or ""
@@ -265,7 +266,7 @@ def agent_products(reader: ObjectReader, workload: KubeObject) -> list[str]:
 
 
 def _https_logs_by_default(container: Mapping[str, Any] | None) -> bool:
-    """True only when the image pins a version that sends logs over HTTPS without a TCP fall back risk."""
+    """True only when the image pins a version whose default logs transport is HTTPS."""
     version = agent_version(container)
     if version is None:
         return False

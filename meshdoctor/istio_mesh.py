@@ -45,8 +45,8 @@ _CONTROL_PLANE_IMAGES = (
 )
 
 #: Labels that mark a Deployment as part of the control plane (1.0.7 charts: `istio: pilot`,
-#: `istio: mixer`, `istio: sidecar-injector`, `istio: galley`, `istio: citadel`; 1.5+: `app: istiod`,
-#: `istio: pilot` on istiod too).
+#: `istio: mixer`, `istio: sidecar-injector`, `istio: galley`, `istio: citadel`;
+#: 1.5+: `app: istiod`, `istio: pilot` on istiod too).
 _CONTROL_PLANE_LABELS = {
     "istio": {"pilot", "mixer", "galley", "citadel", "sidecar-injector", "istiod"},
     "app": {"istiod", "pilot", "istio-pilot", "mixer", "istio-mixer"},
@@ -82,7 +82,10 @@ def version_tuple(version: str | None) -> tuple[int, int] | None:
 
 
 def split_image(image: str) -> tuple[str, str | None, str | None]:
-    """`registry:5000/istio/pilot:1.20.3@sha256:ab..` -> (`registry:5000/istio/pilot`, `1.20.3`, `sha256:ab..`)."""
+    """Split an image into repository, tag and digest (each part None when absent).
+
+    `reg:5000/istio/pilot:1.20.3@sha256:ab` -> (`reg:5000/istio/pilot`, `1.20.3`, `sha256:ab`).
+    """
     digest = None
     if "@" in image:
         image, digest = image.split("@", 1)
@@ -100,7 +103,7 @@ def image_name(image: str) -> str:
 
 
 def image_version(image: str) -> str | None:
-    """The version an image tag carries: `1.20.3-distroless` -> `1.20.3`; None for `latest` or a bare digest."""
+    """The version a tag carries: `1.20.3-distroless` -> `1.20.3`; None for `latest` or a digest."""
     tag = split_image(image)[1]
     match = _VERSION.match(tag or "")
     if not match:
@@ -218,7 +221,7 @@ def mesh_config(reader: ObjectReader, info: MeshInfo | None = None) -> dict[str,
 
 
 def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
-    """`REGISTRY_ONLY` or `ALLOW_ANY`: what a sidecar does with traffic to a host the mesh does not know.
+    """`REGISTRY_ONLY` or `ALLOW_ANY`: what a sidecar does with traffic to an unknown host.
 
     `outboundTrafficPolicy.mode` in the mesh config decides when set. Otherwise the version's
     default: 1.0 has no such setting and drops unknown destinations (REGISTRY_ONLY in effect); 1.1
@@ -236,7 +239,7 @@ def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
 
 
 def injector_include_outbound_ranges(reader: ObjectReader, info: MeshInfo | None = None) -> str:
-    """The include-outbound-IP-ranges default baked into the injector template (`*` unless installed otherwise).
+    """The include-outbound-IP-ranges default in the injector template (`*` unless set at install).
 
     Read from ConfigMap `istio-sidecar-injector[-<rev>]` key `config` (1.0–1.x) or `values`: the
     `-i` argument's annotation default, as Helm rendered `global.proxy.includeIPRanges` into it.
@@ -262,7 +265,7 @@ def injector_include_outbound_ranges(reader: ObjectReader, info: MeshInfo | None
 def captures_external_egress(
     template: Mapping[str, Any], default_include: str = DEFAULT_INCLUDE_OUTBOUND_IP_RANGES
 ) -> bool:
-    """Whether the sidecar's iptables redirect traffic to public addresses (such as Datadog's intake).
+    """Whether the sidecar's iptables redirect traffic to public addresses (Datadog's intake).
 
     `traffic.sidecar.istio.io/includeOutboundIPRanges` on the pod (else the injector default) of
     `*` captures everything; a list of CIDRs captures public addresses only if one of them is not
@@ -303,7 +306,7 @@ _TLS_CARRYING_PROTOCOLS = ("HTTPS", "TLS", "TCP")
 
 
 def host_covers(pattern: str, host: str) -> bool:
-    """Istio host matching: `*.datadoghq.com` covers `app.datadoghq.com` (and deeper), not `datadoghq.com`.
+    """Istio host matching: `*.datadoghq.com` covers `app.datadoghq.com`, not `datadoghq.com`.
 
     `*` covers everything; otherwise an exact, case-insensitive match; a trailing dot is ignored.
     A wildcard host (`*.agent.datadoghq.com`) is covered only by a pattern covering every name it
@@ -357,7 +360,7 @@ def service_entry_port(service_entry: Mapping[str, Any], port: int) -> Mapping[s
 def covering_service_entries(
     reader: ObjectReader, host: str, port: int, namespace: str, info: MeshInfo | None = None
 ) -> list[KubeObject]:
-    """ServiceEntries (networking.istio.io, any version) visible from `namespace` covering host:port."""
+    """ServiceEntries (networking.istio.io, any version) visible from `namespace` for host:port."""
     default_export_to = mesh_config(reader, info).get("defaultServiceExportTo")
     found = []
     for service_entry in reader.objects("ServiceEntry"):
@@ -374,5 +377,5 @@ def covering_service_entries(
 
 
 def service_entry_api_version(info: MeshInfo) -> str:
-    """The ServiceEntry apiVersion to write for a mesh: v1alpha3 on Mixer-era meshes, v1beta1 from 1.5."""
+    """The ServiceEntry apiVersion to write: v1alpha3 on Mixer-era meshes, v1beta1 from 1.5."""
     return "networking.istio.io/v1beta1" if info.era == ISTIOD else "networking.istio.io/v1alpha3"

@@ -72,7 +72,7 @@ def pod_template(obj: KubeObject) -> dict[str, Any] | None:
 
 
 def template_path(obj: KubeObject) -> str:
-    """Dotted path from the object to its pod template (`spec.template`; `""` for a Pod), for evidence."""
+    """Dotted path from the object to its pod template (`spec.template`; `""` for a Pod)."""
     return ".".join(_TEMPLATE_PATHS.get(str(obj.get("kind", "")), ()))
 
 
@@ -103,7 +103,7 @@ def containers(
 
 
 def owned_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
-    """Whether an ownerReference of `obj` names `owner` (kind + namespace + name; uid when both have one).
+    """Whether an ownerReference of `obj` names `owner` (kind, namespace, name; uid if both set).
 
     Hand-written manifests rarely carry uids, so kind and name decide; when both sides have a uid
     it must agree, as a recreated owner of the same name is another object.
@@ -132,7 +132,9 @@ def _controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 
 def owner_chain(reader: ObjectReader, obj: KubeObject) -> list[KubeObject]:
-    """The controllers above an object, nearest first: Pod -> [ReplicaSet, Deployment], Job -> [CronJob].
+    """The controllers above an object, nearest first: Pod -> [ReplicaSet, Deployment].
+
+    A Job owned by a CronJob gives [CronJob].
 
     The object itself is not in the list. The walk stops at an owner that is not in the snapshot,
     at a uid that disagrees, or at a cycle.
@@ -233,7 +235,7 @@ def pods_of(reader: ObjectReader, workload: KubeObject) -> list[KubeObject]:
 def _owned_by_hashed_replicaset(
     pod: Mapping[str, Any], deployment: Mapping[str, Any], known: list[Mapping[str, Any]]
 ) -> bool:
-    """A pod owned by `<deployment>-<pod-template-hash>` when that ReplicaSet is not in the snapshot."""
+    """A pod owned by `<deployment>-<pod-template-hash>`, a ReplicaSet missing from the snapshot."""
     template_hash = (_meta(pod).get("labels") or {}).get("pod-template-hash")
     if not template_hash:
         return False

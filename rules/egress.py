@@ -84,17 +84,18 @@ class IntakeEgressBlocked(Rule):
         logs=["agent"],
     )
     docs = RuleDocs(
-        what="An agent workload whose pods run an Istio sidecar (or will get one: namespace labelled "
-        '`istio-injection: enabled`, no `sidecar.istio.io/inject: "false"`), in a mesh that drops '
-        "traffic to hosts it does not know (Istio 1.0, whose sidecar captures all egress, or "
-        "`outboundTrafficPolicy.mode: REGISTRY_ONLY`), with no ServiceEntry visible to the agent's "
-        "namespace that covers the site's metrics intake on port 443.",
+        what="An agent workload whose pods run an Istio sidecar (or will get one: namespace "
+        'labelled `istio-injection: enabled`, no `sidecar.istio.io/inject: "false"`), in a mesh '
+        "that drops traffic to hosts it does not know (Istio 1.0, whose sidecar captures all "
+        "egress, or `outboundTrafficPolicy.mode: REGISTRY_ONLY`), with no ServiceEntry visible "
+        "to the agent's namespace that covers the site's metrics intake on port 443.",
         why="The sidecar drops the agent's HTTPS connections to the intake: no metrics, events, "
         "service checks or logs reach Datadog, and the agent log fills with `Too many errors for "
         "endpoint ... retrying later`. The pods themselves look healthy.",
-        fix="Apply a ServiceEntry (location MESH_EXTERNAL) for the intake hosts of the agent's site "
-        "and products, in the agent's namespace; meshdoctor writes it for the site and products the "
-        "agent uses. Or take the agent out of the mesh with the pod-template annotation "
+        fix="Apply a ServiceEntry (location MESH_EXTERNAL) for the intake hosts of the agent's "
+        "site and products, in the agent's namespace; meshdoctor writes it for the site and "
+        "products the agent uses. Or take the agent out of the mesh with the pod-template "
+        "annotation "
         '`sidecar.istio.io/inject: "false"`.',
         references=(
             "https://docs.datadoghq.com/agent/configuration/network/",
@@ -104,6 +105,7 @@ class IntakeEgressBlocked(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        """One finding per agent workload in the mesh whose intake egress is dropped."""
         info = mesh_info(ctx)
         policy = outbound_traffic_policy(ctx, info)
         for workload in agent_workloads(ctx):
@@ -128,15 +130,16 @@ class IntakeEgressBlocked(Rule):
                 FieldEvidence(
                     ObjectRef("ServiceEntry", namespace, "*"),
                     "spec.hosts",
-                    f"<absent>: no ServiceEntry visible from namespace {namespace} covers {host}:{HTTPS_PORT}",
+                    f"<absent>: no ServiceEntry visible from namespace {namespace} "
+                    f"covers {host}:{HTTPS_PORT}",
                 )
             )
             evidence.extend(self._log_evidence(ctx, workload))
             ref = ctx.ref(workload)
             yield self.finding(
-                f"{ref.kind} {namespace}/{ref.name} runs in the mesh, which drops traffic to unknown hosts "
-                f"({self._policy_words(info)}), and no ServiceEntry covers its metrics intake {host}:{HTTPS_PORT}: "
-                f"the agent cannot send to {site}.",
+                f"{ref.kind} {namespace}/{ref.name} runs in the mesh, which drops traffic to "
+                f"unknown hosts ({self._policy_words(info)}), and no ServiceEntry covers its "
+                f"metrics intake {host}:{HTTPS_PORT}: the agent cannot send to {site}.",
                 objects=[ref],
                 evidence=evidence,
                 remediation=self._remediation(ctx, workload, info, site, version, namespace),
@@ -286,8 +289,8 @@ class IntakeEgressBlocked(Rule):
         )
         ref = ctx.ref(workload)
         return Remediation(
-            summary=f"Let the agent reach the {site} intake: ServiceEntry {namespace}/{SERVICE_ENTRY_NAME} "
-            f"for {', '.join(hosts)} (MESH_EXTERNAL).{why_none}",
+            summary=f"Let the agent reach the {site} intake: ServiceEntry "
+            f"{namespace}/{SERVICE_ENTRY_NAME} for {', '.join(hosts)} (MESH_EXTERNAL).{why_none}",
             manifests=(to_yaml(service_entry),),
             commands=dry_run_then_apply("<file>"),
             safe=True,

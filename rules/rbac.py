@@ -23,7 +23,7 @@ def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def bound_accounts(ctx: Context, namespace: str) -> dict[str, list[tuple[KubeObject, int]]]:
-    """ServiceAccounts of `namespace` named as subjects of a binding: name -> [(binding, subject index)].
+    """ServiceAccounts of `namespace` that bindings name: name -> [(binding, subject index)].
 
     A subject without a namespace defaults to a RoleBinding's own namespace, as the API server does
     (and matches nobody in a ClusterRoleBinding).
@@ -44,7 +44,7 @@ def bound_accounts(ctx: Context, namespace: str) -> dict[str, list[tuple[KubeObj
 
 
 def _preferred(accounts: list[str], workload_name: str) -> str:
-    """The account meant for the agent: the workload's own name, then one naming datadog, then the first."""
+    """The account meant for the agent: its own name, else one naming datadog, else the first."""
     if workload_name in accounts:
         return workload_name
     for name in accounts:
@@ -68,15 +68,17 @@ class AgentServiceAccountUnset(Rule):
         logs=["agent"],
     )
     docs = RuleDocs(
-        what="An agent DaemonSet whose pod template sets no `serviceAccountName` (or sets `default`), "
-        "while a ClusterRoleBinding or RoleBinding grants a role to another ServiceAccount of the "
-        "agent's namespace (typically `datadog-agent`), and none to `default`.",
-        why="The pods run as `default`, which the RBAC objects do not cover: the agent's calls to the "
-        "kubelet and the API server (pods, nodes, events, leader election, `/metrics`) are "
+        what="An agent DaemonSet whose pod template sets no `serviceAccountName` (or sets "
+        "`default`), while a ClusterRoleBinding or RoleBinding grants a role to another "
+        "ServiceAccount of the agent's namespace (typically `datadog-agent`), and none to "
+        "`default`.",
+        why="The pods run as `default`, which the RBAC objects do not cover: the agent's calls to "
+        "the kubelet and the API server (pods, nodes, events, leader election, `/metrics`) are "
         "forbidden, so Kubernetes metadata, events and the kubernetes_state checks are missing "
         "although the RBAC manifests were applied.",
-        fix="Set `spec.template.spec.serviceAccountName` to the bound account (meshdoctor writes the "
-        "whole corrected DaemonSet, literal secrets redacted) and apply it; the pods are recreated.",
+        fix="Set `spec.template.spec.serviceAccountName` to the bound account (meshdoctor writes "
+        "the whole corrected DaemonSet, literal secrets redacted) and apply it; the pods are "
+        "recreated.",
         references=(
             "https://docs.datadoghq.com/containers/kubernetes/installation/",
             "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/",
@@ -85,6 +87,7 @@ class AgentServiceAccountUnset(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        """One finding per agent DaemonSet running as `default` while RBAC names another account."""
         for workload in agent_workloads(ctx, kinds=("DaemonSet",)):
             namespace = str(_meta(workload).get("namespace") or "")
             spec = (pod_template(workload) or {}).get("spec") or {}
@@ -111,9 +114,10 @@ class AgentServiceAccountUnset(Rule):
             ref = ctx.ref(workload)
             binding_ref = ctx.ref(binding)
             yield self.finding(
-                f"{ref.kind} {namespace}/{ref.name} runs as service account '{DEFAULT_ACCOUNT}', but "
-                f"{binding_ref.kind} {binding_ref.name} grants {role_ref.get('kind', 'role')} "
-                f"{role_ref.get('name', '?')} to {namespace}/{chosen}: the agent has none of those permissions.",
+                f"{ref.kind} {namespace}/{ref.name} runs as service account "
+                f"'{DEFAULT_ACCOUNT}', but {binding_ref.kind} {binding_ref.name} grants "
+                f"{role_ref.get('kind', 'role')} {role_ref.get('name', '?')} to "
+                f"{namespace}/{chosen}: the agent has none of those permissions.",
                 objects=[ref, binding_ref],
                 evidence=evidence,
                 remediation=self._remediation(workload, chosen, namespace, service_account is None),
@@ -148,9 +152,10 @@ class AgentServiceAccountUnset(Rule):
             else ""
         )
         return Remediation(
-            summary=f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the RBAC "
-            f"objects bind{extra}. The manifest is the whole DaemonSet with only serviceAccountName "
-            "changed (literal secrets are replaced by a placeholder: put the Secret reference back "
+            summary=f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the "
+            f"RBAC objects bind{extra}. The manifest is the whole DaemonSet with only "
+            "serviceAccountName changed (literal secrets are replaced by a placeholder: put the "
+            "Secret reference back "
             "before applying). Applying it recreates the agent pods.",
             manifests=tuple(manifests),
             commands=dry_run_then_apply("<file>"),

@@ -169,7 +169,10 @@ def test_mesh_info_records_the_kinds_it_reads():
     assert ctx.kinds_read == {"Deployment"}
 
 
-MESH_10 = "disablePolicyChecks: false\ndefaultConfig:\n  discoveryAddress: istio-pilot.istio-system:15007\n"
+MESH_10 = (
+    "disablePolicyChecks: false\n"
+    "defaultConfig:\n  discoveryAddress: istio-pilot.istio-system:15007\n"
+)
 
 
 def test_mesh_config_from_istio_or_revisioned_configmap():
@@ -232,8 +235,10 @@ def test_outbound_traffic_policy_defaults_and_override(version, era, mesh, expec
 
 
 INJECTOR_10 = (
-    'policy: enabled\ntemplate: |-\n  initContainers:\n  - name: istio-init\n    args:\n    - "-i"\n'
-    '    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`  "{ranges}"  ]]"\n'
+    "policy: enabled\ntemplate: |-\n  initContainers:\n  - name: istio-init\n"
+    '    args:\n    - "-i"\n'
+    '    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`'
+    '  "{ranges}"  ]]"\n'
 )
 
 

@@ -20,8 +20,9 @@ Sources:
   `7-49-1-app.agent.datadoghq.com`); `app.<site>` still serves the API-key validation call.
 - Sites: Datadog docs "Getting Started with Datadog Sites" (https://docs.datadoghq.com/getting_started/site/).
 
-What is not here on purpose: `DD_DD_URL` / `DD_URL` / `DD_LOGS_CONFIG_LOGS_DD_URL` overrides, proxies
-and the transport an agent version picks. Those change *which* of these endpoints an agent uses; the
+What is not here on purpose: `DD_DD_URL` / `DD_URL` / `DD_LOGS_CONFIG_LOGS_DD_URL` overrides,
+proxies and the transport an agent version picks. Those change *which* of these endpoints an
+agent uses; the
 override logic belongs with the agent model (see `meshdoctor.datadog_agent.datadog_site`), and feeds
 `intake_endpoints` its products and `logs_transport`.
 """
@@ -72,7 +73,7 @@ LOGS_TCP: dict[str, tuple[str, int]] = {
 UNCERTAIN: dict[str, str] = {
     "logs-tcp datadoghq.eu": "the Agent's TCP default is agent-intake.logs.datadoghq.eu:443 (proxy "
     "docs); the EU logs-endpoint table also lists tcp-intake.logs.datadoghq.eu:443 for forwarders",
-    "ap2.datadoghq.com": "newest site; intake names assumed to follow the same <product>.<site> pattern",
+    "ap2.datadoghq.com": "newest site; intake names assumed to follow the <product>.<site> pattern",
 }
 
 
@@ -96,13 +97,13 @@ def is_known_site(site: str) -> bool:
 
 
 def normalize_site(site: str | None) -> str:
-    """DD_SITE as the agent reads it: trimmed, lower case, no trailing dot; empty means the default."""
+    """DD_SITE as the agent reads it: trimmed, lower case, no trailing dot; empty is the default."""
     value = (site or "").strip().lower().rstrip(".")
     return value or DEFAULT_SITE
 
 
 def metrics_host(site: str) -> str:
-    """The classic metrics/API host `app.<site>` (API-key validation, Agent 5, DD_DD_URL defaults)."""
+    """The classic metrics/API host `app.<site>` (API-key validation, Agent 5, DD_DD_URL)."""
     return f"app.{normalize_site(site)}"
 
 
@@ -110,7 +111,7 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
 def versioned_metrics_host(site: str, agent_version: str | None) -> str:
-    """Where Agent 6+ sends metrics: `<x>-<y>-<z>-app.agent.<site>`; the wildcard when the version is unknown.
+    """Where Agent 6+ sends metrics: `<x>-<y>-<z>-app.agent.<site>`; a wildcard without a version.
 
     The wildcard `*.agent.<site>` is what a ServiceEntry must cover to accept any agent version.
     """

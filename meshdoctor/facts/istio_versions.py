@@ -93,8 +93,8 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         (1, 1),
     ),
     # 1.4.10 charts/mixer/templates/service.yaml: http-monitoring = global.monitoringPort, 15014 in
-    # values.yaml since 1.1 (integrations-core istio conf.yaml.example, 2019: "If using Istio < v1.1,
-    # replace port 15014 with port 9093").
+    # values.yaml since 1.1 (integrations-core istio conf.yaml.example, 2019: "If using
+    # Istio < v1.1, replace port 15014 with port 9093").
     TelemetryEndpoint(
         "istio-telemetry",
         15014,
