@@ -19,6 +19,7 @@ from meshdoctor.facts.datadog_sites import HTTPS_PORT, intake_endpoints, version
 from meshdoctor.facts.istio_versions import (
     INJECT_ANNOTATION,
     INJECTION_NAMESPACE_LABEL,
+    REVISION_LABEL,
     SIDECAR_CONTAINER,
 )
 from meshdoctor.istio_mesh import (
@@ -164,33 +165,32 @@ class IntakeEgressBlocked(Rule):
                 )
                 return [ctx.field(pod, f"{path}.image", image)]
         base = template_path(workload)
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
-        opt_out = str(annotations.get(INJECT_ANNOTATION, "")).lower() == "false"
         for index, container in enumerate((template.get("spec") or {}).get("containers") or []):
-            if (
-                container.get("name") == SIDECAR_CONTAINER
-            ):  # injected by hand (istioctl kube-inject)
-                return [
-                    ctx.field(
-                        workload,
-                        _join(base, f"spec.containers[{index}].image"),
-                        container.get("image"),
-                    )
-                ]
+            if container.get("name") == SIDECAR_CONTAINER:  # injected by hand (kube-inject)
+                path = _join(base, f"spec.containers[{index}].image")
+                return [ctx.field(workload, path, container.get("image"))]
+        meta = template.get("metadata") or {}
+        opted_out = any(
+            str((meta.get(where) or {}).get(INJECT_ANNOTATION, "")).lower() == "false"
+            for where in ("annotations", "labels")
+        )
+        # The injector never touches hostNetwork pods (istio/istio pkg/kube/inject injectRequired).
+        if opted_out or (template.get("spec") or {}).get("hostNetwork") is True:
+            return []
         ns_obj = ctx.get("Namespace", "", namespace)
         labels = ((ns_obj or {}).get("metadata") or {}).get("labels") or {}
-        if (
-            ns_obj is not None
-            and labels.get(INJECTION_NAMESPACE_LABEL) == "enabled"
-            and not opt_out
-        ):
-            return [
-                ctx.field(ns_obj, f"metadata.labels.{INJECTION_NAMESPACE_LABEL}", "enabled"),
-                ctx.field(
-                    workload, _join(base, f"metadata.annotations['{INJECT_ANNOTATION}']"), None
-                ),
-            ]
-        return []
+        if ns_obj is None or labels.get(INJECTION_NAMESPACE_LABEL) == "disabled":
+            return []
+        if labels.get(INJECTION_NAMESPACE_LABEL) == "enabled":
+            label = INJECTION_NAMESPACE_LABEL
+        elif labels.get(REVISION_LABEL):  # revision-based injection, istiod era
+            label = REVISION_LABEL
+        else:
+            return []
+        return [
+            ctx.field(ns_obj, f"metadata.labels['{label}']", labels[label]),
+            ctx.field(workload, _join(base, f"metadata.annotations['{INJECT_ANNOTATION}']"), None),
+        ]
 
     @staticmethod
     def _policy_evidence(ctx: Context, info: MeshInfo) -> list[Evidence]:

@@ -40,8 +40,12 @@ SIDECAR_CONTAINER = "istio-proxy"
 #: charts/sidecarInjectorWebhook/templates/mutatingwebhook.yaml namespaceSelector
 #: `istio-injection: enabled`; unchanged in 1.30.3 istio-discovery/templates/mutatingwebhook.yaml).
 INJECTION_NAMESPACE_LABEL = "istio-injection"
+#: Namespace label of revision-based injection (istio/api v1.30.3 label/labels.yaml `istio.io/rev`;
+#: 1.30.3 istio-discovery/templates/mutatingwebhook.yaml selects on it, `istio-injection` absent).
+REVISION_LABEL = "istio.io/rev"
 #: Pod annotation that opts a pod out (1.0.7 injector; istio/api v1.30.3 annotation/annotations.yaml
-#: `sidecar.istio.io/inject`, deprecated in favour of the label of the same name).
+#: `sidecar.istio.io/inject`, deprecated in favour of the label of the same name, which
+#: label/labels.yaml documents; both are honoured).
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 
 
