@@ -14,7 +14,7 @@ from pathlib import Path
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Finding, Remediation, Report
 from meshdoctor.renderers import plural
-from meshdoctor.renderers.markdown import code_span, inline, table_cell
+from meshdoctor.renderers.markdown import code_span, fence, inline, table_cell
 
 #: Characters allowed in a file name; anything else in a kind, namespace or name becomes `_`.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -23,6 +23,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 CLUSTER_SCOPE = "_cluster"
 
 INDEX = "index.md"
+
+#: What rules write in a remediation command where the manifest file goes
+#: (`meshdoctor.remediation.dry_run_then_apply("<file>")`); replaced here by the file written.
+FILE_PLACEHOLDER = "<file>"
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,23 @@ def _document(manifest: str) -> str:
     return f"{text}\n" if text.strip() else ""
 
 
+def apply_commands(fix: FixFile) -> list[str]:
+    """List the finding's commands with the file written in place of `<file>`.
+
+    A remediation without commands is applied with a plain `kubectl apply -f`.
+    """
+    commands = [c.replace(FILE_PLACEHOLDER, fix.name) for c in fix.remediation.commands]
+    return commands or [f"kubectl apply -f {fix.name}"]
+
+
 def fixes_index(report: Report, planned: list[FixFile]) -> str:
     """Write `index.md`: each file, what it fixes, and whether it can be applied as is."""
     lines = [
         "# meshdoctor remediation files",
         "",
         f"Written by meshdoctor {report.version} from {report.source.kind} "
-        f"{code_span(report.source.target)}: {plural(len(planned), 'file')}.",
+        f"{code_span(report.source.target)}: {plural(len(planned), 'file')}. "
+        "Run the commands from this folder.",
         "",
     ]
     if not planned:
@@ -154,7 +168,7 @@ def fixes_index(report: Report, planned: list[FixFile]) -> str:
             "",
             f"{inline(remediation.summary)} {safety}",
             "",
-            f"    kubectl apply -f {fix.name}",
+            *fence("\n".join(apply_commands(fix)), "sh"),
             "",
         ]
     while lines[-1] == "":

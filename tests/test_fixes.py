@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from meshdoctor.errors import UsageError
-from meshdoctor.fixes import emit_fixes, fix_stem, plan_fixes
+from meshdoctor.fixes import apply_commands, emit_fixes, fix_stem, plan_fixes
 from meshdoctor.model import (
     Category,
     ClusterInfo,
@@ -152,7 +152,7 @@ def test_index_lists_each_file_with_rule_severity_objects_summary_and_safety(tmp
     for name in NAMES:
         assert f"| [{name}]({name}) |" in index
         assert f"## {name}\n" in index
-        assert f"    kubectl apply -f {name}\n" in index
+        assert f"```sh\nkubectl apply -f {name}\n```\n" in index
     assert (
         f"| [{NAMES[3]}]({NAMES[3]}) | MD402 | error "
         "| ClusterRole datadog-agent, DaemonSet default/datadog-agent | needs review |"
@@ -201,3 +201,22 @@ def test_a_folder_that_cannot_be_written_is_a_usage_error(tmp_path):
     blocker.write_text("a file, not a folder")
     with pytest.raises(UsageError, match=f"cannot write remediation files to {blocker}: "):
         emit_fixes(REPORT, blocker)
+
+
+def test_index_commands_name_the_file_written():
+    remediation = Remediation(
+        summary="s",
+        manifests=(SERVICE_ENTRY,),
+        commands=(
+            "kubectl -n default create secret generic x",
+            "kubectl apply --dry-run=server -f <file>",
+            "kubectl apply -f <file>",
+        ),
+    )
+    fix = dataclasses.replace(EGRESS, remediation=remediation)
+    [planned] = plan_fixes(report(fix))
+    assert apply_commands(planned) == [
+        "kubectl -n default create secret generic x",
+        f"kubectl apply --dry-run=server -f {NAMES[0]}",
+        f"kubectl apply -f {NAMES[0]}",
+    ]
