@@ -366,3 +366,114 @@ def test_sites_and_versioned_hosts():
     assert normalize_site(None) == "datadoghq.com"
     assert versioned_metrics_host("datadoghq.com", "6.0.0") == "6-0-0-app.agent.datadoghq.com"
     assert versioned_metrics_host("datadoghq.com", None) == "*.agent.datadoghq.com"
+
+
+# -- MD401: the corrected DaemonSet never carries a secret ----------------------------------------
+
+
+def test_md401_remediation_redacts_literal_keys_and_keeps_everything_else():
+    import yaml
+
+    from meshdoctor_rules.rbac import AgentServiceAccountUnset
+
+    key = "0123456789abcdef0123456789abcdef"
+    ds = agent(
+        env=[
+            {"name": "DD_API_KEY", "value": key},
+            {"name": "DD_APP_KEY", "value": "f" * 40},
+            {"name": "DD_CLUSTER_AGENT_AUTH_TOKEN", "value": "token-value-123456"},
+            {"name": "DD_SITE", "value": "datadoghq.eu"},
+        ],
+        image="datadog/agent:latest",
+    )
+    ds["metadata"]["uid"] = "abc"
+    ds["status"] = {"numberReady": 2}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "datadog-agent", "namespace": "datadog"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "datadog-agent",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "datadog-agent"}],
+    }
+    (finding,) = AgentServiceAccountUnset().check(Context(snapshot(ds, binding)))
+    assert [str(o) for o in finding.objects] == [
+        "DaemonSet datadog/datadog-agent",
+        "RoleBinding datadog/datadog-agent",
+    ]
+    assert finding.remediation is not None
+    text = "\n".join(finding.remediation.manifests)
+    for secret in (key, "f" * 40, "token-value-123456"):
+        assert secret not in text
+        assert secret not in finding.message
+        assert all(secret not in str(e) for e in finding.evidence)
+    service_account, fixed = (yaml.safe_load(m) for m in finding.remediation.manifests)
+    assert service_account == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "datadog-agent", "namespace": "datadog"},
+    }
+    spec = fixed["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "datadog-agent"
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env["DD_SITE"] == "datadoghq.eu"
+    assert all(
+        env[name].startswith("<redacted")
+        for name in ("DD_API_KEY", "DD_APP_KEY", "DD_CLUSTER_AGENT_AUTH_TOKEN")
+    )
+    assert "status" not in fixed and "uid" not in fixed["metadata"]
+    assert spec["containers"][0]["image"] == "datadog/agent:latest"
+
+
+@pytest.mark.parametrize(
+    "service_account,subjects,expected",
+    [
+        (None, [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}], 1),
+        (
+            "default",
+            [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}],
+            1,
+        ),
+        (
+            "datadog-agent",
+            [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}],
+            0,
+        ),
+        (None, [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "other"}], 0),
+        (
+            None,
+            [{"kind": "ServiceAccount", "name": "datadog-agent"}],
+            0,
+        ),  # no namespace in a CRB: nobody
+        (
+            None,
+            [
+                {"kind": "ServiceAccount", "name": "default", "namespace": "datadog"},
+                {"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"},
+            ],
+            0,
+        ),
+        (None, [], 0),
+    ],
+)
+def test_md401_decisions(service_account, subjects, expected):
+    from meshdoctor_rules.rbac import AgentServiceAccountUnset
+
+    ds = agent()
+    if service_account is not None:
+        ds["spec"]["template"]["spec"]["serviceAccountName"] = service_account
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "datadog-agent"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "datadog-agent",
+        },
+        "subjects": subjects,
+    }
+    assert len(list(AgentServiceAccountUnset().check(Context(snapshot(ds, binding))))) == expected

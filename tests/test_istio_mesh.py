@@ -436,3 +436,143 @@ def test_telemetry_endpoints_per_version():
     assert ports((1, 0), "sidecar") == [("sidecar", 15090)]
     assert ports((1, 20), "sidecar") == [("sidecar", 15020), ("sidecar", 15090)]
     assert ports((1, 0), "istiod") == []
+
+
+# -- MD101 over the mesh model: the decisions the helpers above feed ------------------------------
+
+
+def md101_cluster(
+    template_meta: dict | None = None,
+    host_network: bool = False,
+    ns_labels: dict | None = None,
+    mesh: str | None = None,
+    extra: tuple = (),
+) -> Snapshot:
+    spec: dict = {"containers": [{"name": "agent", "image": "datadog/agent:7.49.1"}]}
+    if host_network:
+        spec["hostNetwork"] = True
+    ds = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "datadog-agent", "namespace": "datadog"},
+        "spec": {"template": {"metadata": template_meta or {}, "spec": spec}},
+    }
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "datadog",
+            "labels": ns_labels if ns_labels is not None else {"istio-injection": "enabled"},
+        },
+    }
+    objs = [
+        ds,
+        namespace,
+        deployment(
+            "istio-pilot", "istio-system", "docker.io/istio/pilot:1.0.7", {"istio": "pilot"}
+        ),
+        *extra,
+    ]
+    if mesh is not None:
+        objs.append(config_map("istio", "istio-system", {"mesh": mesh}))
+    return snapshot(*objs)
+
+
+def md101(snap: Snapshot) -> list[str]:
+    from meshdoctor_rules.egress import IntakeEgressBlocked
+
+    return [f"{f.objects[0]}" for f in IntakeEgressBlocked().check(Context(snap))]
+
+
+FOUND = ["DaemonSet datadog/datadog-agent"]
+
+
+def test_md101_fires_on_the_bare_mixer_era_case():
+    assert md101(md101_cluster()) == FOUND
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"template_meta": {"annotations": {"sidecar.istio.io/inject": "false"}}},
+        {"template_meta": {"labels": {"sidecar.istio.io/inject": "false"}}},
+        {
+            "template_meta": {
+                "annotations": {"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"}
+            }
+        },
+        {"host_network": True},
+        {"ns_labels": {}},
+        {"ns_labels": {"istio-injection": "disabled", "istio.io/rev": "canary"}},
+        {"mesh": "outboundTrafficPolicy:\n  mode: ALLOW_ANY\n"},
+        {"extra": (service_entry("dd", "istio-system", ["*.datadoghq.com"], HTTPS),)},
+        {
+            "extra": (
+                service_entry("dd", "datadog", ["7-49-1-app.agent.datadoghq.com"], HTTPS, ["."]),
+            )
+        },
+    ],
+)
+def test_md101_stays_quiet_when_the_agent_can_reach_the_intake(kwargs):
+    assert md101(md101_cluster(**kwargs)) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ns_labels": {"istio.io/rev": "1-0"}},
+        {"extra": (service_entry("dd", "istio-system", ["*.datadoghq.com"], HTTPS, ["."]),)},
+        {"extra": (service_entry("dd", "datadog", ["app.datadoghq.com"], HTTPS),)},
+        {"extra": (service_entry("dd", "datadog", ["*.datadoghq.eu"], HTTPS),)},
+        {
+            "extra": (
+                service_entry(
+                    "dd",
+                    "datadog",
+                    ["*.datadoghq.com"],
+                    [{"number": 443, "name": "http", "protocol": "HTTP"}],
+                ),
+            )
+        },
+        {"template_meta": {"annotations": {"sidecar.istio.io/inject": "true"}}},
+    ],
+)
+def test_md101_fires_when_nothing_lets_the_traffic_out(kwargs):
+    assert md101(md101_cluster(**kwargs)) == FOUND
+
+
+def test_md101_remediation_is_a_complete_service_entry_for_the_site_and_products():
+    import yaml
+
+    from meshdoctor_rules.egress import IntakeEgressBlocked
+
+    snap = md101_cluster()
+    ds = snap.get("DaemonSet", "datadog", "datadog-agent")
+    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "DD_SITE", "value": "datadoghq.eu"},
+        {"name": "DD_LOGS_ENABLED", "value": "true"},
+        {"name": "DD_LOGS_CONFIG_USE_TCP", "value": "true"},
+    ]
+    (finding,) = IntakeEgressBlocked().check(Context(snap))
+    assert finding.remediation is not None
+    (manifest,) = finding.remediation.manifests
+    assert yaml.safe_load(manifest) == {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "datadog-intake", "namespace": "datadog"},
+        "spec": {
+            "hosts": [
+                "7-49-1-app.agent.datadoghq.eu",
+                "app.datadoghq.eu",
+                "agent-http-intake.logs.datadoghq.eu",
+                "agent-intake.logs.datadoghq.eu",
+            ],
+            "ports": [{"number": 443, "name": "https", "protocol": "HTTPS"}],
+            "location": "MESH_EXTERNAL",
+            "resolution": "DNS",
+        },
+    }
+    assert "kubectl apply -f <file>" in finding.remediation.commands
+    assert any(
+        'sidecar.istio.io/inject: "false"' in alt for alt in finding.remediation.alternatives
+    )
