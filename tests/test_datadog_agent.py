@@ -373,7 +373,6 @@ def test_sites_and_versioned_hosts():
 
 def test_md401_remediation_redacts_literal_keys_and_keeps_everything_else():
     import yaml
-
     from meshdoctor_rules.rbac import AgentServiceAccountUnset
 
     key = "0123456789abcdef0123456789abcdef"

@@ -543,7 +543,6 @@ def test_md101_fires_when_nothing_lets_the_traffic_out(kwargs):
 
 def test_md101_remediation_is_a_complete_service_entry_for_the_site_and_products():
     import yaml
-
     from meshdoctor_rules.egress import IntakeEgressBlocked
 
     snap = md101_cluster()
