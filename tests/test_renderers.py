@@ -41,7 +41,7 @@ from meshdoctor.renderers import (
     report_schema,
     report_to_dict,
 )
-from meshdoctor.renderers.markdown import code_span, fence, table_cell
+from meshdoctor.renderers.markdown import code_span, fence, inline, table_cell
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -574,3 +574,10 @@ def test_schema_rule_id_pattern_is_the_registry_pattern():
     from meshdoctor.rule import RULE_ID
 
     assert report_schema()["$defs"]["rule_id"]["pattern"] == RULE_ID.pattern.replace("\\d", "[0-9]")
+
+
+def test_markdown_prose_is_escaped_outside_the_rules_own_code_spans():
+    assert inline("hosts *.a.com and `*.b.com`, DD_SITE, _x_, <absent>, C:\\dir") == (
+        "hosts \\*.a.com and `*.b.com`, DD_SITE, \\_x\\_, \\<absent>, C:\\\\dir"
+    )
+    assert inline("two\nlines ``a`b`` *") == "two lines ``a`b`` \\*"

@@ -29,6 +29,8 @@ from meshdoctor.renderers import (
 )
 
 _BACKTICK_RUN = re.compile(r"`+")
+_EDGE_UNDERSCORE = re.compile(r"(?<!\w)_|_(?!\w)")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1(?!`)")
 
 
 def render_markdown(report: Report) -> str:
@@ -82,8 +84,26 @@ def fence(body: str, language: str) -> list[str]:
 
 
 def inline(text: str) -> str:
-    """Put a rule's prose on one line, `<` escaped so `<absent>` is not swallowed as HTML."""
-    return " ".join(text.split("\n")).replace("<", "\\<")
+    """Put a rule's prose on one line, escaped where Markdown would change it.
+
+    `<` would start an HTML tag (`<absent>` would vanish), `*` emphasis (wildcard hosts such as
+    `*.datadoghq.com` are everywhere here), `_` at a word's edge too. Backticks are left alone:
+    rules write code spans on purpose.
+    """
+    text = " ".join(text.split("\n"))
+    parts = _CODE_SPAN.split(text)
+    # split() with two groups yields: prose, ticks, code, prose, ticks, code, ..., prose.
+    out = []
+    for index in range(0, len(parts), 3):
+        out.append(_escape_prose(parts[index]))
+        if index + 2 < len(parts):
+            out.append(f"{parts[index + 1]}{parts[index + 2]}{parts[index + 1]}")
+    return "".join(out)
+
+
+def _escape_prose(text: str) -> str:
+    text = text.replace("\\", "\\\\").replace("<", "\\<").replace("*", "\\*")
+    return _EDGE_UNDERSCORE.sub(r"\\_", text)
 
 
 def table_cell(text: str) -> str:
