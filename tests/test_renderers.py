@@ -581,3 +581,27 @@ def test_markdown_prose_is_escaped_outside_the_rules_own_code_spans():
         "hosts \\*.a.com and `*.b.com`, DD_SITE, \\_x\\_, \\<absent>, C:\\\\dir"
     )
     assert inline("two\nlines ``a`b`` *") == "two lines ``a`b`` \\*"
+
+
+SCENARIOS = sorted(
+    p
+    for p in (Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").iterdir()
+    if p.is_dir()
+)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_real_reports_of_every_scenario_fit_the_schema_and_render(scenario):
+    from meshdoctor.engine import run
+    from meshdoctor.registry import load_rules
+    from meshdoctor.sources import load_offline
+
+    snapshot, source = load_offline([str(scenario)])
+    report = run(load_rules(), snapshot, source)
+    data = json.loads(render(report, Format.JSON))
+    jsonschema.validate(data, report_schema(), cls=jsonschema.Draft202012Validator)
+    assert yaml.safe_load(render(report, Format.YAML)) == data
+    text = render(report, Format.TEXT, width=100, color=False)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    for finding in data["findings"]:
+        assert f"{finding['rule']}  " in text
