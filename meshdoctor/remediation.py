@@ -1,0 +1,85 @@
+"""Building remediation manifests: whole objects a person can review and `kubectl apply`.
+
+A fix to an existing object is the whole corrected object with everything else preserved, minus
+what the API server owns (status, uid, resourceVersion, managedFields…) — and minus secrets: a
+literal API key in an env var is replaced by a placeholder, never reproduced.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from meshdoctor.snapshot import KubeObject
+
+#: metadata fields the API server sets; a manifest to apply must not carry them.
+SERVER_OWNED_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "ownerReferences",
+)
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+#: Env var names whose literal values are secrets (Datadog keys, tokens, passwords).
+SECRET_ENV_NAME = re.compile(r"(^DD_API_KEY$|^DD_APP_KEY$|_API_KEY$|_APP_KEY$|_KEY$|TOKEN|PASSWORD|SECRET)")
+SECRET_PLACEHOLDER = "<redacted: was a literal secret; use a secretKeyRef>"
+
+
+def clean_copy(obj: KubeObject) -> KubeObject:
+    """A deep copy without status and server-owned metadata, with literal secrets replaced."""
+    clean = copy.deepcopy(obj)
+    clean.pop("status", None)
+    meta = clean.get("metadata") or {}
+    for field_name in SERVER_OWNED_METADATA:
+        meta.pop(field_name, None)
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        annotations.pop(LAST_APPLIED, None)
+        if not annotations:
+            meta.pop("annotations", None)
+    redact_literal_secrets(clean)
+    return clean
+
+
+def redact_literal_secrets(obj: Any) -> None:
+    """Replace literal values of secret-looking env vars, wherever containers appear."""
+    if isinstance(obj, dict):
+        env = obj.get("env")
+        if isinstance(env, list):
+            for var in env:
+                if isinstance(var, dict) and "value" in var and SECRET_ENV_NAME.search(str(var.get("name", ""))):
+                    if var["value"] not in (None, ""):
+                        var["value"] = SECRET_PLACEHOLDER
+        for value in obj.values():
+            redact_literal_secrets(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            redact_literal_secrets(item)
+
+
+def to_yaml(obj: KubeObject) -> str:
+    """One YAML document, fields in their given order."""
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+def manifests(objs: Iterable[KubeObject]) -> tuple[str, ...]:
+    """YAML documents for a remediation."""
+    return tuple(to_yaml(o) for o in objs)
+
+
+def dry_run_then_apply(file_hint: str) -> tuple[str, ...]:
+    """Review with a server-side dry run, then apply."""
+    return (
+        f"kubectl apply --dry-run=server -f {file_hint}",
+        f"kubectl apply -f {file_hint}",
+    )
