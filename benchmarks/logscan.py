@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -250,15 +251,18 @@ def grep_command(path: Path) -> list[str]:
     return cmd + [str(path)]
 
 
-def run_grep(path: Path) -> tuple[float, int]:
-    """Seconds and count of matching lines of grep -E over the file (C locale)."""
+def run_grep(path: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and count of matching lines of grep -E over the file (C locale)."""
     env = dict(os.environ, LC_ALL="C")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(grep_command(path), capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         raise RuntimeError(done.stderr)
-    return elapsed, int(done.stdout.strip() or 0)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, int(done.stdout.strip() or 0)
 
 
 # -- meshdoctor ---------------------------------------------------------------------------------
@@ -266,27 +270,36 @@ def run_grep(path: Path) -> tuple[float, int]:
 _SCAN = """
 import json, resource, sys, time
 from meshdoctor.logscan import Scanner
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
 scanner = Scanner()
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cpu0 = cpu()
+t0 = time.perf_counter()
 if sys.argv[2] == "file":
-    t0 = time.perf_counter()
-    matches = scanner.scan_file(sys.argv[1])
+    matches = scanner.scan_file(sys.argv[1], workers=int(sys.argv[3]))
 else:
-    t0 = time.perf_counter()
     with open(sys.argv[1], encoding="utf-8", errors="replace") as handle:
         matches = scanner.scan(line.rstrip("\\n") for line in handle)
 elapsed = time.perf_counter() - t0
-print(json.dumps({"seconds": elapsed, "matches": len(matches),
-                  "lines": len({m.line for m in matches}),
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"seconds": elapsed, "cpu": cpu() - cpu0 + children.ru_utime + children.ru_stime,
+                  "matches": len(matches), "lines": len({m.line for m in matches}),
                   "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "rss_before_kb": rss0}))
+                  "children_rss_kb": children.ru_maxrss, "rss_before_kb": rss0}))
 """
 
 
-def run_meshdoctor(path: Path, mode: str = "file") -> dict[str, float]:
-    """Scan the file in a fresh interpreter; seconds, matches and peak RSS (KiB)."""
+def run_meshdoctor(path: Path, mode: str = "file", workers: int = 1) -> dict[str, float]:
+    """Scan the file in a fresh interpreter; wall and CPU seconds, matches, peak RSS (KiB)."""
     done = subprocess.run(
-        [sys.executable, "-c", _SCAN, str(path), mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _SCAN, str(path), mode, str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout)
 
@@ -337,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time Scanner.scan over decoded lines (the LogSource path)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also time scan_file with this many processes"
+    )
     parser.add_argument("--compare-prefilter", action="store_true")
     args = parser.parse_args(argv)
     if shutil.which("grep") is None:
@@ -347,22 +363,40 @@ def main(argv: list[str] | None = None) -> int:
     size = path.stat().st_size
     subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # page cache
 
-    grep_s, grep_n = min(run_grep(path) for _ in range(args.repeat))
-    runs = [run_meshdoctor(path) for _ in range(args.repeat)]
+    greps, runs = [], []
+    for _ in range(args.repeat):  # interleaved, so both see the same machine load
+        greps.append(run_grep(path))
+        runs.append(run_meshdoctor(path))
+    grep_s = min(g[0] for g in greps)
+    grep_cpu = min(g[1] for g in greps)
+    grep_n = greps[0][2]
     best = min(runs, key=lambda r: r["seconds"])
-    md_mbs = size / MB / best["seconds"]
-    grep_mbs = size / MB / grep_s
-    print(f"file: {path} ({size / MB:.0f} MB)")
-    print(f"grep -E -c (LC_ALL=C): {grep_mbs:8.0f} MB/s  {grep_s:6.2f} s  {grep_n} lines")
+    md_cpu = min(r["cpu"] for r in runs)
+    mb = size / MB
+    print(f"file: {path} ({mb:.0f} MB), best of {args.repeat} interleaved runs")
     print(
-        f"meshdoctor scan_file:  {md_mbs:8.0f} MB/s  {best['seconds']:6.2f} s  "
-        f"{best['lines']} lines ({best['matches']} matches)"
+        f"grep -E -c (LC_ALL=C): {mb / grep_s:6.0f} MB/s wall ({grep_s:5.2f} s), "
+        f"{mb / grep_cpu:6.0f} MB/s CPU ({grep_cpu:5.2f} s)  {grep_n} lines"
     )
-    print(f"ratio meshdoctor/grep: {md_mbs / grep_mbs:.2f}x")
+    print(
+        f"meshdoctor scan_file:  {mb / best['seconds']:6.0f} MB/s wall ({best['seconds']:5.2f} s), "
+        f"{mb / md_cpu:6.0f} MB/s CPU ({md_cpu:5.2f} s)  {best['lines']} lines "
+        f"({best['matches']} matches)"
+    )
+    print(
+        f"ratio meshdoctor/grep: {grep_s / best['seconds']:.2f}x wall, {grep_cpu / md_cpu:.2f}x CPU"
+    )
     print(
         f"peak RSS: {best['rss_kb'] / 1024:.0f} MiB "
         f"(after import and compile, before the scan: {best['rss_before_kb'] / 1024:.0f} MiB)"
     )
+    if args.workers > 1:
+        par = run_meshdoctor(path, workers=args.workers)
+        print(
+            f"meshdoctor scan_file, {args.workers} processes: {mb / par['seconds']:6.0f} MB/s wall "
+            f"({par['seconds']:5.2f} s), peak RSS {par['rss_kb'] / 1024:.0f} MiB parent, "
+            f"{par['children_rss_kb'] / 1024:.0f} MiB largest worker"
+        )
     if args.text:
         text = run_meshdoctor(path, "text")
         print(

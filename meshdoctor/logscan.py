@@ -302,6 +302,15 @@ def derive_literals(pattern: str) -> tuple[str, ...]:
     return max(options, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
 
 
+def _flat(items: Iterable[Any]) -> Iterator[Any]:
+    """Yield parsed items with groups opened inline, so literal runs continue across them."""
+    for op, arg in items:
+        if op is sre_constants.SUBPATTERN and not arg[1] & sre_constants.SRE_FLAG_IGNORECASE:
+            yield from _flat(arg[-1])
+        else:
+            yield op, arg
+
+
 def _requirements(items: list[Any]) -> list[tuple[str, ...]]:
     """Every requirement (tuple of alternative literals) of a parsed sequence."""
     found: list[tuple[str, ...]] = []
@@ -312,15 +321,12 @@ def _requirements(items: list[Any]) -> list[tuple[str, ...]]:
             found.append(("".join(run),))
             run.clear()
 
-    for op, arg in items:
+    for op, arg in _flat(items):
         if op is sre_constants.LITERAL:
             run.append(chr(arg))
             continue
         flush()
-        if op is sre_constants.SUBPATTERN:
-            if not arg[1] & sre_constants.SRE_FLAG_IGNORECASE:
-                found.extend(_requirements(list(arg[-1])))
-        elif op is sre_constants.ASSERT and arg[0] == 1:
+        if op is sre_constants.ASSERT and arg[0] == 1:
             found.extend(_requirements(list(arg[1])))
         elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT) and arg[0] >= 1:
             found.extend(_requirements(list(arg[2])))
