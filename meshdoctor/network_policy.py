@@ -55,6 +55,15 @@ _VOLATILE_LABELS = frozenset(
 INGRESS = "Ingress"
 EGRESS = "Egress"
 
+#: Every kind the functions here read: a rule using them declares these.
+KINDS = ("NetworkPolicy", "Namespace")
+
+#: Appended to a verdict's reason when either pod uses the host network.
+HOST_NETWORK_NOTE = (
+    " {pod} uses the host network: NetworkPolicy leaves host-network traffic undefined, and CNIs"
+    " differ (its packets carry the node's IP, which pod and namespace selectors do not match)."
+)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -285,7 +294,7 @@ def _policies(reader: ObjectReader) -> list[KubeObject]:
     return reader.objects("NetworkPolicy")
 
 
-def _direction_allowed(
+def _evaluate(
     reader: ObjectReader,
     direction: str,
     isolated_pod: Mapping[str, Any],
@@ -332,6 +341,26 @@ def _direction_allowed(
         f"{pod} is isolated for {direction.lower()} by NetworkPolicy {names}, and none of "
         f"them lets it {verb} {what} {peer} {peer_pod}.",
     )
+
+
+def _direction_allowed(
+    reader: ObjectReader,
+    direction: str,
+    isolated_pod: Mapping[str, Any],
+    other: Mapping[str, Any],
+    destination: Mapping[str, Any],
+    port: int | str,
+    protocol: str,
+) -> Verdict:
+    verdict = _evaluate(reader, direction, isolated_pod, other, destination, port, protocol)
+    notes = [
+        HOST_NETWORK_NOTE.format(pod=_pod_name(p))
+        for p in (isolated_pod, other)
+        if (p.get("spec") or {}).get("hostNetwork") is True
+    ]
+    if not notes:
+        return verdict
+    return Verdict(verdict.allowed, verdict.policies, verdict.reason + "".join(notes))
 
 
 def ingress_allowed(

@@ -45,6 +45,9 @@ _ALL = "*"
 
 _BINDING_KINDS = ("ClusterRoleBinding", "RoleBinding")
 
+#: Every kind RbacEvaluator and bindings_for_service_account read: a rule using them declares these.
+KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
 
 @dataclass(frozen=True)
 class Request:

@@ -34,6 +34,9 @@ FROM_SLICES = "EndpointSlice"
 FROM_ENDPOINTS = "Endpoints"
 FROM_PODS = "pods"
 
+#: Every kind the functions here read: a rule using them declares these (all but Service optional).
+KINDS = ("Service", "EndpointSlice", "Endpoints", "Pod")
+
 
 @dataclass(frozen=True)
 class ServicePort:

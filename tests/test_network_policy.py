@@ -638,3 +638,28 @@ def test_admitting_policy_manifest_named_and_extra_ports() -> None:
         {"protocol": "TCP", "port": 15010},
         {"protocol": "TCP", "port": 15090},
     ]
+
+
+def test_host_network_pod_gets_a_note() -> None:
+    host_agent = {**AGENT, "spec": {"hostNetwork": True, "containers": [{"name": "agent"}]}}
+    verdict = ingress_allowed(reader(from_([{**DD_NS, **AGENT_PODS}])), ISTIOD, host_agent, 15014)
+    assert verdict.allowed is True
+    assert verdict.reason == (
+        "NetworkPolicy p lets istio-system/istiod-7d9c-x1 receive TCP port 15014 from "
+        "datadog/datadog-agent-abcde. datadog/datadog-agent-abcde uses the host network: "
+        "NetworkPolicy leaves host-network traffic undefined, and CNIs differ (its packets carry "
+        "the node's IP, which pod and namespace selectors do not match)."
+    )
+
+
+def test_kinds_read_are_declared() -> None:
+    from meshdoctor.network_policy import KINDS
+    from meshdoctor.rule import Context
+
+    ctx = Context(reader(DENY))
+    ingress_allowed(ctx, ISTIOD, AGENT, 15014)
+    ingress_allowed(Context(reader(from_([DD_NS]))), ISTIOD, AGENT, 15014)
+    ctx2 = Context(reader(from_([DD_NS])))
+    egress_allowed(ctx2, ISTIOD, AGENT, 15014)
+    ingress_allowed(ctx2, ISTIOD, AGENT, 15014)
+    assert ctx.kinds_read | ctx2.kinds_read == set(KINDS)

@@ -1113,3 +1113,13 @@ def test_clusterrole_manifest_grants_exactly_its_features(feature: str) -> None:
     other_requests = ap.requests_for(others, "datadog", "agent", node_name="n")
     granted_elsewhere = [r for r in other_requests if evaluator.allows(r).allowed]
     assert granted_elsewhere == []
+
+
+def test_kinds_read_are_declared() -> None:
+    from meshdoctor.rbac import KINDS
+    from meshdoctor.rule import Context
+
+    ctx = Context(snapshot(*bound(rule(["get"], ["pods"]))))
+    RbacEvaluator(ctx).allows(req("get", "pods", "d"))
+    bindings_for_service_account(ctx, "datadog", "agent")
+    assert ctx.kinds_read == set(KINDS)

@@ -368,3 +368,13 @@ def test_endpoint_str() -> None:
 )
 def test_parse_endpoint_url(url: str, expected: EndpointUrl) -> None:
     assert parse_endpoint_url(url) == expected
+
+
+def test_kinds_read_are_declared() -> None:
+    from meshdoctor.rule import Context
+    from meshdoctor.service_endpoints import KINDS
+
+    ctx = Context(snapshot(ISTIOD_SVC, pod("istiod-a", "10.0.0.1", True)))
+    resolve_service_port(ctx, "istio-system", "istiod", 15014)
+    ready_endpoints(ctx, ISTIOD_SVC, 15014)
+    assert ctx.kinds_read == set(KINDS)
