@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from meshdoctor.rule import Rule
 
-from . import egress, rbac
+from . import agent, egress, rbac
 
-RULES: list[type[Rule]] = sorted([*egress.RULES, *rbac.RULES], key=lambda r: r.id)
+RULES: list[type[Rule]] = sorted([*agent.RULES, *egress.RULES, *rbac.RULES], key=lambda r: r.id)

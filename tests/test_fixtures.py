@@ -31,19 +31,31 @@ def test_scenario_gives_exactly_the_expected_findings(scenario):
     assert report_lines(report) == expected_lines(scenario)
 
 
+def rule_cases(rule) -> list[Path]:
+    """`failing/`, `passing/` and any further case folders of a rule."""
+    return sorted(p for p in (FIXTURES / "rules" / rule.id).iterdir() if p.is_dir())
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_every_rule_has_a_failing_and_a_passing_fixture(rule):
-    folder = FIXTURES / "rules" / rule.id
-    for case, status in (("failing", Status.FAILED), ("passing", Status.PASSED)):
-        snapshot, source = load(folder / case)
+    cases = rule_cases(rule)
+    assert {"failing", "passing"} <= {case.name for case in cases}
+    for case in cases:
+        expected = expected_lines(case)
+        snapshot, source = load(case)
         report = run([rule], snapshot, source)
-        assert [r.status for r in report.results] == [status], f"{rule.id} {case}: {report.results}"
-        assert report_lines(report) == expected_lines(folder / case), f"{rule.id} {case}"
+        status = Status.FAILED if any(line.startswith(("finding", "suppressed")) for line in expected) else Status.PASSED
+        if case.name == "failing":
+            assert status is Status.FAILED, f"{rule.id}: the failing fixture expects no finding"
+        if case.name == "passing":
+            assert status is Status.PASSED, f"{rule.id}: the passing fixture expects findings"
+        assert [r.status for r in report.results] == [status], f"{rule.id} {case.name}: {report.results}"
+        assert report_lines(report) == expected, f"{rule.id} {case.name}"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_declared_inputs_equal_the_inputs_read(rule):
-    folders = [FIXTURES / "rules" / rule.id / case for case in ("failing", "passing")] + SCENARIOS
+    folders = rule_cases(rule) + SCENARIOS
     read: set[str] = set()
     for folder in folders:
         snapshot, _ = load(folder)
