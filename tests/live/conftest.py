@@ -15,8 +15,9 @@ Fixtures:
     A fresh namespace (name returned), deleted after the test.
 
 Environment knobs: ``MESHDOCTOR_LIVE_CACHE`` (binary cache, see the script),
-``MESHDOCTOR_LIVE_KEEP=1`` (leave the cluster running after the session; its directory is
-printed), ``LIVE_*`` variables of the script (ports, number of kwok nodes...).
+``MESHDOCTOR_LIVE_KEEP=1`` (leave the cluster running after the session; its directory, a
+``meshdoctor-live-*`` temp dir, is printed; it is deleted otherwise, but kept if ``start``
+fails), ``LIVE_*`` variables of the script (ports, number of kwok nodes...).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -346,7 +348,7 @@ def _tail(text: str, n: int = 60) -> str:
 
 
 @pytest.fixture(scope="session")
-def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+def live_cluster() -> Iterator[LiveCluster]:
     if not SCRIPT.exists():
         pytest.skip(f"{SCRIPT} not found")
     go = shutil.which("go")
@@ -362,7 +364,9 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
         pytest.fail(f"scripts/live-cluster.sh build failed:\n{_tail(build.stderr)}")
     build_s = time.monotonic() - t0
 
-    cluster_dir = tmp_path_factory.mktemp("live-cluster")
+    # Not under pytest's basetemp: every pytest session on the machine prunes old
+    # /tmp/pytest-of-USER/pytest-N dirs, which would delete a cluster running in another session.
+    cluster_dir = Path(tempfile.mkdtemp(prefix="meshdoctor-live-"))
     stopped = False
 
     def stop() -> None:
@@ -397,6 +401,7 @@ def live_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveClust
             print(f"\nMESHDOCTOR_LIVE_KEEP=1: cluster left running in {cluster_dir}")
         else:
             stop()
+            shutil.rmtree(cluster_dir, ignore_errors=True)
 
 
 @pytest.fixture
