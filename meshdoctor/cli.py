@@ -86,11 +86,13 @@ def check(
     fmt = Format(output)
     color = fmt is Format.TEXT and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(report, fmt, width=width or _terminal_width(), color=color)
-    click.echo(text, nl=False)
+    written: list[Path] = []
     if emit_fixes_dir:
         from meshdoctor.fixes import emit_fixes
 
-        written = emit_fixes(report, Path(emit_fixes_dir))
+        written = emit_fixes(report, Path(emit_fixes_dir))  # before printing: a failure stays one line
+    click.echo(text, nl=False)
+    if emit_fixes_dir:
         click.echo(f"wrote {len(written)} remediation file(s) to {emit_fixes_dir}", err=True)
     return exit_code(report, fail_on)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Finding, Remediation, Report
 from meshdoctor.renderers import plural
+from meshdoctor.remediation import FILE_PLACEHOLDER
 from meshdoctor.renderers.markdown import code_span, fence, inline, table_cell
 
 #: Characters allowed in a file name; anything else in a kind, namespace or name becomes `_`.
@@ -24,9 +25,6 @@ CLUSTER_SCOPE = "_cluster"
 
 INDEX = "index.md"
 
-#: What rules write in a remediation command where the manifest file goes
-#: (`meshdoctor.remediation.dry_run_then_apply("<file>")`); replaced here by the file written.
-FILE_PLACEHOLDER = "<file>"
 
 
 @dataclass(frozen=True)

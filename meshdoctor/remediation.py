@@ -34,6 +34,9 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 SECRET_ENV_NAME = re.compile(r"(^DD_API_KEY$|^DD_APP_KEY$|_API_KEY$|_APP_KEY$|_KEY$|TOKEN|PASSWORD|SECRET)")
 SECRET_PLACEHOLDER = "<redacted: was a literal secret; use a secretKeyRef>"
 
+#: Stands for the manifest's file in remediation commands; `--emit-fixes` puts the real name in.
+FILE_PLACEHOLDER = "<file>"
+
 
 def clean_copy(obj: KubeObject) -> KubeObject:
     """A deep copy without status and server-owned metadata, with literal secrets replaced."""
@@ -77,7 +80,7 @@ def manifests(objs: Iterable[KubeObject]) -> tuple[str, ...]:
     return tuple(to_yaml(o) for o in objs)
 
 
-def dry_run_then_apply(file_hint: str) -> tuple[str, ...]:
+def dry_run_then_apply(file_hint: str = FILE_PLACEHOLDER) -> tuple[str, ...]:
     """Review with a server-side dry run, then apply."""
     return (
         f"kubectl apply --dry-run=server -f {file_hint}",
