@@ -16,14 +16,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import IO, Any, AnyStr, Protocol
+from typing import IO, Any, Protocol
 
 import yaml
 
@@ -199,7 +197,8 @@ class MatchGroup:
 
 
 class _Readable(Protocol):
-    """What the binary scan reads from: a file object, or a range of one."""
+    """What the binary scan reads from: a file object, or a range of one (`readinto` is used
+    when the object has it)."""
 
     def read(self, size: int, /) -> bytes:
         """Return up to `size` bytes; b"" at the end."""
@@ -483,6 +482,9 @@ class Scanner:
     def _scan_parallel(
         self, path: str, size: int, workers: int, where: tuple[str, str, str]
     ) -> list[Match]:
+        import multiprocessing  # only here: the parallel path is rare, the imports are not free
+        from concurrent.futures import ProcessPoolExecutor
+
         bounds = _line_bounds(path, size, workers)
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -519,41 +521,62 @@ class Scanner:
     # internals
 
     def _scan_text(self, buf: str, first: int, where: tuple[str, str, str]) -> Iterator[Match]:
-        for line_no, line in _candidate_lines(buf, 0, len(buf), first, self.literals, "\n"):
+        found, _, _ = _candidates(buf, 0, len(buf), first, self.literals, "\n")
+        for line_no, line in found:
             yield from self._match_candidate(line, line_no, where)
 
     def _scan_binary(self, handle: _Readable, where: tuple[str, str, str]) -> Iterator[Match]:
+        # One buffer, reused: a chunk is read in after the carried-over start of a line, so no
+        # chunk is ever copied whole. The carry is at most MAX_LINE bytes.
         literals = self._literals_bytes
-        carry = b""
-        line_no = 1  # number of the first line in `carry` + next chunk
+        buf = bytearray(CHUNK_SIZE + MAX_LINE + 1)
+        view = memoryview(buf)
+        readinto = getattr(handle, "readinto", None)
+        carry = 0  # bytes of an unfinished line at the start of `buf`
+        line_no = 1  # number of the line starting at buf[0]
         skipping = False  # the current line was already cut and matched; drop until newline
-        while True:
-            block = handle.read(CHUNK_SIZE)
-            if not block:
-                break
-            data = carry + block if carry else block
-            start = 0
-            if skipping:
-                nl = data.find(b"\n")
-                if nl == -1:
-                    carry = b""
-                    continue
-                start = nl + 1
-                line_no += 1
-                skipping = False
-            last_nl = data.rfind(b"\n", start)
-            if last_nl != -1:
-                for number, raw in _candidate_lines(data, start, last_nl, line_no, literals, b"\n"):
-                    yield from self._match_candidate(_decode(raw), number, where)
-                line_no += data.count(b"\n", start, last_nl) + 1
-                start = last_nl + 1
-            carry = data[start:]
-            if len(carry) > MAX_LINE:
-                yield from self._match_bytes_line(carry[:MAX_LINE], line_no, where)
-                carry = b""
-                skipping = True
-        if carry and not skipping:
-            yield from self._match_bytes_line(carry, line_no, where)
+        try:
+            while True:
+                if readinto is not None:
+                    got = readinto(view[carry : carry + CHUNK_SIZE])
+                else:
+                    block = handle.read(CHUNK_SIZE)
+                    got = len(block)
+                    view[carry : carry + got] = block
+                if not got:
+                    break
+                end = carry + got
+                start = 0
+                if skipping:
+                    nl = buf.find(b"\n", 0, end)
+                    if nl == -1:
+                        carry = 0
+                        continue
+                    start = nl + 1
+                    line_no += 1
+                    skipping = False
+                last_nl = buf.rfind(b"\n", start, end)
+                if last_nl != -1:
+                    found, number, counted = _candidates(
+                        buf, start, last_nl, line_no, literals, b"\n"
+                    )
+                    for at, raw in found:
+                        yield from self._match_candidate(_decode(raw), at, where)
+                    line_no = number + buf.count(b"\n", counted, last_nl) + 1
+                    start = last_nl + 1
+                carry = end - start
+                if carry > MAX_LINE:
+                    yield from self._match_bytes_line(
+                        bytes(buf[start : start + MAX_LINE]), line_no, where
+                    )
+                    carry = 0
+                    skipping = True
+                elif carry:
+                    buf[0:carry] = buf[start:end]
+            if carry and not skipping:
+                yield from self._match_bytes_line(bytes(buf[:carry]), line_no, where)
+        finally:
+            view.release()
 
     def _match_bytes_line(
         self, raw: bytes, line_no: int, where: tuple[str, str, str]
@@ -638,23 +661,24 @@ def _subject(line: str, record: Mapping[str, Any] | None) -> str:
     return line
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes | bytearray) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def _candidate_lines(
-    buf: AnyStr, start: int, end: int, first: int, literals: Sequence[AnyStr], nl: AnyStr
-) -> Iterator[tuple[int, AnyStr]]:
+def _candidates(
+    buf: Any, start: int, end: int, first: int, literals: Sequence[Any], nl: Any
+) -> tuple[list[tuple[int, Any]], int, int]:
     """Lines of `buf[start:end]` holding at least one literal, with their numbers, in order.
 
     `first` is the number of the line starting at `start`. Each literal is searched with
     `find` over the whole buffer (C speed); a hit jumps to the end of its line. Line numbers come
-    from counting newlines between consecutive candidates, so the buffer is walked once more at
-    most. Candidate lines are cut to `MAX_LINE`.
+    from counting newlines between consecutive candidates. Candidate lines are cut to `MAX_LINE`.
+    Also returns the number of the line starting at the last candidate and that position, so the
+    caller counts the rest of the buffer only.
     """
     spans: dict[int, int] = {}
+    find = buf.find
     for lit in literals:
-        find = buf.find
         at = find(lit, start, end)
         while at != -1:
             line_start = buf.rfind(nl, start, at) + 1
@@ -665,15 +689,15 @@ def _candidate_lines(
                 line_end = end
             spans[line_start] = line_end
             at = find(lit, line_end, end)
-    if not spans:
-        return
+    out: list[tuple[int, Any]] = []
     number = first
     counted = start
     for line_start in sorted(spans):
         number += buf.count(nl, counted, line_start)
         counted = line_start
         line_end = spans[line_start]
-        yield number, buf[line_start : min(line_end, line_start + MAX_LINE)]
+        out.append((number, buf[line_start : min(line_end, line_start + MAX_LINE)]))
+    return out, number, counted
 
 
 def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:

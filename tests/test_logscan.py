@@ -136,9 +136,19 @@ class _Recording(io.BytesIO):
         super().__init__(data)
         self.sizes: list[int] = []
 
-    def read(self, size: int | None = -1) -> bytes:
-        self.sizes.append(-1 if size is None else size)
-        return super().read(size)
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        self.sizes.append(len(buffer))
+        return super().readinto(buffer)
+
+
+class _ReadOnly:
+    """A file object with `read` only (no `readinto`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int) -> bytes:
+        return self._data.read(size)
 
 
 def test_binary_file_is_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,6 +158,12 @@ def test_binary_file_is_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     [match] = SCANNER.scan_file(handle)
     assert match.line == 2001
     assert set(handle.sizes) == {4096}
+
+
+def test_file_object_without_readinto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logscan, "CHUNK_SIZE", 100)
+    data = ("\n".join(LOG) + "\n").encode()
+    assert _summary(SCANNER.scan_file(_ReadOnly(data))) == EXPECTED  # type: ignore[arg-type]
 
 
 # -- long lines -------------------------------------------------------------------------------
