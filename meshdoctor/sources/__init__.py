@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,16 @@ def load_offline(
     """
     if not paths:
         raise InputError("--from", "no input given")
+    collecting = gc.isenabled()
+    gc.disable()  # parsing makes millions of dicts and no cycles: collector passes only cost time
+    try:
+        return _load(paths, logs_dir, stdin)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> tuple[Snapshot, SourceInfo]:
     objects: list[Loaded] = []
     file_kinds: set[str] = set()
     snapshot = Snapshot()

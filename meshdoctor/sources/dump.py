@@ -240,6 +240,8 @@ def index_logs_txt(path: str) -> dict[str, tuple[int, int]]:
 class LogsTxt:
     """One pod's `logs.txt`, its sections indexed on first use."""
 
+    __slots__ = ("path", "_sections")
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._sections: dict[str, tuple[int, int]] | None = None
@@ -257,10 +259,16 @@ class LogsTxt:
 class ContainerSection:
     """One container's log inside a `logs.txt` (a LogSource); empty when kubectl wrote no section."""
 
+    __slots__ = ("logs_txt", "container")
+
     def __init__(self, logs_txt: LogsTxt, container: str) -> None:
         self.logs_txt = logs_txt
         self.container = container
-        self.origin = f"{logs_txt.path} (container {container})"
+
+    @property
+    def origin(self) -> str:
+        """The logs.txt and the container."""
+        return f"{self.logs_txt.path} (container {self.container})"
 
     def section(self) -> SectionLog | None:
         """The byte range of this container's log, or None."""

@@ -420,23 +420,7 @@ def _decode_top_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[t
         pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
         value: Any
         if key == "items" and text.startswith("[", pos):
-            value, spans = [], []
-            pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
-            if text.startswith("]", pos):
-                pos += 1
-            else:
-                while True:
-                    item, end = decode(text, pos)
-                    value.append(item)
-                    spans.append((pos, end))
-                    pos = ws(text, end).end()  # type: ignore[union-attr]
-                    if text.startswith(",", pos):
-                        pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
-                    elif text.startswith("]", pos):
-                        pos += 1
-                        break
-                    else:
-                        raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+            value, pos, spans = _decode_items(text, pos)
         else:
             value, pos = decode(text, pos)
         obj[key] = value
@@ -445,6 +429,50 @@ def _decode_top_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[t
             pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
         elif text.startswith("}", pos):
             return obj, pos + 1, spans
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+
+
+@functools.lru_cache(maxsize=16)
+def _item_start(indent: str) -> re.Pattern[str]:
+    """Where the next element of a pretty-printed array of objects indented by `indent` starts."""
+    return re.compile(",\n" + re.escape(indent) + "{")
+
+
+def _decode_items(text: str, pos: int) -> tuple[list[Any], int, list[tuple[int, int]]]:
+    """Decode the array at `pos` and find where each element starts and ends.
+
+    Pretty-printed JSON (kubectl prints with four-space indents) is decoded in one call, so that
+    the decoder shares key strings between items (per-item decoding would hold a copy of every
+    key of every item: 80 MB on a 10,000-pod dump); each element then starts at the only lines
+    indented exactly like the first one and opening with `{`. Other layouts are decoded element
+    by element.
+    """
+    ws = _WS.match
+    first = ws(text, pos + 1).end()  # type: ignore[union-attr]
+    line_start = text.rfind("\n", pos, first) + 1
+    if line_start and text.startswith("{", first):
+        indent = text[line_start:first]
+        items, end = _DECODER.raw_decode(text, pos)
+        starts = [first]
+        starts.extend(match.end() - 1 for match in _item_start(indent).finditer(text, first, end))
+        if len(starts) == len(items) and all(isinstance(item, dict) for item in items):
+            ends = [text.rfind("}", 0, following) + 1 for following in starts[1:]] + [text.rfind("}", 0, text.rfind("]", 0, end)) + 1]
+            return items, end, list(zip(starts, ends))
+    decode = _DECODER.raw_decode
+    items, spans = [], []
+    pos = first
+    if text.startswith("]", pos):
+        return items, pos + 1, spans
+    while True:
+        item, end = decode(text, pos)
+        items.append(item)
+        spans.append((pos, end))
+        pos = ws(text, end).end()  # type: ignore[union-attr]
+        if text.startswith(",", pos):
+            pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
+        elif text.startswith("]", pos):
+            return items, pos + 1, spans
         else:
             raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
 
