@@ -264,3 +264,31 @@ def test_parse_minimal_catalogue() -> None:
 def test_catalogue_errors(text: str, message: str) -> None:
     with pytest.raises(SignatureError, match=re.escape(message)):
         parse_signatures(text)
+
+
+def test_telemetry_ports_follow_the_istio_facts() -> None:
+    """The istio-check signatures know exactly the ports meshdoctor.facts lists."""
+    from meshdoctor.facts.istio_versions import TELEMETRY_ENDPOINTS
+
+    known = {str(endpoint.port) for endpoint in TELEMETRY_ENDPOINTS}
+    checked = 0
+    for sig in SIGNATURES:
+        found = re.search(r"\(\?P<port>((?:\d+\|)+\d+)\)", sig.pattern.pattern)
+        if sig.supports in ("telemetry", "check-config") and found:
+            assert set(found.group(1).split("|")) == known, sig.id
+            checked += 1
+    assert checked == 6
+
+
+@pytest.mark.parametrize(
+    "sig_id", ["LOG-EGRESS-ENVOY-INTAKE-FAILED", "LOG-EGRESS-ENVOY-JSON-INTAKE-FAILED"]
+)
+def test_intake_host_lookahead_covers_every_site(sig_id: str) -> None:
+    """The access-log signatures recognise the intake hosts of every site in meshdoctor.facts."""
+    from meshdoctor.facts.datadog_sites import SITES
+
+    sig = BY_ID[sig_id]
+    sample = sig.samples_match[0].line
+    for site in SITES:
+        line = sample.replace("datadoghq.com", site)
+        assert Scanner([sig]).match_line(line), site
