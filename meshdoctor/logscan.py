@@ -197,8 +197,10 @@ class MatchGroup:
 
 
 class _Readable(Protocol):
-    """What the binary scan reads from: a file object, or a range of one (`readinto` is used
-    when the object has it)."""
+    """What the binary scan reads from: a file object, or a range of one.
+
+    `readinto` is used instead of `read` when the object has it.
+    """
 
     def read(self, size: int, /) -> bytes:
         """Return up to `size` bytes; b"" at the end."""
@@ -221,6 +223,25 @@ def load_signatures(path: str | os.PathLike[str] | None = None) -> tuple[Signatu
 def _builtin_signatures() -> tuple[Signature, ...]:
     text = resources.files("meshdoctor").joinpath("log_signatures.yaml").read_text("utf-8")
     return parse_signatures(text)
+
+
+def select_signatures(
+    signatures: Iterable[Signature] | None = None,
+    *,
+    source: str | None = None,
+    supports: str | None = None,
+    category: Category | str | None = None,
+) -> tuple[Signature, ...]:
+    """Pick the signatures (built-in by default) of one source, rule family and/or category."""
+    chosen = load_signatures() if signatures is None else tuple(signatures)
+    wanted = Category(category) if category is not None else None
+    return tuple(
+        sig
+        for sig in chosen
+        if (source is None or sig.source == source)
+        and (supports is None or sig.supports == supports)
+        and (wanted is None or sig.category is wanted)
+    )
 
 
 def parse_signatures(text: str) -> tuple[Signature, ...]:
@@ -445,6 +466,8 @@ class Scanner:
         batch: list[str] = []
         first = 1
         for line in lines:
+            if "\n" in line:  # a source that left a line end in would shift every number after it
+                line = line.replace("\n", " ")
             batch.append(line[:MAX_LINE])
             if len(batch) >= BATCH_LINES:
                 out.extend(self._scan_text("\n".join(batch), first, where))

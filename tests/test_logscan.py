@@ -366,3 +366,25 @@ def test_bearer_and_jwt_masked_in_evidence() -> None:
     [match] = SCANNER.scan([line])
     assert jwt not in match.text
     assert "Bearer ********" in match.text
+
+
+def test_select_signatures() -> None:
+    proxy = logscan.select_signatures(source="istio-proxy")
+    assert [s.id for s in proxy] == [
+        "LOG-EGRESS-ENVOY-BLACKHOLE",
+        "LOG-EGRESS-ENVOY-INTAKE-FAILED",
+        "LOG-EGRESS-ENVOY-PASSTHROUGH",
+        "LOG-EGRESS-ENVOY-JSON-BLACKHOLE",
+        "LOG-EGRESS-ENVOY-JSON-INTAKE-FAILED",
+    ]
+    api_key = logscan.select_signatures(supports="agent-api-key", category="agent")
+    assert [s.id for s in api_key] == [
+        "LOG-AGENT-API-KEY-INVALID",
+        "LOG-AGENT-NO-VALID-API-KEY",
+        "LOG-AGENT-NO-API-KEY",
+    ]
+    assert logscan.select_signatures(proxy, source="agent") == ()
+
+
+def test_line_with_an_embedded_newline_keeps_numbering() -> None:
+    assert _summary(SCANNER.scan(["a\nb", *LOG])) == [(sig, line + 1) for sig, line in EXPECTED]
