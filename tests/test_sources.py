@@ -25,8 +25,11 @@ AGENT_LOGS_TXT = DUMP / "datadog" / "datadog-agent-x7k2p" / "logs.txt"
 
 
 def refs(snapshot: Snapshot) -> list[tuple[str, str, str]]:
-    return [(k, o["metadata"].get("namespace", ""), o["metadata"]["name"]) for k in snapshot.kinds()
-            for o in snapshot.objects(k)]
+    return [
+        (k, o["metadata"].get("namespace", ""), o["metadata"]["name"])
+        for k in snapshot.kinds()
+        for o in snapshot.objects(k)
+    ]
 
 
 def write(path: Path, text: str) -> str:
@@ -34,7 +37,7 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-# -- folders of manifests ---------------------------------------------------------------------------
+# -- folders of manifests -------------------------------------------------------------------------
 
 
 def test_folder_is_read_recursively_yaml_and_json_only_hidden_skipped():
@@ -54,7 +57,11 @@ def test_folder_is_read_recursively_yaml_and_json_only_hidden_skipped():
 
 def test_each_object_keeps_its_file_and_first_line():
     snapshot, _ = load_offline([str(MANIFESTS)])
-    origins = {(k, o["metadata"]["name"]): snapshot.origin(o) for k in snapshot.kinds() for o in snapshot.objects(k)}
+    origins = {
+        (k, o["metadata"]["name"]): snapshot.origin(o)
+        for k in snapshot.kinds()
+        for o in snapshot.objects(k)
+    }
     agent, lst = str(MANIFESTS / "agent.yaml"), str(MANIFESTS / "list.yaml")
     services = str(MANIFESTS / "nested" / "deeper" / "services.json")
     assert origins == {
@@ -65,34 +72,42 @@ def test_each_object_keeps_its_file_and_first_line():
         ("ClusterRole", "datadog-agent"): Origin(lst, 9),
         ("Service", "istiod"): Origin(services, 8),  # JSON list items
         ("Service", "kubernetes"): Origin(services, 26),
-        ("ServiceEntry", "datadog-intake"): Origin(str(MANIFESTS / "nested" / "serviceentry.yml"), 1),
+        ("ServiceEntry", "datadog-intake"): Origin(
+            str(MANIFESTS / "nested" / "serviceentry.yml"), 1
+        ),
     }
 
 
-@pytest.mark.parametrize(("path", "line"), [
-    ("spec.template.spec.containers[0].env[1].value", 36),
-    ("spec.template.spec.containers[0].env[1]", 35),
-    ("spec.template.spec.containers[0].volumeMounts[0].mountPath", 39),
-    ("metadata.annotations.sidecar.istio.io/inject", 15),
-    ('metadata.annotations["sidecar.istio.io/inject"]', 15),
-    ("spec.template.spec.nodeSelector", 24),  # absent: the line of its parent
-    ("spec.template.spec.containers[3]", 26),  # no such item: the list's key
-    ("status", 9),  # absent at the top: the object's line
-])
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("spec.template.spec.containers[0].env[1].value", 36),
+        ("spec.template.spec.containers[0].env[1]", 35),
+        ("spec.template.spec.containers[0].volumeMounts[0].mountPath", 39),
+        ("metadata.annotations.sidecar.istio.io/inject", 15),
+        ('metadata.annotations["sidecar.istio.io/inject"]', 15),
+        ("spec.template.spec.nodeSelector", 24),  # absent: the line of its parent
+        ("spec.template.spec.containers[3]", 26),  # no such item: the list's key
+        ("status", 9),  # absent at the top: the object's line
+    ],
+)
 def test_field_lines_of_a_yaml_object(path, line):
     snapshot, _ = load_offline([str(MANIFESTS)])
     daemonset = snapshot.get("DaemonSet", "datadog", "datadog-agent")
     assert snapshot.field_line(daemonset, path) == line
 
 
-@pytest.mark.parametrize(("kind", "ns", "name", "path", "line"), [
-    ("Service", "istio-system", "istiod", "spec.ports[1].port", 21),
-    ("Service", "istio-system", "istiod", "spec.ports[1]", 19),
-    ("Service", "default", "kubernetes", "spec.ports[0].name", 33),
-    ("Service", "default", "kubernetes", "spec.clusterIP", 30),  # absent: the line of "spec"
-    ("ClusterRole", "", "datadog-agent", "rules[0].verbs", 16),
-    ("ServiceAccount", "datadog", "datadog-agent", "metadata.namespace", 8),
-])
+@pytest.mark.parametrize(
+    ("kind", "ns", "name", "path", "line"),
+    [
+        ("Service", "istio-system", "istiod", "spec.ports[1].port", 21),
+        ("Service", "istio-system", "istiod", "spec.ports[1]", 19),
+        ("Service", "default", "kubernetes", "spec.ports[0].name", 33),
+        ("Service", "default", "kubernetes", "spec.clusterIP", 30),  # absent: the line of "spec"
+        ("ClusterRole", "", "datadog-agent", "rules[0].verbs", 16),
+        ("ServiceAccount", "datadog", "datadog-agent", "metadata.namespace", 8),
+    ],
+)
 def test_field_lines_of_list_items(kind, ns, name, path, line):
     snapshot, _ = load_offline([str(MANIFESTS)])
     assert snapshot.field_line(snapshot.get(kind, ns, name), path) == line
@@ -100,19 +115,33 @@ def test_field_lines_of_list_items(kind, ns, name, path, line):
 
 def test_field_path_syntax():
     assert parse_field_path("spec.template.spec.containers[0].env[12].value") == [
-        "spec", "template", "spec", "containers", 0, "env", 12, "value"]
+        "spec",
+        "template",
+        "spec",
+        "containers",
+        0,
+        "env",
+        12,
+        "value",
+    ]
     assert parse_field_path('metadata.annotations["a.b/c"]') == ["metadata", "annotations", "a.b/c"]
 
 
 def test_typed_list_items_get_kind_and_api_version_of_the_list():
     snapshot, _ = load_offline([str(MANIFESTS / "nested" / "deeper" / "services.json")])
     kubernetes = snapshot.get("Service", "default", "kubernetes")
-    assert kubernetes == {"kind": "Service", "apiVersion": "v1", "metadata": {"name": "kubernetes", "namespace": "default"},
-                          "spec": {"ports": [{"name": "https", "port": 443}]}}
+    assert kubernetes == {
+        "kind": "Service",
+        "apiVersion": "v1",
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "spec": {"ports": [{"name": "https", "port": 443}]},
+    }
 
 
 def test_namespaced_object_without_namespace_goes_to_default_cluster_scoped_stays_empty(tmp_path):
-    path = write(tmp_path / "objs.yaml", """\
+    path = write(
+        tmp_path / "objs.yaml",
+        """\
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: cm}
@@ -136,7 +165,8 @@ metadata: {name: w}
 apiVersion: authentication.istio.io/v1alpha1
 kind: MeshPolicy
 metadata: {name: default}
-""")
+""",
+    )
     snapshot, _ = load_offline([path])
     assert refs(snapshot) == [
         ("ClusterRoleBinding", "", "crb"),
@@ -145,19 +175,35 @@ metadata: {name: default}
         ("MeshPolicy", "", "default"),
         ("Widget", "", "w"),
     ]
-    assert snapshot.get("ConfigMap", "default", "cm")["metadata"] == {"name": "cm", "namespace": "default"}
+    assert snapshot.get("ConfigMap", "default", "cm")["metadata"] == {
+        "name": "cm",
+        "namespace": "default",
+    }
 
 
 def test_timestamps_stay_strings_as_the_api_server_serves_them(tmp_path):
-    path = write(tmp_path / "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"
-                 "  creationTimestamp: 2024-05-02T09:12:44Z\n")
+    path = write(
+        tmp_path / "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"
+        "  creationTimestamp: 2024-05-02T09:12:44Z\n",
+    )
     snapshot, _ = load_offline([path])
-    assert snapshot.get("ConfigMap", "default", "a")["metadata"]["creationTimestamp"] == "2024-05-02T09:12:44Z"
+    assert (
+        snapshot.get("ConfigMap", "default", "a")["metadata"]["creationTimestamp"]
+        == "2024-05-02T09:12:44Z"
+    )
 
 
 def test_a_later_object_with_the_same_name_replaces_the_earlier(tmp_path):
-    first = write(tmp_path / "a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\ndata: {k: '1'}\n")
-    second = write(tmp_path / "b.json", '{"apiVersion": "v1", "kind": "ConfigMap",\n "metadata": {"name": "a", "namespace": "x"},\n "data": {"k": "2"}}')
+    first = write(
+        tmp_path / "a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: x}\ndata: {k: '1'}\n",
+    )
+    second = write(
+        tmp_path / "b.json",
+        '{"apiVersion": "v1", "kind": "ConfigMap",\n "metadata": {"name": "a", "namespace": "x"'
+        '},\n "data": {"k": "2"}}',
+    )
     snapshot, _ = load_offline([first, second])
     cm = snapshot.get("ConfigMap", "x", "a")
     assert cm["data"] == {"k": "2"}
@@ -166,9 +212,12 @@ def test_a_later_object_with_the_same_name_replaces_the_earlier(tmp_path):
 
 
 def test_json_file_with_several_objects_and_non_ascii_text(tmp_path):
-    path = write(tmp_path / "two.json", '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "é"},\n'
-                 ' "data": {"note": "café"}}\n{"apiVersion": "v1", "kind": "ConfigMap",\n'
-                 ' "metadata": {"name": "b"},\n "data": {"k": "ü"}}\n')
+    path = write(
+        tmp_path / "two.json",
+        '{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "é"},\n'
+        ' "data": {"note": "café"}}\n{"apiVersion": "v1", "kind": "ConfigMap",\n'
+        ' "metadata": {"name": "b"},\n "data": {"k": "ü"}}\n',
+    )
     snapshot, _ = load_offline([path])
     b = snapshot.get("ConfigMap", "default", "b")
     assert snapshot.origin(b) == Origin(path, 3)
@@ -177,8 +226,15 @@ def test_json_file_with_several_objects_and_non_ascii_text(tmp_path):
 
 
 def test_big_kubectl_json_list_keeps_each_item_line(tmp_path):
-    items = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "ns"},
-              "spec": {"containers": [{"name": "c", "image": "i"}]}} for i in range(300)]
+    items = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"p{i}", "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        }
+        for i in range(300)
+    ]
     path = tmp_path / "pods.json"
     text = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4)
     path.write_text(text)
@@ -196,14 +252,17 @@ def test_big_kubectl_json_list_keeps_each_item_line(tmp_path):
 
 
 def test_read_file_gives_item_type_to_list_items_without_kind(tmp_path):
-    path = write(tmp_path / "x.json", '{"kind": "List", "apiVersion": "v1", "items": [{"metadata": {"name": "a"}}]}')
+    path = write(
+        tmp_path / "x.json",
+        '{"kind": "List", "apiVersion": "v1", "items": [{"metadata": {"name": "a"}}]}',
+    )
     assert [loaded.obj["kind"] for loaded in read_file(path, ("Node", "v1"))] == ["Node"]
     with pytest.raises(InputError) as raised:
         read_file(path)
     assert str(raised.value) == f"{path}:1: not a Kubernetes object: no kind"
 
 
-# -- standard input ---------------------------------------------------------------------------------
+# -- standard input -------------------------------------------------------------------------------
 
 
 def test_stdin_yaml_with_field_lines():
@@ -216,14 +275,22 @@ def test_stdin_yaml_with_field_lines():
 
 
 def test_stdin_json_list():
-    text = '{"kind": "ServiceList", "apiVersion": "v1", "items": [\n  {"metadata": {"name": "a", "namespace": "x"}},\n  {"metadata": {"name": "b", "namespace": "x"},\n   "spec": {"ports": [{"port": 1}]}}\n]}'
+    text = (
+        '{"kind": "ServiceList", "apiVersion": "v1", "items": [\n'
+        '  {"metadata": {"name": "a", "namespace": "x"}},\n'
+        '  {"metadata": {"name": "b", "namespace": "x"},\n'
+        '   "spec": {"ports": [{"port": 1}]}}\n]}'
+    )
     snapshot, _ = load_offline(["-"], stdin=io.StringIO(text))
     b = snapshot.get("Service", "x", "b")
-    assert [snapshot.origin(s) for s in snapshot.objects("Service")] == [Origin("<stdin>", 2), Origin("<stdin>", 3)]
+    assert [snapshot.origin(s) for s in snapshot.objects("Service")] == [
+        Origin("<stdin>", 2),
+        Origin("<stdin>", 3),
+    ]
     assert snapshot.field_line(b, "spec.ports[0].port") == 4
 
 
-# -- secrets ----------------------------------------------------------------------------------------
+# -- secrets --------------------------------------------------------------------------------------
 
 
 def test_secret_values_never_kept_not_even_for_field_lines():
@@ -238,14 +305,14 @@ def test_secret_values_never_kept_not_even_for_field_lines():
 
 
 def test_secret_from_stdin_json_keeps_no_text():
-    text = '{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "c2VjcmV0"}}'
+    text = '{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "c2"}}'
     snapshot, _ = load_offline(["-"], stdin=io.StringIO(text))
     secret = snapshot.get("Secret", "default", "s")
     assert secret["data"] == {"k": REDACTED}
     assert snapshot.field_line(secret, "data.k") is None
 
 
-# -- coverage ---------------------------------------------------------------------------------------
+# -- coverage -------------------------------------------------------------------------------------
 
 
 def test_files_describe_the_whole_cluster():
@@ -263,8 +330,19 @@ def test_dump_collects_only_its_kinds():
     assert "ConfigMap: not in a cluster-info dump" in source.missing
     assert snapshot.unavailable("ServiceEntry") == "not in a cluster-info dump"
     assert snapshot.unavailable("ClusterRoleBinding") == "not in a cluster-info dump"
-    assert snapshot.unavailable("SomeCustomKind") == "not in a cluster-info dump"  # any kind answers
-    for kind in ("Node", "Event", "Pod", "Service", "DaemonSet", "Deployment", "ReplicaSet", "ReplicationController"):
+    assert (
+        snapshot.unavailable("SomeCustomKind") == "not in a cluster-info dump"
+    )  # any kind answers
+    for kind in (
+        "Node",
+        "Event",
+        "Pod",
+        "Service",
+        "DaemonSet",
+        "Deployment",
+        "ReplicaSet",
+        "ReplicationController",
+    ):
         assert snapshot.unavailable(kind) is None, kind
 
 
@@ -285,7 +363,7 @@ def test_files_first_then_dump_is_still_a_dump():
     assert snapshot.unavailable("Secret") == "not in a cluster-info dump"
 
 
-# -- the cluster-info dump --------------------------------------------------------------------------
+# -- the cluster-info dump ------------------------------------------------------------------------
 
 
 def test_dump_is_detected():
@@ -296,12 +374,33 @@ def test_dump_is_detected():
 
 def test_dump_items_get_kind_and_api_version_from_the_file_name():
     snapshot, _ = load_offline([str(DUMP)])
-    got = [(o["kind"], o["apiVersion"], o["metadata"].get("namespace", ""), o["metadata"]["name"], str(snapshot.origin(o)))
-           for k in snapshot.kinds() for o in snapshot.objects(k)]
+    got = [
+        (
+            o["kind"],
+            o["apiVersion"],
+            o["metadata"].get("namespace", ""),
+            o["metadata"]["name"],
+            str(snapshot.origin(o)),
+        )
+        for k in snapshot.kinds()
+        for o in snapshot.objects(k)
+    ]
     assert got == [
         ("DaemonSet", "apps/v1", "datadog", "datadog-agent", f"{DUMP}/datadog/daemonsets.json:8"),
-        ("Deployment", "apps/v1", "istio-system", "istiod", f"{DUMP}/istio-system/deployments.json:8"),
-        ("Event", "v1", "datadog", "datadog-agent-x7k2p.17c9a5b1e2f3a4b5", f"{DUMP}/datadog/events.json:8"),
+        (
+            "Deployment",
+            "apps/v1",
+            "istio-system",
+            "istiod",
+            f"{DUMP}/istio-system/deployments.json:8",
+        ),
+        (
+            "Event",
+            "v1",
+            "datadog",
+            "datadog-agent-x7k2p.17c9a5b1e2f3a4b5",
+            f"{DUMP}/datadog/events.json:8",
+        ),
         ("Node", "v1", "", "worker-1", f"{DUMP}/nodes.json:8"),
         ("Node", "v1", "", "worker-2", f"{DUMP}/nodes.json:39"),
         ("Pod", "v1", "datadog", "datadog-agent-q9w4z", f"{DUMP}/datadog/pods.json:66"),
@@ -329,16 +428,23 @@ def test_dump_logs_one_source_per_container_with_logs_txt():
     assert snapshot.log("datadog", "datadog-agent-q9w4z", "agent") is None
     agent = snapshot.log("datadog", "datadog-agent-x7k2p", "agent")
     assert agent.origin == f"{AGENT_LOGS_TXT} (container agent)"
-    assert list(agent.lines()) == [
-        "2024-05-02 09:20:10 UTC | CORE | INFO | (pkg/collector/scheduler.go:71 in Enter) | Scheduling check istio",
-        "2024-05-02 09:20:11 UTC | CORE | ERROR | (pkg/forwarder/worker.go:184 in process) | Error while processing "
-        'transaction: Post "https://7-52-0-app.agent.datadoghq.eu/api/v1/series": EOF caf\ufffd',  # a latin-1 byte
-    ]
+    assert (
+        list(agent.lines())
+        == [
+            "2024-05-02 09:20:10 UTC | CORE | INFO | (pkg/collector/scheduler.go:71 in Enter) |"
+            " Scheduling check istio",
+            "2024-05-02 09:20:11 UTC | CORE | ERROR | (pkg/forwarder/worker.go:184 in process) "
+            "| Error while processing "
+            'transaction: Post "https://7-52-0-app.agent.datadoghq.eu/api/v1/series": EOF caf'
+            '\ufffd',  # a latin-1 byte
+        ]
+    )
     assert list(snapshot.log("datadog", "datadog-agent-x7k2p", "istio-init").lines()) == []
     # The proxy's log has no final newline: kubectl glued the END marker to its last line.
     assert list(snapshot.log("datadog", "datadog-agent-x7k2p", "istio-proxy").lines()) == [
         '2024-05-02T09:20:09.114Z\tinfo\tFLAG: --concurrency="2"',
-        '[2024-05-02T09:20:11.002Z] "- - -" 0 UH no_healthy_upstream - "-" 0 0 0 - "-" "-" "-" "-" "-" '
+        '[2024-05-02T09:20:11.002Z] "- - -" 0 UH no_healthy_upstream - "-" 0 0 0 - "-" "-" "-" '
+        '"-" "-" '
         "BlackHoleCluster - 34.107.236.155:443 10.244.1.17:51234 - -",
     ]
     with snapshot.log("datadog", "datadog-agent-x7k2p", "istio-init").open() as raw:
@@ -358,8 +464,12 @@ def test_logs_txt_index_is_byte_ranges():
 def _logs_txt(tmp_path: Path, sections: list[tuple[str, bytes]], tail: bytes = b"") -> Path:
     pod_dir = tmp_path / "dump" / "ns" / "pod-1"
     pod_dir.mkdir(parents=True)
-    (tmp_path / "dump" / "nodes.json").write_text('{"kind": "NodeList", "apiVersion": "v1", "items": []}')
-    (tmp_path / "dump" / "ns" / "pods.json").write_text('{"kind": "PodList", "apiVersion": "v1", "items": []}')
+    (tmp_path / "dump" / "nodes.json").write_text(
+        '{"kind": "NodeList", "apiVersion": "v1", "items": []}'
+    )
+    (tmp_path / "dump" / "ns" / "pods.json").write_text(
+        '{"kind": "PodList", "apiVersion": "v1", "items": []}'
+    )
     path = pod_dir / "logs.txt"
     with open(path, "wb") as out:
         for container, body in sections:
@@ -382,7 +492,9 @@ def test_logs_txt_long_line_is_cut_and_markers_found_across_chunks(tmp_path, mon
 
 
 def test_logs_txt_of_a_pod_not_in_pods_json_is_indexed_from_the_file(tmp_path):
-    _logs_txt(tmp_path, [("a", b"one\n"), ("b", b"Request log error: container b is waiting to start\n")])
+    _logs_txt(
+        tmp_path, [("a", b"one\n"), ("b", b"Request log error: container b is waiting to start\n")]
+    )
     snapshot, _ = load_offline([str(tmp_path / "dump")])
     assert sorted(snapshot.logs) == [LogKey("ns", "pod-1", "a"), LogKey("ns", "pod-1", "b")]
     assert list(snapshot.log("ns", "pod-1", "a").lines()) == ["one"]
@@ -390,23 +502,32 @@ def test_logs_txt_of_a_pod_not_in_pods_json_is_indexed_from_the_file(tmp_path):
 
 def test_logs_txt_without_end_marker_runs_to_the_next_start_or_the_end(tmp_path):
     path = tmp_path / "logs.txt"
-    path.write_bytes(b"==== START logs for container a of pod ns/p ====\nA1\n"
-                     b"==== START logs for container b of pod ns/p ====\nB1\nB2")
+    path.write_bytes(
+        b"==== START logs for container a of pod ns/p ====\nA1\n"
+        b"==== START logs for container b of pod ns/p ====\nB1\nB2"
+    )
     sections = index_logs_txt(str(path))
-    assert [list(SectionLog(path, *sections[c]).lines()) for c in ("a", "b")] == [["A1"], ["B1", "B2"]]
+    assert [list(SectionLog(path, *sections[c]).lines()) for c in ("a", "b")] == [
+        ["A1"],
+        ["B1", "B2"],
+    ]
 
 
 def test_a_start_marker_inside_a_line_is_log_text(tmp_path):
     path = tmp_path / "logs.txt"
-    path.write_bytes(b"==== START logs for container a of pod ns/p ====\n"
-                     b"echo ==== START logs for container z of pod ns/p ====\n"
-                     b"==== END logs for container a of pod ns/p ====\n")
+    path.write_bytes(
+        b"==== START logs for container a of pod ns/p ====\n"
+        b"echo ==== START logs for container z of pod ns/p ====\n"
+        b"==== END logs for container a of pod ns/p ====\n"
+    )
     sections = index_logs_txt(str(path))
     assert sorted(sections) == ["a"]
-    assert list(SectionLog(path, *sections["a"]).lines()) == ["echo ==== START logs for container z of pod ns/p ===="]
+    assert list(SectionLog(path, *sections["a"]).lines()) == [
+        "echo ==== START logs for container z of pod ns/p ===="
+    ]
 
 
-# -- --logs folders ---------------------------------------------------------------------------------
+# -- --logs folders -------------------------------------------------------------------------------
 
 
 def test_logs_folder_inside_a_from_folder_is_read_as_logs():
@@ -420,7 +541,8 @@ def test_logs_folder_inside_a_from_folder_is_read_as_logs():
         "2024-05-02 09:20:11 UTC | CORE | ERROR | intake unreachable",
     ]
     assert list(snapshot.log("datadog", "datadog-agent-x7k2p", "agent", previous=True).lines()) == [
-        "previous instance line 1"]
+        "previous instance line 1"
+    ]
 
 
 def test_logs_dir_argument(tmp_path):
@@ -457,29 +579,64 @@ def test_missing_logs_dir():
     assert str(raised.value) == "/nonexistent/logs: no such file or directory"
 
 
-# -- broken input -----------------------------------------------------------------------------------
+# -- broken input ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("flow.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: {a: b\n",
-     "5: YAML syntax error: did not find expected ',' or '}'"),
-    ("indent.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n  - c\n",
-     "7: YAML syntax error: did not find expected key"),
-    ("nokind.yaml", "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nmetadata:\n  name: b\n",
-     "7: not a Kubernetes object: no kind"),
-    ("noapi.yaml", "kind: ConfigMap\nmetadata:\n  name: a\n", "1: not a Kubernetes object: no apiVersion"),
-    ("noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: x\n",
-     "1: not a Kubernetes object: no metadata.name"),
-    ("seq.yaml", "- a\n- b\n", "1: not a Kubernetes object: expected a mapping, found a list"),
-    ("scalar.yaml", "apiVersion: v1\n---\nhello\n", "1: not a Kubernetes object: no kind"),
-    ("bad.json", '{\n  "apiVersion": "v1",\n  "kind": "ConfigMap"\n  "metadata": {}\n}\n',
-     "4: JSON syntax error at column 3: Expecting ',' delimiter"),
-    ("item.json", '{"kind": "List", "apiVersion": "v1", "items": [\n  {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "a"}},\n  3]}',
-     "3: not a Kubernetes object: expected a mapping, found a number"),
-    ("listitem.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  metadata: {name: a}\n",
-     "4: not a Kubernetes object: no kind"),
-    ("ctrl.yaml", "a: \x00\n", "1: YAML syntax error: unacceptable character #x0000: control characters are not allowed"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        (
+            "flow.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  labels: {a: b\n",
+            "5: YAML syntax error: did not find expected ',' or '}'",
+        ),
+        (
+            "indent.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: b\n  - c\n",
+            "7: YAML syntax error: did not find expected key",
+        ),
+        (
+            "nokind.yaml",
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nm"
+            "etadata:\n  name: b\n",
+            "7: not a Kubernetes object: no kind",
+        ),
+        (
+            "noapi.yaml",
+            "kind: ConfigMap\nmetadata:\n  name: a\n",
+            "1: not a Kubernetes object: no apiVersion",
+        ),
+        (
+            "noname.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: x\n",
+            "1: not a Kubernetes object: no metadata.name",
+        ),
+        ("seq.yaml", "- a\n- b\n", "1: not a Kubernetes object: expected a mapping, found a list"),
+        ("scalar.yaml", "apiVersion: v1\n---\nhello\n", "1: not a Kubernetes object: no kind"),
+        (
+            "bad.json",
+            '{\n  "apiVersion": "v1",\n  "kind": "ConfigMap"\n  "metadata": {}\n}\n',
+            "4: JSON syntax error at column 3: Expecting ',' delimiter",
+        ),
+        (
+            "item.json",
+            '{"kind": "List", "apiVersion": "v1", "items": [\n  {"kind": "Pod", "apiVersion": "'
+            'v1", "metadata": {"name": "a"}},\n  3]}',
+            "3: not a Kubernetes object: expected a mapping, found a number",
+        ),
+        (
+            "listitem.yaml",
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  metadata: {name: a}\n",
+            "4: not a Kubernetes object: no kind",
+        ),
+        (
+            "ctrl.yaml",
+            "a: \x00\n",
+            "1: YAML syntax error: unacceptable character #x0000: control characters are not al"
+            "lowed",
+        ),
+    ],
+)
 def test_broken_input_is_one_line_naming_file_and_line(tmp_path, name, text, message):
     path = write(tmp_path / name, text)
     with pytest.raises(InputError) as raised:
@@ -533,3 +690,29 @@ def test_a_folder_read_as_a_file_is_unreadable(tmp_path):
     with pytest.raises(InputError) as raised:
         read_file(tmp_path)
     assert str(raised.value) == f"{tmp_path}: cannot read: Is a directory"
+
+
+def test_dump_written_with_output_yaml_and_no_nodes_file(tmp_path):
+    ns = tmp_path / "kube-system"
+    ns.mkdir()
+    (ns / "pods.yaml").write_text(
+        "apiVersion: v1\nitems:\n- metadata:\n    name: coredns-1\n    namespace: kube-system\n"
+        "  spec:\n    containers:\n    - name: coredns\n      image: coredns:1.11\n"
+        "kind: PodList\nmetadata:\n  resourceVersion: \"7\"\n"
+    )
+    (ns / "events.yaml").write_text("apiVersion: v1\nitems: []\nkind: EventList\nmetadata: {}\n")
+    assert is_dump_dir(tmp_path)
+    snapshot, source = load_offline([str(tmp_path)])
+    pod = snapshot.get("Pod", "kube-system", "coredns-1")
+    assert (source.kind, pod["kind"], pod["apiVersion"]) == ("dump", "Pod", "v1")
+    assert snapshot.origin(pod) == Origin(str(ns / "pods.yaml"), 3)
+    assert snapshot.field_line(pod, "spec.containers[0].image") == 9
+
+
+def test_a_manifests_folder_with_one_list_file_per_namespace_is_not_a_dump(tmp_path):
+    (tmp_path / "team").mkdir()
+    services = '{"kind": "ServiceList", "apiVersion": "v1", "items": []}'
+    write(tmp_path / "team" / "services.json", services)
+    assert not is_dump_dir(tmp_path)
+    _, source = load_offline([str(tmp_path)])
+    assert source.kind == "files"

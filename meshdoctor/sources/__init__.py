@@ -24,29 +24,82 @@ __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
 #: --namespaced=false` on 1.30) for the built-in kinds; Istio's CRDs (`scope: Cluster`) for
 #: MeshPolicy (authentication.istio.io, 1.0-1.5) and ClusterRbacConfig (rbac.istio.io, 1.1-1.5).
 #: A CustomResourceDefinition in the input adds its own kind with its own scope.
-CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset({
-    "APIService", "CSIDriver", "CSINode", "CertificateSigningRequest", "ClusterRole",
-    "ClusterRoleBinding", "ClusterTrustBundle", "ComponentStatus", "CustomResourceDefinition",
-    "DeviceClass", "FlowSchema", "IPAddress", "IngressClass", "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding", "MutatingWebhookConfiguration", "Namespace", "Node",
-    "PersistentVolume", "PodSecurityPolicy", "PriorityClass", "PriorityLevelConfiguration",
-    "ResourceSlice", "RuntimeClass", "SelfSubjectAccessReview", "SelfSubjectReview",
-    "SelfSubjectRulesReview", "ServiceCIDR", "StorageClass", "StorageVersion",
-    "StorageVersionMigration", "SubjectAccessReview", "TokenReview", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration", "VolumeAttachment",
-    "VolumeAttributesClass",
-    # Istio
-    "MeshPolicy", "ClusterRbacConfig",
-})
+CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
+    {
+        "APIService",
+        "CSIDriver",
+        "CSINode",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterTrustBundle",
+        "ComponentStatus",
+        "CustomResourceDefinition",
+        "DeviceClass",
+        "FlowSchema",
+        "IPAddress",
+        "IngressClass",
+        "MutatingAdmissionPolicy",
+        "MutatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PodSecurityPolicy",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "ResourceSlice",
+        "RuntimeClass",
+        "SelfSubjectAccessReview",
+        "SelfSubjectReview",
+        "SelfSubjectRulesReview",
+        "ServiceCIDR",
+        "StorageClass",
+        "StorageVersion",
+        "StorageVersionMigration",
+        "SubjectAccessReview",
+        "TokenReview",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+        "VolumeAttributesClass",
+        # Istio
+        "MeshPolicy",
+        "ClusterRbacConfig",
+    }
+)
 
 #: Kinds meshdoctor reads that a cluster-info dump never holds; listed in `SourceInfo.missing`.
 #: Any other kind absent from a dump is unavailable too (`Snapshot.default_missing_reason`).
 NOT_IN_DUMP_KINDS: tuple[str, ...] = (
-    "AuthorizationPolicy", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CronJob",
-    "CustomResourceDefinition", "DatadogAgent", "DestinationRule", "EndpointSlice", "Endpoints",
-    "EnvoyFilter", "Gateway", "Job", "MeshPolicy", "MutatingWebhookConfiguration", "Namespace",
-    "NetworkPolicy", "PeerAuthentication", "Policy", "Role", "RoleBinding", "Secret",
-    "ServiceAccount", "ServiceEntry", "Sidecar", "StatefulSet", "VirtualService",
+    "AuthorizationPolicy",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ConfigMap",
+    "CronJob",
+    "CustomResourceDefinition",
+    "DatadogAgent",
+    "DestinationRule",
+    "EndpointSlice",
+    "Endpoints",
+    "EnvoyFilter",
+    "Gateway",
+    "Job",
+    "MeshPolicy",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "NetworkPolicy",
+    "PeerAuthentication",
+    "Policy",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "ServiceAccount",
+    "ServiceEntry",
+    "Sidecar",
+    "StatefulSet",
+    "VirtualService",
 )
 
 #: A sub-folder of a `--from` folder with this name holds logs, read as with `--logs`.
@@ -84,7 +137,9 @@ def load_offline(
             gc.enable()
 
 
-def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> tuple[Snapshot, SourceInfo]:
+def _load(
+    paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None
+) -> tuple[Snapshot, SourceInfo]:
     objects: list[Loaded] = []
     file_kinds: set[str] = set()
     snapshot = Snapshot()

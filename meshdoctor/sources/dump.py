@@ -52,7 +52,9 @@ LOGS_FILE = "logs.txt"
 #: Why a kind is unavailable when the input is a dump.
 NOT_IN_DUMP = "not in a cluster-info dump"
 
-_NAMESPACE_LISTS = frozenset(f"{name}{ext}" for name in DUMP_LISTS if name != "nodes" for ext in DUMP_EXTENSIONS)
+_NAMESPACE_LISTS = frozenset(
+    f"{name}{ext}" for name in DUMP_LISTS if name != "nodes" for ext in DUMP_EXTENSIONS
+)
 _NODE_LISTS = frozenset(f"nodes{ext}" for ext in DUMP_EXTENSIONS)
 
 
@@ -75,7 +77,7 @@ def _namespace_dirs(root: Path) -> list[Path]:
 
 
 def is_dump_dir(path: str | os.PathLike[str]) -> bool:
-    """True for a cluster-info dump folder: `nodes.json` at the top, or `<ns>/pods.json` and friends.
+    """True for a cluster-info dump folder: `nodes.json` at the top, or `<ns>/pods.json` and others.
 
     A folder of manifests that merely has a `<ns>/services.json` is not a dump: without
     `nodes.json`, a sub-folder must hold two of the dump's list files.
@@ -177,10 +179,11 @@ def _container_names(pod: dict[str, object]) -> list[str]:
     return names
 
 
-# -- logs.txt ---------------------------------------------------------------------------------------
+# -- logs.txt -------------------------------------------------------------------------------------
 
 _MARKER = re.compile(
-    rb"==== (START|END) logs for container ([^ \r\n]+) of pod ([^ /\r\n]+)/([^ \r\n]+) ====(?:\r?\n|\Z)"
+    rb"==== (START|END) logs for container ([^ \r\n]+) of pod ([^ /\r\n]+)/([^ \r\n]+) ===="
+    rb"(?:\r?\n|\Z)"
 )
 
 #: Bytes read at a time when indexing a logs.txt.
@@ -213,7 +216,7 @@ def index_logs_txt(path: str) -> dict[str, tuple[int, int]]:
                 at = match.start()
                 container = match.group(2).decode("utf-8", errors="replace")
                 if match.group(1) == b"START":
-                    if not (buf[at - 1:at] == b"\n" if at else line_start):
+                    if not (buf[at - 1 : at] == b"\n" if at else line_start):
                         continue
                     if open_container is not None:
                         sections[open_container] = (open_at, base + at)
@@ -257,18 +260,14 @@ class LogsTxt:
 
 
 class ContainerSection:
-    """One container's log inside a `logs.txt` (a LogSource); empty when kubectl wrote no section."""
+    """One container's log inside a `logs.txt` (a LogSource); empty if kubectl wrote no section."""
 
-    __slots__ = ("logs_txt", "container")
+    __slots__ = ("logs_txt", "container", "origin")
 
     def __init__(self, logs_txt: LogsTxt, container: str) -> None:
         self.logs_txt = logs_txt
         self.container = container
-
-    @property
-    def origin(self) -> str:
-        """The logs.txt and the container."""
-        return f"{self.logs_txt.path} (container {self.container})"
+        self.origin = f"{logs_txt.path} (container {container})"
 
     def section(self) -> SectionLog | None:
         """The byte range of this container's log, or None."""

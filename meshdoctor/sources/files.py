@@ -19,11 +19,11 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any
 
 import yaml
 
@@ -37,8 +37,8 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: The name a `--from -` source is shown with.
 STDIN_NAME = "<stdin>"
 
-FieldLines = Callable[[str], Union[int, None]]
-PathSegment = Union[str, int]
+FieldLines = Callable[[str], int | None]
+PathSegment = str | int
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -68,11 +68,11 @@ class Loaded:
     """Line of a field path, computed on demand; None where it cannot be told."""
 
 
-# -- finding the files ------------------------------------------------------------------------------
+# -- finding the files ----------------------------------------------------------------------------
 
 
 def manifest_files(folder: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> list[Path]:
-    """Every manifest file under `folder`, recursively, in sorted order; `skip`: top-level names to leave out."""
+    """Every manifest file under `folder`, recursively, sorted; `skip`: top-level names to omit."""
     root = Path(folder)
     found: list[Path] = []
 
@@ -93,10 +93,12 @@ def manifest_files(folder: str | os.PathLike[str], skip: tuple[str, ...] = ()) -
     return found
 
 
-# -- reading a file ---------------------------------------------------------------------------------
+# -- reading a file -------------------------------------------------------------------------------
 
 
-def read_file(path: str | os.PathLike[str], item_type: tuple[str, str] | None = None) -> list[Loaded]:
+def read_file(
+    path: str | os.PathLike[str], item_type: tuple[str, str] | None = None
+) -> list[Loaded]:
     """The objects in one file. `.json` is read as JSON, anything else as YAML.
 
     `item_type` (kind, apiVersion) is given to list items that carry no `kind` (a dump's lists).
@@ -121,7 +123,9 @@ def read_file(path: str | os.PathLike[str], item_type: tuple[str, str] | None = 
     return _read_yaml(text, name, item_type, _YamlFile(name))
 
 
-def read_text(text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None) -> list[Loaded]:
+def read_text(
+    text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None
+) -> list[Loaded]:
     """The objects in a text that is not a file (standard input): JSON if it starts like JSON."""
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -130,7 +134,7 @@ def read_text(text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | No
     return _read_yaml(text, name, item_type, _YamlText(text))
 
 
-# -- validation -------------------------------------------------------------------------------------
+# -- validation -----------------------------------------------------------------------------------
 
 
 def _type_name(value: Any) -> str:
@@ -154,7 +158,9 @@ def is_list(obj: KubeObject) -> bool:
 def check_object(obj: Any, name: str, line: int | None) -> None:
     """Raise InputError unless `obj` is a Kubernetes object (kind, apiVersion, metadata.name)."""
     if not isinstance(obj, dict):
-        raise InputError(name, f"not a Kubernetes object: expected a mapping, found {_type_name(obj)}", line)
+        raise InputError(
+            name, f"not a Kubernetes object: expected a mapping, found {_type_name(obj)}", line
+        )
     for field_name in ("kind", "apiVersion"):
         value = obj.get(field_name)
         if not isinstance(value, str) or not value:
@@ -181,10 +187,12 @@ def _typed(item: Any, item_type: tuple[str, str] | None) -> Any:
     return item
 
 
-# -- YAML -------------------------------------------------------------------------------------------
+# -- YAML -----------------------------------------------------------------------------------------
 
 
-def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: _YamlSource) -> list[Loaded]:
+def _read_yaml(
+    text: str, name: str, item_type: tuple[str, str] | None, source: _YamlSource
+) -> list[Loaded]:
     out: list[Loaded] = []
     loader = ManifestLoader(text)
     doc_index = -1
@@ -201,16 +209,30 @@ def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: 
                 item_nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
                 types = _list_item_type(doc, item_type)
                 for index, item in enumerate(doc["items"]):
-                    item_line = item_nodes[index].start_mark.line + 1 if index < len(item_nodes) else line
+                    item_line = (
+                        item_nodes[index].start_mark.line + 1 if index < len(item_nodes) else line
+                    )
                     check_object(_typed(item, types), name, item_line)
-                    out.append(Loaded(item, Origin(name, item_line), _yaml_lines(item, source, doc_index, index, item_line)))
+                    out.append(
+                        Loaded(
+                            item,
+                            Origin(name, item_line),
+                            _yaml_lines(item, source, doc_index, index, item_line),
+                        )
+                    )
             else:
                 check_object(doc, name, line)
-                out.append(Loaded(doc, Origin(name, line), _yaml_lines(doc, source, doc_index, None, line)))
+                out.append(
+                    Loaded(doc, Origin(name, line), _yaml_lines(doc, source, doc_index, None, line))
+                )
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        raise InputError(name, f"YAML syntax error: {problem}", _clamp_line(text, mark.line + 1) if mark else None) from None
+        raise InputError(
+            name,
+            f"YAML syntax error: {problem}",
+            _clamp_line(text, mark.line + 1) if mark else None,
+        ) from None
     except yaml.YAMLError as exc:
         position = getattr(exc, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
@@ -226,7 +248,9 @@ def _clamp_line(text: str, line: int) -> int:
     return max(1, min(line, last))
 
 
-def _yaml_lines(obj: KubeObject, source: _YamlSource, doc: int, item: int | None, line: int) -> FieldLines | None:
+def _yaml_lines(
+    obj: KubeObject, source: _YamlSource, doc: int, item: int | None, line: int
+) -> FieldLines | None:
     if obj.get("kind") == "Secret":
         return None
     return _YamlFieldLines(source, doc, item, line)
@@ -276,8 +300,12 @@ def _without_secrets(node: yaml.Node) -> yaml.Node | None:
         return None
     items = _yaml_child(node, "items")
     if isinstance(items, yaml.SequenceNode):
-        items.value = [yaml.ScalarNode("tag:yaml.org,2002:null", "", n.start_mark, n.end_mark)
-                       if _is_secret_node(n) else n for n in items.value]
+        items.value = [
+            yaml.ScalarNode("tag:yaml.org,2002:null", "", n.start_mark, n.end_mark)
+            if _is_secret_node(n)
+            else n
+            for n in items.value
+        ]
     return node
 
 
@@ -310,14 +338,18 @@ class _YamlFieldLines:
         node = documents[self.doc] if self.doc < len(documents) else None
         if node is not None and self.item is not None:
             items = _yaml_child(node, "items")
-            node = items.value[self.item] if isinstance(items, yaml.SequenceNode) and self.item < len(items.value) else None
+            node = (
+                items.value[self.item]
+                if isinstance(items, yaml.SequenceNode) and self.item < len(items.value)
+                else None
+            )
         if node is None:
             return None
         return yaml_field_line(node, parse_field_path(path))
 
 
 def yaml_field_line(node: yaml.Node, segments: list[PathSegment]) -> int:
-    """1-based line of the deepest part of `segments` found under `node` (a key's line for a field)."""
+    """1-based line of the deepest part of `segments` under `node` (a key's line for a field)."""
     line = node.start_mark.line + 1
     i = 0
     while i < len(segments):
@@ -341,7 +373,7 @@ def yaml_field_line(node: yaml.Node, segments: list[PathSegment]) -> int:
     return line
 
 
-# -- JSON -------------------------------------------------------------------------------------------
+# -- JSON -----------------------------------------------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -351,7 +383,9 @@ def _json_error(name: str, exc: json.JSONDecodeError) -> InputError:
     return InputError(name, f"JSON syntax error at column {exc.colno}: {exc.msg}", exc.lineno)
 
 
-def _read_json(text: str, name: str, item_type: tuple[str, str] | None, bom: int | None) -> list[Loaded]:
+def _read_json(
+    text: str, name: str, item_type: tuple[str, str] | None, bom: int | None
+) -> list[Loaded]:
     """Objects of a JSON text: one or more values; list items decoded one by one for their lines.
 
     `bom` is None for text that is not a file (it is kept for field lines), else the byte offset
@@ -373,14 +407,27 @@ def _read_json(text: str, name: str, item_type: tuple[str, str] | None, bom: int
             line = lines.at(start)
             if isinstance(doc, dict) and is_list(doc) and len(spans) == len(doc["items"]):
                 types = _list_item_type(doc, item_type)
-                for item, (item_start, item_end) in zip(doc["items"], spans):
+                for item, (item_start, item_end) in zip(doc["items"], spans, strict=True):
                     item_line = lines.at(item_start)
                     check_object(_typed(item, types), name, item_line)
-                    out.append(Loaded(item, Origin(name, item_line),
-                                      _json_lines(item, text, name, bom, bytes_at, item_start, item_end, item_line)))
+                    out.append(
+                        Loaded(
+                            item,
+                            Origin(name, item_line),
+                            _json_lines(
+                                item, text, name, bom, bytes_at, item_start, item_end, item_line
+                            ),
+                        )
+                    )
             else:
                 check_object(doc, name, line)
-                out.append(Loaded(doc, Origin(name, line), _json_lines(doc, text, name, bom, bytes_at, start, end, line)))
+                out.append(
+                    Loaded(
+                        doc,
+                        Origin(name, line),
+                        _json_lines(doc, text, name, bom, bytes_at, start, end, line),
+                    )
+                )
             pos = _WS.match(text, end).end()  # type: ignore[union-attr]
     except json.JSONDecodeError as exc:
         raise _json_error(name, exc) from None
@@ -389,8 +436,16 @@ def _read_json(text: str, name: str, item_type: tuple[str, str] | None, bom: int
     return out
 
 
-def _json_lines(obj: KubeObject, text: str, name: str, bom: int | None, bytes_at: _ByteCounter,
-                start: int, end: int, line: int) -> FieldLines | None:
+def _json_lines(
+    obj: KubeObject,
+    text: str,
+    name: str,
+    bom: int | None,
+    bytes_at: _ByteCounter,
+    start: int,
+    end: int,
+    line: int,
+) -> FieldLines | None:
     if obj.get("kind") == "Secret":
         return None
     if bom is None:
@@ -412,7 +467,9 @@ def _decode_top_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[t
         return obj, pos + 1, spans
     while True:
         if not text.startswith('"', pos):
-            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, pos
+            )
         key, pos = scanstring(text, pos + 1)
         pos = ws(text, pos).end()  # type: ignore[union-attr]
         if not text.startswith(":", pos):
@@ -453,14 +510,17 @@ def _decode_items(text: str, pos: int) -> tuple[list[Any], int, list[tuple[int, 
     line_start = text.rfind("\n", pos, first) + 1
     if line_start and text.startswith("{", first):
         indent = text[line_start:first]
-        items, end = _DECODER.raw_decode(text, pos)
+        whole, end = _DECODER.raw_decode(text, pos)
         starts = [first]
         starts.extend(match.end() - 1 for match in _item_start(indent).finditer(text, first, end))
-        if len(starts) == len(items) and all(isinstance(item, dict) for item in items):
-            ends = [text.rfind("}", 0, following) + 1 for following in starts[1:]] + [text.rfind("}", 0, text.rfind("]", 0, end)) + 1]
-            return items, end, list(zip(starts, ends))
+        if len(starts) == len(whole) and all(isinstance(item, dict) for item in whole):
+            ends = [text.rfind("}", 0, following) + 1 for following in starts[1:]] + [
+                text.rfind("}", 0, text.rfind("]", 0, end)) + 1
+            ]
+            return whole, end, list(zip(starts, ends, strict=True))
     decode = _DECODER.raw_decode
-    items, spans = [], []
+    items: list[Any] = []
+    spans: list[tuple[int, int]] = []
     pos = first
     if text.startswith("]", pos):
         return items, pos + 1, spans
@@ -508,7 +568,7 @@ class _ByteCounter:
             return self.base + pos
         if pos < self.pos:
             return self.base + len(self.text[:pos].encode("utf-8"))
-        self.bytes += len(self.text[self.pos:pos].encode("utf-8"))
+        self.bytes += len(self.text[self.pos : pos].encode("utf-8"))
         self.pos = pos
         return self.bytes
 
@@ -549,7 +609,9 @@ class _JsonTextFieldLines:
         return json_field_line(self.text, self.start, self.end, self.line, parse_field_path(path))
 
 
-def json_field_line(text: str, start: int, end: int, line: int, segments: list[PathSegment]) -> int | None:
+def json_field_line(
+    text: str, start: int, end: int, line: int, segments: list[PathSegment]
+) -> int | None:
     """1-based line of the deepest part of `segments` found in the JSON value at `text[start:end]`.
 
     `line` is the line `start` is on. None if the text is not the JSON it was.
@@ -617,7 +679,7 @@ def _json_elements(text: str, pos: int) -> Iterator[int]:
         pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
 
 
-# -- field paths ------------------------------------------------------------------------------------
+# -- field paths ----------------------------------------------------------------------------------
 
 _SEGMENT = re.compile(r"""\[(\d+)\]|\[(?:"([^"]*)"|'([^']*)')\]|\.?([^.\[\]]+)""")
 
@@ -643,7 +705,9 @@ class _Quoted(str):
     """A key given in brackets: taken whole, never joined with the next segments."""
 
 
-def _dotted_key(members: dict[str, Any], segments: list[PathSegment], i: int) -> tuple[str, int] | None:
+def _dotted_key(
+    members: dict[str, Any], segments: list[PathSegment], i: int
+) -> tuple[str, int] | None:
     """The key at segment i, joining following plain segments with dots when the key holds dots.
 
     Returns the key and the index of the segment after it, or None when no such key exists.

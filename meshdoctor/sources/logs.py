@@ -78,7 +78,9 @@ class FileLog:
 class SectionLog:
     """A container log that is the byte range `[start, end)` of a file (a `logs.txt` section)."""
 
-    def __init__(self, path: str | os.PathLike[str], start: int, end: int, origin: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], start: int, end: int, origin: str | None = None
+    ) -> None:
         self.path = os.fspath(path)
         self.start = start
         self.end = end
