@@ -1,4 +1,4 @@
-"""Dump loading benchmark: `load_offline` on a big `kubectl cluster-info dump` against bare `json.load`.
+"""Benchmark `load_offline` on a big `kubectl cluster-info dump` against bare `json.load`.
 
     python benchmarks/parse_dump.py                   # 10,000 pods, 1,000 nodes, in a temp dir
     python benchmarks/parse_dump.py --pods 20000 --nodes 2000 --out /tmp/dump --keep
@@ -13,7 +13,7 @@ Then measures, each in a fresh subprocess (best of --repeat, files in the page c
 
 - `load_offline([dump])`: wall and CPU time, and peak RSS (VmHWM from /proc/self/status, else
   resource.getrusage: ru_maxrss is inherited over fork+exec from this bigger parent process, so
-  it would overstate a small child); the peak of the same subprocess after its imports is printed too;
+  it would overstate a small child); the same subprocess's peak after its imports is printed too;
 - bare parsing: `json.load` of every list file of the dump, results kept, time and peak RSS; once
   as Python runs it (garbage collector on) and once with the collector off, which is how
   `load_offline` runs (it creates no reference cycles, and the collector's passes over millions of
@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,9 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
-_LOAD = _PEAK + """
+_LOAD = (
+    _PEAK
+    + """
 import gc, sys, time
 from meshdoctor.sources import load_offline
 before = peak_mb()
@@ -64,17 +66,22 @@ wall_done = time.perf_counter()
 collect = time.process_time()
 gc.collect()
 collect = time.process_time() - collect
-print(wall_done - wall, cpu_done - cpu, before, peak_mb(), len(snapshot), len(snapshot.logs), collect)
+print(wall_done - wall, cpu_done - cpu, before, peak_mb(), len(snapshot), len(snapshot.logs),
+      collect)
 """
+)
 
-_BARE = _PEAK + """
+_BARE = (
+    _PEAK
+    + """
 import gc, glob, json, os, sys, time
 root = sys.argv[1]
 if sys.argv[2] == "nogc":
     gc.disable()
 before = peak_mb()
 wall, cpu = time.perf_counter(), time.process_time()
-files = sorted(glob.glob(os.path.join(root, "*.json")) + glob.glob(os.path.join(root, "*", "*.json")))
+files = glob.glob(os.path.join(root, "*.json")) + glob.glob(os.path.join(root, "*", "*.json"))
+files.sort()
 kept = []
 for name in files:
     with open(name, encoding="utf-8") as f:
@@ -82,20 +89,31 @@ for name in files:
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 print(wall, cpu, before, peak_mb(), sum(len(d["items"]) for d in kept), len(files))
 """
+)
 
-IMAGES = ["gcr.io/datadoghq/agent:7.52.0", "docker.io/istio/proxyv2:1.21.0", "docker.io/istio/pilot:1.21.0",
-          "registry.k8s.io/coredns/coredns:v1.11.1", "registry.k8s.io/kube-proxy:v1.29.2"]
+IMAGES = [
+    "gcr.io/datadoghq/agent:7.52.0",
+    "docker.io/istio/proxyv2:1.21.0",
+    "docker.io/istio/pilot:1.21.0",
+    "registry.k8s.io/coredns/coredns:v1.11.1",
+    "registry.k8s.io/kube-proxy:v1.29.2",
+]
 
 
-def _meta(name: str, ns: str | None, rng: random.Random, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+def _meta(
+    name: str, ns: str | None, rng: random.Random, labels: dict[str, str], **extra: Any
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if ns is not None:
         meta["namespace"] = ns
-    meta.update({"uid": "%08x-%04x-4%03x-8%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12),
-                                                          rng.getrandbits(12), rng.getrandbits(48)),
-                 "resourceVersion": str(rng.randint(10_000, 9_999_999)),
-                 "creationTimestamp": "2024-05-02T09:%02d:%02dZ" % (rng.randint(0, 59), rng.randint(0, 59)),
-                 "labels": labels})
+    meta.update(
+        {
+            "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "resourceVersion": str(rng.randint(10_000, 9_999_999)),
+            "creationTimestamp": f"2024-05-02T09:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z",
+            "labels": labels,
+        }
+    )
     meta.update(extra)
     return meta
 
@@ -103,68 +121,198 @@ def _meta(name: str, ns: str | None, rng: random.Random, labels: dict[str, str],
 def node(i: int, rng: random.Random) -> dict[str, Any]:
     name = f"ip-10-{i // 250}-{i % 250}-{rng.randint(1, 250)}.ec2.internal"
     return {
-        "metadata": _meta(name, None, rng, {
-            "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/instance-type": "m5.2xlarge",
-            "beta.kubernetes.io/os": "linux", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-            "topology.kubernetes.io/region": "eu-west-1", "topology.kubernetes.io/zone": f"eu-west-1{'abc'[i % 3]}"},
-            annotations={"node.alpha.kubernetes.io/ttl": "0", "volumes.kubernetes.io/controller-managed-attach-detach": "true"}),
-        "spec": {"providerID": f"aws:///eu-west-1a/i-{rng.getrandbits(64):016x}", "podCIDR": f"10.{i // 250}.{i % 250}.0/24"},
+        "metadata": _meta(
+            name,
+            None,
+            rng,
+            {
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/instance-type": "m5.2xlarge",
+                "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "topology.kubernetes.io/region": "eu-west-1",
+                "topology.kubernetes.io/zone": f"eu-west-1{'abc'[i % 3]}",
+            },
+            annotations={
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
+        ),
+        "spec": {
+            "providerID": f"aws:///eu-west-1a/i-{rng.getrandbits(64):016x}",
+            "podCIDR": f"10.{i // 250}.{i % 250}.0/24",
+        },
         "status": {
-            "capacity": {"cpu": "8", "ephemeral-storage": "104845292Ki", "memory": "32386544Ki", "pods": "58"},
-            "allocatable": {"cpu": "7910m", "ephemeral-storage": "95551679124", "memory": "31369712Ki", "pods": "58"},
-            "conditions": [{"type": t, "status": "False" if t != "Ready" else "True",
-                            "lastHeartbeatTime": "2024-05-02T10:00:00Z", "lastTransitionTime": "2024-05-01T08:00:00Z",
-                            "reason": f"Kubelet{t}", "message": f"kubelet condition {t}"}
-                           for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")],
-            "addresses": [{"type": "InternalIP", "address": f"10.{i // 250}.{i % 250}.10"}, {"type": "Hostname", "address": name}],
+            "capacity": {
+                "cpu": "8",
+                "ephemeral-storage": "104845292Ki",
+                "memory": "32386544Ki",
+                "pods": "58",
+            },
+            "allocatable": {
+                "cpu": "7910m",
+                "ephemeral-storage": "95551679124",
+                "memory": "31369712Ki",
+                "pods": "58",
+            },
+            "conditions": [
+                {
+                    "type": t,
+                    "status": "False" if t != "Ready" else "True",
+                    "lastHeartbeatTime": "2024-05-02T10:00:00Z",
+                    "lastTransitionTime": "2024-05-01T08:00:00Z",
+                    "reason": f"Kubelet{t}",
+                    "message": f"kubelet condition {t}",
+                }
+                for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.{i // 250}.{i % 250}.10"},
+                {"type": "Hostname", "address": name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {"machineID": f"{rng.getrandbits(128):032x}", "systemUUID": f"{rng.getrandbits(128):032x}",
-                         "bootID": f"{rng.getrandbits(128):032x}", "kernelVersion": "5.10.215-203.850.amzn2.x86_64",
-                         "osImage": "Amazon Linux 2", "containerRuntimeVersion": "containerd://1.7.11",
-                         "kubeletVersion": "v1.29.2-eks-5e0fdde", "kubeProxyVersion": "v1.29.2-eks-5e0fdde",
-                         "operatingSystem": "linux", "architecture": "amd64"},
-            "images": [{"names": [f"{img}@sha256:{rng.getrandbits(256):064x}", img], "sizeBytes": rng.randint(10**7, 10**9)}
-                       for img in IMAGES],
+            "nodeInfo": {
+                "machineID": f"{rng.getrandbits(128):032x}",
+                "systemUUID": f"{rng.getrandbits(128):032x}",
+                "bootID": f"{rng.getrandbits(128):032x}",
+                "kernelVersion": "5.10.215-203.850.amzn2.x86_64",
+                "osImage": "Amazon Linux 2",
+                "containerRuntimeVersion": "containerd://1.7.11",
+                "kubeletVersion": "v1.29.2-eks-5e0fdde",
+                "kubeProxyVersion": "v1.29.2-eks-5e0fdde",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+            "images": [
+                {
+                    "names": [f"{img}@sha256:{rng.getrandbits(256):064x}", img],
+                    "sizeBytes": rng.randint(10**7, 10**9),
+                }
+                for img in IMAGES
+            ],
         },
     }
 
 
-def pod(name: str, ns: str, node_name: str, owner: tuple[str, str], containers: list[tuple[str, str]],
-        rng: random.Random, labels: dict[str, str]) -> dict[str, Any]:
+def pod(
+    name: str,
+    ns: str,
+    node_name: str,
+    owner: tuple[str, str],
+    containers: list[tuple[str, str]],
+    rng: random.Random,
+    labels: dict[str, str],
+) -> dict[str, Any]:
     def container(cname: str, image: str) -> dict[str, Any]:
-        return {"name": cname, "image": image,
-                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-                        {"name": "DD_SITE", "value": "datadoghq.eu"}],
-                "volumeMounts": [{"name": "kube-api-access", "readOnly": True,
-                                  "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
-                "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
-                "imagePullPolicy": "IfNotPresent"}
+        return {
+            "name": cname,
+            "image": image,
+            "env": [
+                {
+                    "name": "POD_NAME",
+                    "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}},
+                },
+                {"name": "DD_SITE", "value": "datadoghq.eu"},
+            ],
+            "volumeMounts": [
+                {
+                    "name": "kube-api-access",
+                    "readOnly": True,
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                }
+            ],
+            "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File",
+            "imagePullPolicy": "IfNotPresent",
+        }
+
     return {
-        "metadata": _meta(name, ns, rng, labels, annotations={"sidecar.istio.io/status": '{"initContainers":["istio-init"],'
-                                                                  '"containers":["istio-proxy"],"volumes":["istio-envoy"]}'},
-                          ownerReferences=[{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
-                                            "uid": f"{rng.getrandbits(128):032x}", "controller": True, "blockOwnerDeletion": True}]),
-        "spec": {"initContainers": [{"name": "istio-init", "image": IMAGES[1], "args": ["istio-iptables", "-p", "15001"]}],
-                 "containers": [container(c, img) for c, img in containers],
-                 "volumes": [{"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
-                 "restartPolicy": "Always", "serviceAccountName": "default", "nodeName": node_name,
-                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
-                                  "tolerationSeconds": 300}]},
-        "status": {"phase": "Running", "hostIP": "10.0.0.10", "podIP": f"10.1.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-                   "startTime": "2024-05-02T09:20:05Z",
-                   "conditions": [{"type": t, "status": "True", "lastTransitionTime": "2024-05-02T09:20:10Z"}
-                                  for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
-                   "containerStatuses": [{"name": c, "ready": True, "restartCount": 0, "image": img, "imageID": img,
-                                          "containerID": f"containerd://{rng.getrandbits(256):064x}",
-                                          "state": {"running": {"startedAt": "2024-05-02T09:20:09Z"}}}
-                                         for c, img in containers]},
+        "metadata": _meta(
+            name,
+            ns,
+            rng,
+            labels,
+            annotations={
+                "sidecar.istio.io/status": '{"initContainers":["istio-init"],'
+                '"containers":["istio-proxy"],"volumes":["istio-envoy"]}'
+            },
+            ownerReferences=[
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": owner[0],
+                    "name": owner[1],
+                    "uid": f"{rng.getrandbits(128):032x}",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        ),
+        "spec": {
+            "initContainers": [
+                {
+                    "name": "istio-init",
+                    "image": IMAGES[1],
+                    "args": ["istio-iptables", "-p", "15001"],
+                }
+            ],
+            "containers": [container(c, img) for c, img in containers],
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]},
+                }
+            ],
+            "restartPolicy": "Always",
+            "serviceAccountName": "default",
+            "nodeName": node_name,
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                }
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "hostIP": "10.0.0.10",
+            "podIP": f"10.1.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "startTime": "2024-05-02T09:20:05Z",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": "2024-05-02T09:20:10Z"}
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "containerStatuses": [
+                {
+                    "name": c,
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": img,
+                    "imageID": img,
+                    "containerID": f"containerd://{rng.getrandbits(256):064x}",
+                    "state": {"running": {"startedAt": "2024-05-02T09:20:09Z"}},
+                }
+                for c, img in containers
+            ],
+        },
     }
 
 
 def write_list(path: Path, kind: str, api: str, items: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
-        json.dump({"kind": kind, "apiVersion": api, "metadata": {"resourceVersion": "48213"}, "items": items}, out, indent=4)
+        json.dump(
+            {
+                "kind": kind,
+                "apiVersion": api,
+                "metadata": {"resourceVersion": "48213"},
+                "items": items,
+            },
+            out,
+            indent=4,
+        )
         out.write("\n")
 
 
@@ -175,7 +323,10 @@ def write_logs(root: Path, ns: str, pod_name: str, containers: list[str]) -> Non
         for c in ["istio-init", *containers]:
             out.write(f"==== START logs for container {c} of pod {ns}/{pod_name} ====\n")
             for n in range(5):
-                out.write(f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | line {n} of {c}\n")
+                out.write(
+                    f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | "
+                    f"line {n} of {c}\n"
+                )
             out.write(f"==== END logs for container {c} of pod {ns}/{pod_name} ====\n")
 
 
@@ -191,19 +342,41 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
         by_ns.setdefault(ns, {}).setdefault(file, []).append(obj)
 
     agent_containers = [("agent", IMAGES[0]), ("istio-proxy", IMAGES[1])]
-    put("datadog", "daemonsets", {"metadata": _meta("datadog-agent", "datadog", rng, {"app": "datadog-agent"}),
-                                  "spec": {"selector": {"matchLabels": {"app": "datadog-agent"}},
-                                           "template": {"metadata": {"labels": {"app": "datadog-agent"}},
-                                                        "spec": pod("t", "datadog", "", ("DaemonSet", "x"), agent_containers,
-                                                                    rng, {})["spec"]}},
-                                  "status": {"desiredNumberScheduled": nodes, "numberReady": nodes}})
+    put(
+        "datadog",
+        "daemonsets",
+        {
+            "metadata": _meta("datadog-agent", "datadog", rng, {"app": "datadog-agent"}),
+            "spec": {
+                "selector": {"matchLabels": {"app": "datadog-agent"}},
+                "template": {
+                    "metadata": {"labels": {"app": "datadog-agent"}},
+                    "spec": pod("t", "datadog", "", ("DaemonSet", "x"), agent_containers, rng, {})[
+                        "spec"
+                    ],
+                },
+            },
+            "status": {"desiredNumberScheduled": nodes, "numberReady": nodes},
+        },
+    )
     remaining = pods
-    for i, node_name in enumerate(names):
+    for _i, node_name in enumerate(names):
         if remaining == 0:
             break
         name = f"datadog-agent-{rng.getrandbits(25):05x}"
-        put("datadog", "pods", pod(name, "datadog", node_name, ("DaemonSet", "datadog-agent"), agent_containers, rng,
-                                   {"app": "datadog-agent"}))
+        put(
+            "datadog",
+            "pods",
+            pod(
+                name,
+                "datadog",
+                node_name,
+                ("DaemonSet", "datadog-agent"),
+                agent_containers,
+                rng,
+                {"app": "datadog-agent"},
+            ),
+        )
         remaining -= 1
     namespaces = [f"team-{i:02d}" for i in range(20)]
     app = 0
@@ -212,39 +385,87 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
         dep = f"service-{app:04d}"
         replicas = min(remaining, 5)
         rs = f"{dep}-{rng.getrandbits(36):09x}"
-        put(ns, "deployments", {"metadata": _meta(dep, ns, rng, {"app": dep}),
-                                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": dep}}},
-                                "status": {"replicas": replicas, "readyReplicas": replicas}})
-        put(ns, "replicasets", {"metadata": _meta(rs, ns, rng, {"app": dep}), "spec": {"replicas": replicas},
-                                "status": {"replicas": replicas}})
-        put(ns, "services", {"metadata": _meta(dep, ns, rng, {"app": dep}),
-                             "spec": {"selector": {"app": dep}, "ports": [{"name": "http", "port": 8080}]}})
+        put(
+            ns,
+            "deployments",
+            {
+                "metadata": _meta(dep, ns, rng, {"app": dep}),
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": dep}}},
+                "status": {"replicas": replicas, "readyReplicas": replicas},
+            },
+        )
+        put(
+            ns,
+            "replicasets",
+            {
+                "metadata": _meta(rs, ns, rng, {"app": dep}),
+                "spec": {"replicas": replicas},
+                "status": {"replicas": replicas},
+            },
+        )
+        put(
+            ns,
+            "services",
+            {
+                "metadata": _meta(dep, ns, rng, {"app": dep}),
+                "spec": {"selector": {"app": dep}, "ports": [{"name": "http", "port": 8080}]},
+            },
+        )
         for _ in range(replicas):
             name = f"{rs}-{rng.getrandbits(25):05x}"
-            put(ns, "pods", pod(name, ns, rng.choice(names), ("ReplicaSet", rs),
-                                [("app", f"registry.example.com/{dep}:1.0"), ("istio-proxy", IMAGES[1])], rng, {"app": dep}))
-            put(ns, "events", {"metadata": _meta(f"{name}.17c9a5b1e2f3a4b5", ns, rng, {}),
-                               "involvedObject": {"kind": "Pod", "namespace": ns, "name": name},
-                               "reason": "Started", "message": "Started container app", "type": "Normal", "count": 1})
+            put(
+                ns,
+                "pods",
+                pod(
+                    name,
+                    ns,
+                    rng.choice(names),
+                    ("ReplicaSet", rs),
+                    [("app", f"registry.example.com/{dep}:1.0"), ("istio-proxy", IMAGES[1])],
+                    rng,
+                    {"app": dep},
+                ),
+            )
+            put(
+                ns,
+                "events",
+                {
+                    "metadata": _meta(f"{name}.17c9a5b1e2f3a4b5", ns, rng, {}),
+                    "involvedObject": {"kind": "Pod", "namespace": ns, "name": name},
+                    "reason": "Started",
+                    "message": "Started container app",
+                    "type": "Normal",
+                    "count": 1,
+                },
+            )
         remaining -= replicas
         app += 1
-    kinds = {"events": ("EventList", "v1"), "replication-controllers": ("ReplicationControllerList", "v1"),
-             "services": ("ServiceList", "v1"), "daemonsets": ("DaemonSetList", "apps/v1"),
-             "deployments": ("DeploymentList", "apps/v1"), "replicasets": ("ReplicaSetList", "apps/v1"),
-             "pods": ("PodList", "v1")}
+    kinds = {
+        "events": ("EventList", "v1"),
+        "replication-controllers": ("ReplicationControllerList", "v1"),
+        "services": ("ServiceList", "v1"),
+        "daemonsets": ("DaemonSetList", "apps/v1"),
+        "deployments": ("DeploymentList", "apps/v1"),
+        "replicasets": ("ReplicaSetList", "apps/v1"),
+        "pods": ("PodList", "v1"),
+    }
     for ns, files in by_ns.items():
         for file, (kind, api) in kinds.items():
             write_list(root / ns / f"{file}.json", kind, api, files.get(file, []))
         if logs:
             for p in files.get("pods", []):
-                write_logs(root, ns, p["metadata"]["name"], [c["name"] for c in p["spec"]["containers"]])
+                write_logs(
+                    root, ns, p["metadata"]["name"], [c["name"] for c in p["spec"]["containers"]]
+                )
 
 
 def measure(args: list[str], repeat: int) -> list[float]:
     """Best run (by CPU time) of a measurement subprocess: the numbers it printed."""
     best: list[float] | None = None
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", *args], capture_output=True, text=True, check=True
+        )
         got = [float(x) for x in out.stdout.split()]
         if best is None or got[1] < best[1]:
             best = got
@@ -266,23 +487,41 @@ def main() -> int:
     try:
         if not (root / "nodes.json").exists():
             generate(root, args.pods, args.nodes, not args.no_logs)
-        json_bytes = sum(p.stat().st_size for p in root.glob("*.json")) + sum(p.stat().st_size for p in root.glob("*/*.json"))
+        json_bytes = sum(p.stat().st_size for p in root.glob("*.json")) + sum(
+            p.stat().st_size for p in root.glob("*/*.json")
+        )
         pods_json = sum(p.stat().st_size for p in root.glob("*/pods.json"))
         one_pod = json.load(open(next(root.glob("*/pods.json")), encoding="utf-8"))["items"][0]
-        print(f"dump: {root}  {args.pods} pods, {args.nodes} nodes, {json_bytes / 1e6:.1f} MB of JSON; a pod is "
-              f"{len(json.dumps(one_pod)) / 1e3:.1f} KB compact, {pods_json / max(args.pods, 1) / 1e3:.1f} KB as kubectl "
-              f"indents it")
+        print(
+            f"dump: {root}  {args.pods} pods, {args.nodes} nodes, "
+            f"{json_bytes / 1e6:.1f} MB of JSON; "
+            f"a pod is {len(json.dumps(one_pod)) / 1e3:.1f} KB compact, "
+            f"{pods_json / max(args.pods, 1) / 1e3:.1f} KB as kubectl "
+            f"indents it"
+        )
         bare = measure([_BARE, str(root), "gc"], args.repeat)
         bare_nogc = measure([_BARE, str(root), "nogc"], args.repeat)
         load = measure([_LOAD, str(root)], args.repeat)
-        for label, got in (("json.load, same files", bare), ("json.load, gc disabled", bare_nogc),
-                           ("load_offline", load)):
-            print(f"{label:24} wall {got[0]:.3f} s  cpu {got[1]:.3f} s  peak RSS {got[3]:.0f} MB "
-                  f"(after imports {got[2]:.0f} MB)  {int(got[4])} objects")
-        print(f"load_offline: {int(load[5])} container logs registered; a full garbage collection afterwards takes "
-              f"{load[6]:.3f} s cpu (a caller that keeps the snapshot avoids it with gc.freeze())")
-        print(f"ratio (cpu): {load[1] / bare[1]:.2f}x json.load (budget 1.5x), {load[1] / bare_nogc[1]:.2f}x json.load "
-              f"without gc; under 3 s: {'yes' if load[0] < 3 else 'NO'}; under 400 MB: {'yes' if load[3] < 400 else 'NO'}")
+        for label, got in (
+            ("json.load, same files", bare),
+            ("json.load, gc disabled", bare_nogc),
+            ("load_offline", load),
+        ):
+            print(
+                f"{label:24} wall {got[0]:.3f} s  cpu {got[1]:.3f} s  peak RSS {got[3]:.0f} MB "
+                f"(after imports {got[2]:.0f} MB)  {int(got[4])} objects"
+            )
+        print(
+            f"load_offline: {int(load[5])} container logs registered; "
+            f"a full garbage collection afterwards takes "
+            f"{load[6]:.3f} s cpu (a caller that keeps the snapshot avoids it with gc.freeze())"
+        )
+        print(
+            f"ratio (cpu): {load[1] / bare[1]:.2f}x json.load (budget 1.5x), "
+            f"{load[1] / bare_nogc[1]:.2f}x json.load without gc; "
+            f"under 3 s: {'yes' if load[0] < 3 else 'NO'}; "
+            f"under 400 MB: {'yes' if load[3] < 400 else 'NO'}"
+        )
     finally:
         if not args.keep and not args.out:
             shutil.rmtree(root, ignore_errors=True)
