@@ -225,7 +225,7 @@ class SourceInfo:
     """Where the snapshot came from."""
 
     kind: str
-    """`live`, `files`, `dump` or `bundle` (several sources: the first one's kind, e.g. a dump)."""
+    """`live`, `files`, `dump` or `bundle`; `dump` when any of several inputs is a cluster-info dump."""
     target: str
     """Paths or the cluster context."""
     missing: tuple[str, ...] = ()
