@@ -1,13 +1,13 @@
-"""The Istio mesh a snapshot shows: version, era, mesh config, outbound policy, sidecar capture.
+"""The Istio mesh a snapshot shows: version, era, mesh config, outbound policy.
 
 A rule must never give Mixer-era advice to an istiod-era mesh or the other way round, so the era
 comes from the control plane's own images. Facts (defaults per version) live in
-`meshdoctor.facts.istio_versions`; this module applies them to objects.
+`meshdoctor.facts.istio_versions`; this module applies them to objects. Which ServiceEntry, Sidecar
+and interception settings let a pod reach an external host is `meshdoctor.istio_egress`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,13 +15,7 @@ from typing import Any
 
 import yaml
 
-from meshdoctor.facts.istio_versions import (
-    ALLOW_ANY_SINCE,
-    DEFAULT_INCLUDE_OUTBOUND_IP_RANGES,
-    EXCLUDE_OUTBOUND_IP_RANGES_ANNOTATION,
-    INCLUDE_OUTBOUND_IP_RANGES_ANNOTATION,
-    ISTIOD_SINCE,
-)
+from meshdoctor.facts.istio_versions import ALLOW_ANY_SINCE, ISTIOD_SINCE
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import containers, pod_template
 
@@ -30,6 +24,10 @@ ISTIOD = "istiod"
 UNKNOWN = "unknown"
 
 REGISTRY_ONLY = "REGISTRY_ONLY"
+
+#: `exportTo` on ServiceEntry and Sidecar resources came with Istio 1.1 (istio/api release-1.1
+#: networking/v1alpha3/service_entry.proto `export_to`; absent from release-1.0).
+EXPORT_TO_SINCE = (1, 1)
 ALLOW_ANY = "ALLOW_ANY"
 
 #: Image names (last path segment) of control-plane components, most telling first: the pilot
@@ -238,144 +236,21 @@ def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
     return ALLOW_ANY if info.era != MIXER else REGISTRY_ONLY
 
 
-def injector_include_outbound_ranges(reader: ObjectReader, info: MeshInfo | None = None) -> str:
-    """The include-outbound-IP-ranges default in the injector template (`*` unless set at install).
-
-    Read from ConfigMap `istio-sidecar-injector[-<rev>]` key `config` (1.0–1.x) or `values`: the
-    `-i` argument's annotation default, as Helm rendered `global.proxy.includeIPRanges` into it.
-    """
-    pattern = re.compile(re.escape(INCLUDE_OUTBOUND_IP_RANGES_ANNOTATION) + r'`\s+"([^"]*)"')
-    values_pattern = re.compile(r'"includeIPRanges"\s*:\s*"([^"]*)"')
-    for cm in reader.objects("ConfigMap"):
-        meta = cm.get("metadata") or {}
-        if not str(meta.get("name", "")).startswith("istio-sidecar-injector"):
-            continue
-        if info is not None and info.namespace and meta.get("namespace") != info.namespace:
-            continue
-        data = cm.get("data") or {}
-        match = pattern.search(str(data.get("config") or ""))
-        if match:
-            return match.group(1)
-        match = values_pattern.search(str(data.get("values") or ""))
-        if match:
-            return match.group(1)
-    return DEFAULT_INCLUDE_OUTBOUND_IP_RANGES
-
-
-def captures_external_egress(
-    template: Mapping[str, Any], default_include: str = DEFAULT_INCLUDE_OUTBOUND_IP_RANGES
-) -> bool:
-    """Whether the sidecar's iptables redirect traffic to public addresses (Datadog's intake).
-
-    `traffic.sidecar.istio.io/includeOutboundIPRanges` on the pod (else the injector default) of
-    `*` captures everything; a list of CIDRs captures public addresses only if one of them is not
-    private. An `excludeOutboundIPRanges` of `0.0.0.0/0` captures nothing.
-    """
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    exclude = _ranges(str(annotations.get(EXCLUDE_OUTBOUND_IP_RANGES_ANNOTATION, "")))
-    if any(net.prefixlen == 0 for net in exclude if net is not None):
-        return False
-    include = str(annotations.get(INCLUDE_OUTBOUND_IP_RANGES_ANNOTATION, default_include)).strip()
-    if include == "*":
-        return True
-    for net in _ranges(include):
-        if net is None or not net.is_private:
-            return True
-    return False
-
-
-def _ranges(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | None]:
-    """CIDRs of an annotation; None for an entry that does not parse (treated as capturing)."""
-    found: list[ipaddress.IPv4Network | ipaddress.IPv6Network | None] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            found.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            found.append(None)
-    return found
-
-
-# -- ServiceEntry hosts and visibility ------------------------------------------------------------
-
-#: Port protocols that carry the agent's TLS traffic unchanged. HTTP/HTTP2/GRPC on 443 would make
-#: the sidecar parse TLS bytes as plaintext HTTP and fail.
-_TLS_CARRYING_PROTOCOLS = ("HTTPS", "TLS", "TCP")
-
-
-def host_covers(pattern: str, host: str) -> bool:
-    """Istio host matching: `*.datadoghq.com` covers `app.datadoghq.com`, not `datadoghq.com`.
-
-    `*` covers everything; otherwise an exact, case-insensitive match; a trailing dot is ignored.
-    A wildcard host (`*.agent.datadoghq.com`) is covered only by a pattern covering every name it
-    stands for (`*.datadoghq.com`, `*.agent.datadoghq.com`, `*`).
-    """
-    pattern = pattern.strip().lower().rstrip(".")
-    host = host.strip().lower().rstrip(".")
-    if pattern == "*":
-        return True
-    if pattern.startswith("*."):
-        suffix = pattern[1:]  # ".datadoghq.com"
-        if host.startswith("*."):
-            return host[1:].endswith(suffix)
-        return host.endswith(suffix) and len(host) > len(suffix)
-    return pattern == host
-
-
-def service_entry_visible(
-    service_entry: Mapping[str, Any], namespace: str, default_export_to: Any = None
-) -> bool:
-    """Whether a ServiceEntry applies to workloads in `namespace` (its `exportTo`).
-
-    Absent `exportTo` means the mesh default (`defaultServiceExportTo`, itself `*` by default);
-    `*` is every namespace, `.` the entry's own namespace, other values name namespaces.
-    """
-    export_to = (service_entry.get("spec") or {}).get("exportTo")
-    if not export_to:
-        export_to = default_export_to or ["*"]
-    own = str((service_entry.get("metadata") or {}).get("namespace") or "")
-    for target in export_to:
-        target = str(target)
-        if target == "*" or target == namespace or (target == "." and own == namespace):
-            return True
-    return False
-
-
-def service_entry_port(service_entry: Mapping[str, Any], port: int) -> Mapping[str, Any] | None:
-    """The entry's port of that number that passes TLS through (HTTPS, TLS or TCP), or None."""
-    for entry in (service_entry.get("spec") or {}).get("ports") or []:
-        if not isinstance(entry, Mapping):
-            continue
-        try:
-            number = int(entry.get("number", -1))
-        except (TypeError, ValueError):
-            continue
-        if number == port and str(entry.get("protocol", "")).upper() in _TLS_CARRYING_PROTOCOLS:
-            return entry
-    return None
-
-
-def covering_service_entries(
-    reader: ObjectReader, host: str, port: int, namespace: str, info: MeshInfo | None = None
-) -> list[KubeObject]:
-    """ServiceEntries (networking.istio.io, any version) visible from `namespace` for host:port."""
-    default_export_to = mesh_config(reader, info).get("defaultServiceExportTo")
-    found = []
-    for service_entry in reader.objects("ServiceEntry"):
-        if not str(service_entry.get("apiVersion", "")).startswith("networking.istio.io/"):
-            continue
-        hosts = (service_entry.get("spec") or {}).get("hosts") or []
-        if not any(host_covers(str(h), host) for h in hosts):
-            continue
-        if service_entry_port(service_entry, port) is None:
-            continue
-        if service_entry_visible(service_entry, namespace, default_export_to):
-            found.append(service_entry)
-    return found
-
-
 def service_entry_api_version(info: MeshInfo) -> str:
-    """The ServiceEntry apiVersion to write: v1alpha3 on Mixer-era meshes, v1beta1 from 1.5."""
+    """The ServiceEntry apiVersion to write: v1alpha3 on Mixer-era meshes (1.0-1.4), v1beta1 from 1.5.
+
+    networking.istio.io/v1beta1 is served from Istio 1.5 (istio/api release-1.5 networking/v1beta1);
+    an unknown era gets v1alpha3, which every release so far still serves.
+    """
     return "networking.istio.io/v1beta1" if info.era == ISTIOD else "networking.istio.io/v1alpha3"
+
+
+def service_entry_has_export_to(info: MeshInfo) -> bool:
+    """Whether the mesh's ServiceEntry has `exportTo` (added in Istio 1.1; 1.0 rejects the field).
+
+    Unknown versions are assumed to have it unless the era is Mixer without a version.
+    """
+    minor = info.minor
+    if minor is not None:
+        return minor >= EXPORT_TO_SINCE
+    return info.era != MIXER

@@ -13,6 +13,9 @@ from meshdoctor.datadog_agent import (
     datadog_site,
     env_value,
     is_agent_image,
+    logs_transports,
+    parse_override,
+    required_endpoints,
 )
 from meshdoctor.facts.datadog_sites import (
     DEFAULT_SITE,
@@ -21,6 +24,7 @@ from meshdoctor.facts.datadog_sites import (
     intake_endpoints,
     is_known_site,
     normalize_site,
+    site_of_host,
     versioned_metrics_host,
 )
 from meshdoctor.rule import Context
@@ -283,38 +287,220 @@ def test_env_value_resolution_order_and_secrets():
     assert env_value(snap, template, None, "DD_SITE") is None
 
 
-def test_agent_products_from_env():
-    assert agent_products(snapshot(), agent()) == ["metrics"]
-    logs_latest = agent(
-        [{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:latest"
+def on(*names: str) -> list:
+    return [{"name": n, "value": "true"} for n in names]
+
+
+def off(*names: str) -> list:
+    return [{"name": n, "value": "false"} for n in names]
+
+
+NO_APM = off("DD_APM_ENABLED")
+
+
+@pytest.mark.parametrize(
+    "env,image,expected",
+    [
+        # metrics always; APM on by default; remote config on by default from 7.47
+        ([], "gcr.io/datadoghq/agent:7.49.1", ["metrics", "traces", "remote-config"]),
+        ([], "gcr.io/datadoghq/agent:7.46.0", ["metrics", "traces"]),
+        ([], "datadog/agent:6.10.2", ["metrics", "traces"]),
+        (
+            NO_APM + off("DD_REMOTE_CONFIGURATION_ENABLED"),
+            "gcr.io/datadoghq/agent:7.49.1",
+            ["metrics"],
+        ),
+        # an unpinned image floats to a current 7.x: remote config on, both logs transports
+        (
+            NO_APM + on("DD_LOGS_ENABLED"),
+            "datadog/agent:latest",
+            ["metrics", "logs", "logs-tcp", "remote-config"],
+        ),
+        (
+            NO_APM + on("DD_LOGS_ENABLED"),
+            "datadog/agent:7.49.1",
+            ["metrics", "logs", "remote-config"],
+        ),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:7.18.1", ["metrics", "logs-tcp"]),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.19.0", ["metrics", "logs"]),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.9.0", ["metrics", "logs-tcp"]),
+        # explicit transports: HTTP switches win over TCP switches, as the agent reads them
+        (
+            NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_HTTP"),
+            "datadog/agent:6.9.0",
+            ["metrics", "logs"],
+        ),
+        (
+            NO_APM
+            + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP", "DD_LOGS_CONFIG_USE_TCP"),
+            "datadog/agent:latest",
+            ["metrics", "logs", "remote-config"],
+        ),
+        (
+            NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_TCP"),
+            "datadog/agent:7.49.1",
+            ["metrics", "logs-tcp", "remote-config"],
+        ),
+        (
+            NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_TCP"),
+            "datadog/agent:7.49.1",
+            ["metrics", "logs-tcp", "remote-config"],
+        ),
+        (
+            on("DD_PROCESS_AGENT_ENABLED", "DD_ORCHESTRATOR_EXPLORER_ENABLED"),
+            "datadog/agent:6.10.2",
+            ["metrics", "traces", "process", "orchestrator"],
+        ),
+        (
+            on("DD_REMOTE_CONFIGURATION_ENABLED") + NO_APM,
+            "datadog/agent:7.40.0",
+            ["metrics", "remote-config"],
+        ),
+    ],
+)
+def test_agent_products_from_env_and_version(env, image, expected):
+    assert agent_products(snapshot(), agent(env, image=image)) == expected
+
+
+def test_helper_containers_turn_products_on():
+    ds = agent(NO_APM + off("DD_REMOTE_CONFIGURATION_ENABLED"))
+    containers = ds["spec"]["template"]["spec"]["containers"]
+    containers.append({"name": "trace-agent", "image": "gcr.io/datadoghq/agent:7.49.1", "env": []})
+    containers.append(
+        {
+            "name": "proc",
+            "image": "gcr.io/datadoghq/agent:7.49.1",
+            "command": ["process-agent", "-config=/etc/datadog-agent/datadog.yaml"],
+        }
     )
-    assert agent_products(snapshot(), logs_latest) == ["metrics", "logs", "logs-tcp"]
-    logs_new = agent([{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:7.49.1")
-    assert agent_products(snapshot(), logs_new) == ["metrics", "logs"]
-    logs_old = agent([{"name": "DD_LOGS_ENABLED", "value": "true"}], image="datadog/agent:6.9.0")
-    assert agent_products(snapshot(), logs_old) == ["metrics", "logs", "logs-tcp"]
-    forced_http = agent(
-        [
-            {"name": "DD_LOGS_ENABLED", "value": "true"},
-            {"name": "DD_LOGS_CONFIG_USE_HTTP", "value": "true"},
-        ],
-        image="datadog/agent:latest",
+    assert agent_products(snapshot(), ds) == ["metrics", "traces", "process"]
+    containers[1]["env"] = off("DD_APM_ENABLED")
+    assert agent_products(snapshot(), ds) == ["metrics", "process"]
+
+
+def test_logs_transports_say_why():
+    assert logs_transports(snapshot(), agent(on("DD_LOGS_CONFIG_USE_TCP"))) == (
+        ["tcp"],
+        "DD_LOGS_CONFIG_USE_TCP=true",
     )
-    assert agent_products(snapshot(), forced_http) == ["metrics", "logs"]
-    forced_tcp = agent(
-        [
-            {"name": "DD_LOGS_ENABLED", "value": "true"},
-            {"name": "DD_LOGS_CONFIG_USE_TCP", "value": "true"},
+    assert logs_transports(snapshot(), agent(image="datadog/agent:7.19.0")) == (
+        ["https"],
+        "agent 7.19.0 sends logs over HTTPS by default (6.19+/7.19+)",
+    )
+    assert logs_transports(snapshot(), agent(image="datadog/agent:7.18.9"))[0] == ["tcp"]
+    assert logs_transports(snapshot(), agent(image="datadog/agent:7"))[0] == ["https", "tcp"]
+
+
+def endpoints(
+    env: list, image: str = "gcr.io/datadoghq/agent:7.49.1"
+) -> list[tuple[str, str, int, str]]:
+    return [
+        (e.product, e.host, e.port, e.protocol)
+        for e in required_endpoints(snapshot(), agent(env, image=image))
+    ]
+
+
+def test_required_endpoints_per_site_and_product():
+    env = [{"name": "DD_SITE", "value": "us5.datadoghq.com"}] + on(
+        "DD_LOGS_ENABLED", "DD_PROCESS_AGENT_ENABLED", "DD_ORCHESTRATOR_EXPLORER_ENABLED"
+    )
+    assert endpoints(env) == [
+        ("metrics", "7-49-1-app.agent.us5.datadoghq.com", 443, "HTTPS"),
+        ("metrics", "app.us5.datadoghq.com", 443, "HTTPS"),
+        ("logs", "agent-http-intake.logs.us5.datadoghq.com", 443, "HTTPS"),
+        ("traces", "trace.agent.us5.datadoghq.com", 443, "HTTPS"),
+        ("process", "process.us5.datadoghq.com", 443, "HTTPS"),
+        ("orchestrator", "orchestrator.us5.datadoghq.com", 443, "HTTPS"),
+        ("remote-config", "config.us5.datadoghq.com", 443, "HTTPS"),
+    ]
+    latest_logs = NO_APM + on("DD_LOGS_ENABLED")
+    assert endpoints(latest_logs, "datadog/agent:latest") == [
+        ("metrics", "*.agent.datadoghq.com", 443, "HTTPS"),
+        ("metrics", "app.datadoghq.com", 443, "HTTPS"),
+        ("logs", "agent-http-intake.logs.datadoghq.com", 443, "HTTPS"),
+        ("logs-tcp", "agent-intake.logs.datadoghq.com", 10516, "TLS"),
+        ("remote-config", "config.datadoghq.com", 443, "HTTPS"),
+    ]
+    eu_tcp = [{"name": "DD_SITE", "value": "datadoghq.eu"}] + NO_APM + on("DD_LOGS_ENABLED")
+    assert endpoints(eu_tcp, "datadog/agent:6.9.0") == [
+        ("metrics", "6-9-0-app.agent.datadoghq.eu", 443, "HTTPS"),
+        ("metrics", "app.datadoghq.eu", 443, "HTTPS"),
+        ("logs-tcp", "agent-intake.logs.datadoghq.eu", 443, "TLS"),
+    ]
+    gov = [{"name": "DD_SITE", "value": "ddog-gov.com"}] + NO_APM + on("DD_LOGS_ENABLED")
+    assert endpoints(gov, "datadog/agent:latest") == [
+        ("metrics", "*.agent.ddog-gov.com", 443, "HTTPS"),
+        ("metrics", "app.ddog-gov.com", 443, "HTTPS"),
+        ("logs", "agent-http-intake.logs.ddog-gov.com", 443, "HTTPS"),
+        ("remote-config", "config.ddog-gov.com", 443, "HTTPS"),
+    ]
+    (first,) = required_endpoints(snapshot(), agent(NO_APM, image="datadog/agent:7.40.0"))[:1]
+    assert first.why == "the core agent always sends metrics (site datadoghq.com)"
+    assert first.address == "7-40-0-app.agent.datadoghq.com:443"
+
+
+def test_required_endpoints_apply_url_overrides():
+    env = (
+        NO_APM
+        + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_TCP")
+        + [
+            {"name": "DD_SITE", "value": "datadoghq.eu"},
+            {"name": "DD_DD_URL", "value": "https://app.datadoghq.com"},
+            {"name": "DD_URL", "value": "https://ignored.example.com"},
+            {"name": "DD_LOGS_CONFIG_LOGS_DD_URL", "value": "logs-proxy.corp:10514"},
+            {"name": "DD_REMOTE_CONFIGURATION_ENABLED", "value": "false"},
         ]
     )
-    assert agent_products(snapshot(), forced_tcp) == ["metrics", "logs", "logs-tcp"]
-    apm = agent(
-        [
-            {"name": "DD_APM_ENABLED", "value": "true"},
-            {"name": "DD_PROCESS_AGENT_ENABLED", "value": "true"},
-        ]
+    assert endpoints(env) == [
+        ("metrics", "7-49-1-app.agent.datadoghq.com", 443, "HTTPS"),
+        ("metrics", "app.datadoghq.com", 443, "HTTPS"),
+        ("logs-tcp", "logs-proxy.corp", 10514, "TLS"),
+    ]
+    proxy = [
+        {"name": "DD_URL", "value": "http://dd-proxy.corp:3834/"},
+        {"name": "DD_APM_DD_URL", "value": "https://apm-proxy.corp"},
+        {"name": "DD_PROCESS_CONFIG_PROCESS_DD_URL", "value": "https://process-proxy.corp:8443"},
+        {"name": "DD_LOGS_CONFIG_LOGS_DD_URL", "value": "logs-proxy.corp:3835"},
+        {"name": "DD_LOGS_CONFIG_LOGS_NO_SSL", "value": "true"},
+        {"name": "DD_REMOTE_CONFIGURATION_ENABLED", "value": "false"},
+    ] + on("DD_PROCESS_AGENT_ENABLED", "DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP")
+    assert endpoints(proxy) == [
+        ("metrics", "dd-proxy.corp", 3834, "HTTP"),
+        ("logs", "logs-proxy.corp", 3835, "HTTP"),
+        ("traces", "apm-proxy.corp", 443, "HTTPS"),
+        ("process", "process-proxy.corp", 8443, "HTTPS"),
+    ]
+    assert (
+        endpoints(
+            NO_APM + [{"name": "DD_DD_URL", "value": "https://app.datadoghq.com"}],
+            "datadog/agent:7.49.1",
+        )[0][1]
+        == "7-49-1-app.agent.datadoghq.com"
     )
-    assert agent_products(snapshot(), apm) == ["metrics", "traces", "process"]
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("https://app.datadoghq.com", ("app.datadoghq.com", 443, "https")),
+        ("http://proxy:3128/", ("proxy", 3128, "http")),
+        (
+            "agent-intake.logs.datadoghq.com:10516",
+            ("agent-intake.logs.datadoghq.com", 10516, "https"),
+        ),
+        ("Host.Example.", ("host.example", 443, "https")),
+        ("  ", None),
+    ],
+)
+def test_parse_override(value, expected):
+    assert parse_override(value) == expected
+
+
+def test_site_of_host():
+    assert site_of_host("*.datadoghq.eu") == "datadoghq.eu"
+    assert site_of_host("app.us3.datadoghq.com") == "us3.datadoghq.com"
+    assert site_of_host("7-49-1-app.agent.datadoghq.com") == "datadoghq.com"
+    assert site_of_host("api.example.com") is None
 
 
 def hosts(site: str, products, version=None) -> list[tuple[str, int, str]]:

@@ -1,4 +1,6 @@
-"""Istio version and era from control-plane images, mesh config, outbound policy, host matching."""
+"""Istio version and era from control-plane images, mesh config, outbound policy, apiVersions.
+
+Host matching, ServiceEntry coverage and capture are `istio_egress`'s (tests/test_istio_egress.py)."""
 
 from __future__ import annotations
 
@@ -13,18 +15,14 @@ from meshdoctor.istio_mesh import (
     REGISTRY_ONLY,
     UNKNOWN,
     MeshInfo,
-    captures_external_egress,
-    covering_service_entries,
     era_of,
-    host_covers,
     image_name,
     image_version,
-    injector_include_outbound_ranges,
     mesh_config,
     mesh_info,
     outbound_traffic_policy,
     service_entry_api_version,
-    service_entry_visible,
+    service_entry_has_export_to,
 )
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
@@ -234,180 +232,6 @@ def test_outbound_traffic_policy_defaults_and_override(version, era, mesh, expec
     )
 
 
-INJECTOR_10 = (
-    "policy: enabled\ntemplate: |-\n  initContainers:\n  - name: istio-init\n"
-    '    args:\n    - "-i"\n'
-    '    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`'
-    '  "{ranges}"  ]]"\n'
-)
-
-
-def test_injector_include_ranges_default():
-    assert injector_include_outbound_ranges(snapshot()) == "*"
-    star = snapshot(
-        config_map(
-            "istio-sidecar-injector",
-            "istio-system",
-            {"config": INJECTOR_10.replace("{ranges}", "*")},
-        )
-    )
-    assert injector_include_outbound_ranges(star) == "*"
-    narrow = snapshot(
-        config_map(
-            "istio-sidecar-injector",
-            "istio-system",
-            {"config": INJECTOR_10.replace("{ranges}", "10.0.0.0/8")},
-        )
-    )
-    assert injector_include_outbound_ranges(narrow) == "10.0.0.0/8"
-    values = snapshot(
-        config_map(
-            "istio-sidecar-injector",
-            "istio-system",
-            {"values": '{"global":{"proxy":{"includeIPRanges":"10.4.0.0/14"}}}'},
-        )
-    )
-    assert injector_include_outbound_ranges(values) == "10.4.0.0/14"
-
-
-def annotated(**annotations: str) -> dict:
-    return {"metadata": {"annotations": annotations}, "spec": {}}
-
-
-def test_sidecar_capture_of_external_egress():
-    assert captures_external_egress(annotated()) is True
-    assert captures_external_egress(annotated(), "10.0.0.0/8,172.16.0.0/12") is False
-    assert (
-        captures_external_egress(
-            annotated(**{"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"})
-        )
-        is False
-    )
-    assert (
-        captures_external_egress(
-            annotated(
-                **{"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8,0.0.0.0/0"}
-            )
-        )
-        is True
-    )
-    assert (
-        captures_external_egress(
-            annotated(**{"traffic.sidecar.istio.io/includeOutboundIPRanges": "*"}), "10.0.0.0/8"
-        )
-        is True
-    )
-    assert (
-        captures_external_egress(
-            annotated(**{"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"})
-        )
-        is False
-    )
-    assert (
-        captures_external_egress(
-            annotated(**{"traffic.sidecar.istio.io/includeOutboundIPRanges": "bogus"})
-        )
-        is True
-    )
-
-
-@pytest.mark.parametrize(
-    "pattern,host,expected",
-    [
-        ("*.datadoghq.com", "app.datadoghq.com", True),
-        ("*.datadoghq.com", "7-49-1-app.agent.datadoghq.com", True),
-        ("*.datadoghq.com", "datadoghq.com", False),
-        ("*.datadoghq.com", "app.datadoghq.eu", False),
-        ("*.datadoghq.com", "evildatadoghq.com", False),
-        ("*", "anything.example", True),
-        ("app.datadoghq.com", "app.datadoghq.com", True),
-        ("APP.datadoghq.com.", "app.datadoghq.com", True),
-        ("app.datadoghq.com", "api.datadoghq.com", False),
-        ("*.datadoghq.com", "*.agent.datadoghq.com", True),
-        ("*.agent.datadoghq.com", "*.agent.datadoghq.com", True),
-        ("*.agent.datadoghq.com", "*.datadoghq.com", False),
-        ("6-0-0-app.agent.datadoghq.com", "*.agent.datadoghq.com", False),
-    ],
-)
-def test_istio_host_matching(pattern, host, expected):
-    assert host_covers(pattern, host) is expected
-
-
-def service_entry(
-    name: str,
-    namespace: str,
-    hosts: list,
-    ports: list,
-    export_to: list | None = None,
-    api: str = "networking.istio.io/v1beta1",
-) -> dict:
-    spec: dict = {"hosts": hosts, "ports": ports, "location": "MESH_EXTERNAL"}
-    if export_to is not None:
-        spec["exportTo"] = export_to
-    return {
-        "apiVersion": api,
-        "kind": "ServiceEntry",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
-HTTPS = [{"number": 443, "name": "https", "protocol": "HTTPS"}]
-
-
-@pytest.mark.parametrize(
-    "export_to,se_namespace,namespace,default,expected",
-    [
-        (None, "istio-system", "datadog", None, True),
-        (["*"], "istio-system", "datadog", None, True),
-        (["."], "datadog", "datadog", None, True),
-        (["."], "istio-system", "datadog", None, False),
-        (["datadog"], "istio-system", "datadog", None, True),
-        (["other"], "istio-system", "datadog", None, False),
-        (None, "istio-system", "datadog", ["."], False),
-        (None, "datadog", "datadog", ["."], True),
-    ],
-)
-def test_service_entry_visibility(export_to, se_namespace, namespace, default, expected):
-    se = service_entry("dd", se_namespace, ["*.datadoghq.com"], HTTPS, export_to)
-    assert service_entry_visible(se, namespace, default) is expected
-
-
-def test_covering_service_entries_checks_host_port_protocol_visibility_and_group():
-    snap = snapshot(
-        service_entry("ok", "datadog", ["*.datadoghq.com"], HTTPS),
-        service_entry("wrong-host", "datadog", ["datadoghq.com"], HTTPS),
-        service_entry(
-            "wrong-port",
-            "datadog",
-            ["*.datadoghq.com"],
-            [{"number": 80, "name": "http", "protocol": "HTTP"}],
-        ),
-        service_entry(
-            "http-on-443",
-            "datadog",
-            ["*.datadoghq.com"],
-            [{"number": 443, "name": "http", "protocol": "HTTP"}],
-        ),
-        service_entry("hidden", "other", ["*.datadoghq.com"], HTTPS, ["."]),
-        service_entry(
-            "tls-old",
-            "datadog",
-            ["app.datadoghq.com"],
-            [{"number": 443, "name": "tls", "protocol": "TLS"}],
-            api="networking.istio.io/v1alpha3",
-        ),
-        service_entry("not-istio", "datadog", ["*.datadoghq.com"], HTTPS, api="example.com/v1"),
-    )
-    found = covering_service_entries(snap, "app.datadoghq.com", 443, "datadog")
-    assert [se["metadata"]["name"] for se in found] == ["ok", "tls-old"]
-    assert covering_service_entries(snap, "app.datadoghq.com", 443, "elsewhere") != []
-    assert [
-        se["metadata"]["name"]
-        for se in covering_service_entries(snap, "app.datadoghq.eu", 443, "datadog")
-    ] == []
-
-
 def test_service_entry_api_version_per_era():
     assert (
         service_entry_api_version(MeshInfo("1.0.7", MIXER, "istio-system"))
@@ -417,6 +241,15 @@ def test_service_entry_api_version_per_era():
         service_entry_api_version(MeshInfo("1.20.3", ISTIOD, "istio-system"))
         == "networking.istio.io/v1beta1"
     )
+    assert service_entry_api_version(NO_MESH) == "networking.istio.io/v1alpha3"
+
+
+def test_service_entry_export_to_exists_from_1_1():
+    assert service_entry_has_export_to(MeshInfo("1.0.7", MIXER, "istio-system")) is False
+    assert service_entry_has_export_to(MeshInfo("1.1.0", MIXER, "istio-system")) is True
+    assert service_entry_has_export_to(MeshInfo("1.30.3", ISTIOD, "istio-system")) is True
+    assert service_entry_has_export_to(MeshInfo(None, MIXER, "istio-system")) is False
+    assert service_entry_has_export_to(MeshInfo(None, ISTIOD, "istio-system")) is True
 
 
 def test_telemetry_endpoints_per_version():
@@ -436,142 +269,3 @@ def test_telemetry_endpoints_per_version():
     assert ports((1, 0), "sidecar") == [("sidecar", 15090)]
     assert ports((1, 20), "sidecar") == [("sidecar", 15020), ("sidecar", 15090)]
     assert ports((1, 0), "istiod") == []
-
-
-# -- MD101 over the mesh model: the decisions the helpers above feed ------------------------------
-
-
-def md101_cluster(
-    template_meta: dict | None = None,
-    host_network: bool = False,
-    ns_labels: dict | None = None,
-    mesh: str | None = None,
-    extra: tuple = (),
-) -> Snapshot:
-    spec: dict = {"containers": [{"name": "agent", "image": "datadog/agent:7.49.1"}]}
-    if host_network:
-        spec["hostNetwork"] = True
-    ds = {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": "datadog-agent", "namespace": "datadog"},
-        "spec": {"template": {"metadata": template_meta or {}, "spec": spec}},
-    }
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": "datadog",
-            "labels": ns_labels if ns_labels is not None else {"istio-injection": "enabled"},
-        },
-    }
-    objs = [
-        ds,
-        namespace,
-        deployment(
-            "istio-pilot", "istio-system", "docker.io/istio/pilot:1.0.7", {"istio": "pilot"}
-        ),
-        *extra,
-    ]
-    if mesh is not None:
-        objs.append(config_map("istio", "istio-system", {"mesh": mesh}))
-    return snapshot(*objs)
-
-
-def md101(snap: Snapshot) -> list[str]:
-    from meshdoctor_rules.egress import IntakeEgressBlocked
-
-    return [f"{f.objects[0]}" for f in IntakeEgressBlocked().check(Context(snap))]
-
-
-FOUND = ["DaemonSet datadog/datadog-agent"]
-
-
-def test_md101_fires_on_the_bare_mixer_era_case():
-    assert md101(md101_cluster()) == FOUND
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"template_meta": {"annotations": {"sidecar.istio.io/inject": "false"}}},
-        {"template_meta": {"labels": {"sidecar.istio.io/inject": "false"}}},
-        {
-            "template_meta": {
-                "annotations": {"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"}
-            }
-        },
-        {"host_network": True},
-        {"ns_labels": {}},
-        {"ns_labels": {"istio-injection": "disabled", "istio.io/rev": "canary"}},
-        {"mesh": "outboundTrafficPolicy:\n  mode: ALLOW_ANY\n"},
-        {"extra": (service_entry("dd", "istio-system", ["*.datadoghq.com"], HTTPS),)},
-        {
-            "extra": (
-                service_entry("dd", "datadog", ["7-49-1-app.agent.datadoghq.com"], HTTPS, ["."]),
-            )
-        },
-    ],
-)
-def test_md101_stays_quiet_when_the_agent_can_reach_the_intake(kwargs):
-    assert md101(md101_cluster(**kwargs)) == []
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"ns_labels": {"istio.io/rev": "1-0"}},
-        {"extra": (service_entry("dd", "istio-system", ["*.datadoghq.com"], HTTPS, ["."]),)},
-        {"extra": (service_entry("dd", "datadog", ["app.datadoghq.com"], HTTPS),)},
-        {"extra": (service_entry("dd", "datadog", ["*.datadoghq.eu"], HTTPS),)},
-        {
-            "extra": (
-                service_entry(
-                    "dd",
-                    "datadog",
-                    ["*.datadoghq.com"],
-                    [{"number": 443, "name": "http", "protocol": "HTTP"}],
-                ),
-            )
-        },
-        {"template_meta": {"annotations": {"sidecar.istio.io/inject": "true"}}},
-    ],
-)
-def test_md101_fires_when_nothing_lets_the_traffic_out(kwargs):
-    assert md101(md101_cluster(**kwargs)) == FOUND
-
-
-def test_md101_remediation_is_a_complete_service_entry_for_the_site_and_products():
-    import yaml
-    from meshdoctor_rules.egress import IntakeEgressBlocked
-
-    snap = md101_cluster()
-    ds = snap.get("DaemonSet", "datadog", "datadog-agent")
-    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
-        {"name": "DD_SITE", "value": "datadoghq.eu"},
-        {"name": "DD_LOGS_ENABLED", "value": "true"},
-        {"name": "DD_LOGS_CONFIG_USE_TCP", "value": "true"},
-    ]
-    (finding,) = IntakeEgressBlocked().check(Context(snap))
-    assert finding.remediation is not None
-    (manifest,) = finding.remediation.manifests
-    assert yaml.safe_load(manifest) == {
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "ServiceEntry",
-        "metadata": {"name": "datadog-intake", "namespace": "datadog"},
-        "spec": {
-            "hosts": [
-                "7-49-1-app.agent.datadoghq.eu",
-                "app.datadoghq.eu",
-                "agent-http-intake.logs.datadoghq.eu",
-                "agent-intake.logs.datadoghq.eu",
-            ],
-            "ports": [{"number": 443, "name": "https", "protocol": "HTTPS"}],
-            "location": "MESH_EXTERNAL",
-            "resolution": "DNS",
-        },
-    }
-    assert "kubectl apply -f <file>" in finding.remediation.commands
-    assert any(
-        'sidecar.istio.io/inject: "false"' in alt for alt in finding.remediation.alternatives
-    )

@@ -1,30 +1,37 @@
-"""Datadog sites and the intake hosts and ports the Agent sends to, per product.
+"""Datadog sites, the intake hosts and ports the Agent sends to per product, and the Agent
+defaults that decide which products and which logs transport are on.
 
-Facts only, with their sources; rules and remediations read them from here.
+Facts only, each with its source; rules and remediations read them from here, the agent model
+(`meshdoctor.datadog_agent`) applies them to a workload's environment.
 
 Sources:
 - Datadog docs, "Agent > Agent Configuration > Network Traffic"
   (https://docs.datadoghq.com/agent/configuration/network/): destinations per product and site
   (`trace.agent.<site>`, `process.<site>`, `orchestrator.<site>`, `config.<site>`, logs
-  `agent-http-intake.logs.<site>`, logs TCP `agent-intake.logs.<site>` for US1 and EU only; "TCP log
-  collection is not supported" on the other sites); "All Agent traffic is sent over SSL" (443).
+  `agent-http-intake.logs.<site>`, logs TCP `agent-intake.logs.<site>` for US1 and EU only; the
+  other sites list only the HTTP logs intake: "TCP log collection is not supported" there);
+  "All Agent traffic is sent over SSL" (443).
 - Datadog docs, "Log Collection > Agent Transport for Logs"
-  (https://docs.datadoghq.com/agent/logs/log_transport/): HTTPS on 443 by default since Agent
-  6.19/7.19; before that TCP, "port 10516 for Datadog US site and port 443 for Datadog EU site".
+  (https://docs.datadoghq.com/agent/logs/log_transport/): "For Agent v6.19+/v7.19+, the default
+  transport used for your logs is compressed HTTPS instead of TCP for the previous versions"; the
+  Agent falls back to TCP when its HTTPS connectivity test at start fails; TCP uses "port 10516
+  for Datadog US site and port 443 for Datadog EU site".
 - Datadog docs, "Agent proxy for logs" (DataDog/documentation content/en/agent/logs/proxy.md):
   TCP forwarding to `agent-intake.logs.datadoghq.com` on 10516 and `agent-intake.logs.datadoghq.eu`
   on 443. The EU "Logs endpoints" page also lists `tcp-intake.logs.datadoghq.eu:443` for other
   forwarders; the Agent's own default is the `agent-intake` name (kept in UNCERTAIN below).
-- datadog-agent `pkg/config/utils/endpoints.go` (AddAgentVersionToDomain): Agent 6+ sends metrics
+- datadog-agent `pkg/config/utils/endpoints.go` (`AddAgentVersionToDomain`, `ddURLRegexp`
+  `^app(\\.[a-z]{2}\\d)?\\.(datad(oghq|0g)\\.(com|eu)|ddog-gov\\.com)$`): the Agent sends metrics
   not to `app.<site>` but to `<major>-<minor>-<patch>-app.agent.<site>` (e.g.
-  `7-49-1-app.agent.datadoghq.com`); `app.<site>` still serves the API-key validation call.
+  `7-49-1-app.agent.datadoghq.com`); a `dd_url` that is not such a Datadog host (a proxy) is used
+  as it is. The first Agent 6 (`pkg/config/config.go`, `addAgentVersionToDomain` over
+  `ddURLs = {app.datadoghq.com, app.datad0g.com}`) already did it, so every Agent 6/7 does;
+  `app.<site>` still serves the API-key validation.
+- datadog-agent `pkg/config/setup/config.go`: `apm_config.enabled` defaults to true
+  (`BindEnvAndSetDefault("apm_config.enabled", true, "DD_APM_ENABLED")`), `process_config.enabled`
+  to "false", `remote_configuration.enabled` to true; Datadog docs "Remote Configuration"
+  (https://docs.datadoghq.com/agent/remote_config/): "enabled by default for Agent 7.47.0+".
 - Sites: Datadog docs "Getting Started with Datadog Sites" (https://docs.datadoghq.com/getting_started/site/).
-
-What is not here on purpose: `DD_DD_URL` / `DD_URL` / `DD_LOGS_CONFIG_LOGS_DD_URL` overrides,
-proxies and the transport an agent version picks. Those change *which* of these endpoints an
-agent uses; the
-override logic belongs with the agent model (see `meshdoctor.datadog_agent.datadog_site`), and feeds
-`intake_endpoints` its products and `logs_transport`.
 """
 
 from __future__ import annotations
@@ -69,6 +76,18 @@ LOGS_TCP: dict[str, tuple[str, int]] = {
     "datadoghq.eu": ("agent-intake.logs.datadoghq.eu", 443),
 }
 
+#: Agent major -> first (major, minor) whose default logs transport is HTTPS (Log Transport page).
+LOGS_HTTPS_DEFAULT_SINCE: dict[int, tuple[int, int]] = {6: (6, 19), 7: (7, 19)}
+
+#: First Agent version with Remote Configuration on by default (Remote Configuration docs).
+REMOTE_CONFIG_DEFAULT_SINCE = (7, 47)
+
+#: `apm_config.enabled` default on Agent 6 and 7 (config.go): the trace-agent runs unless turned off.
+APM_ENABLED_BY_DEFAULT = True
+
+#: Port the Agent uses for a URL override without one: https 443, http 80 (Go net/url defaults).
+SCHEME_PORTS = {"https": 443, "http": 80}
+
 #: Facts we could not pin to a single authoritative source; kept visible rather than guessed.
 UNCERTAIN: dict[str, str] = {
     "logs-tcp datadoghq.eu": "the Agent's TCP default is agent-intake.logs.datadoghq.eu:443 (proxy "
@@ -100,6 +119,24 @@ def normalize_site(site: str | None) -> str:
     """DD_SITE as the agent reads it: trimmed, lower case, no trailing dot; empty is the default."""
     value = (site or "").strip().lower().rstrip(".")
     return value or DEFAULT_SITE
+
+
+def site_of_host(host: str) -> str | None:
+    """The Datadog site a host (or wildcard host) belongs to, the longest match; None if none.
+
+    `app.us3.datadoghq.com` -> `us3.datadoghq.com`; `*.datadoghq.eu` -> `datadoghq.eu`.
+    """
+    name = str(host).strip().lower().rstrip(".").lstrip("*").lstrip(".")
+    found = [s for s in SITES if name == s or name.endswith("." + s)]
+    return max(found, key=len) if found else None
+
+
+def is_datadog_app_host(host: str) -> bool:
+    """Whether a `dd_url` host is one the Agent prefixes with its version (`ddURLRegexp`)."""
+    name = str(host).strip().lower().rstrip(".")
+    if not name.startswith("app."):
+        return False
+    return name[len("app.") :] in SITES
 
 
 def metrics_host(site: str) -> str:
