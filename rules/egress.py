@@ -333,11 +333,27 @@ def _timestamp(line: str) -> str | None:
 # -- MD101 -----------------------------------------------------------------------------------------
 
 
+_VERSIONED_HOST = re.compile(r"^\d+-\d+-\d+-app\.agent\.(?P<site>.+)$")
+
+
+def _upgrade_proof(host: str) -> str:
+    """`7-60-1-app.agent.<site>` -> `*.agent.<site>`: an entry that survives agent upgrades."""
+    match = _VERSIONED_HOST.match(host)
+    return f"*.agent.{match.group('site')}" if match else host
+
+
 def intake_service_entry(
     namespace: str, endpoints: Sequence[RequiredEndpoint], info: MeshInfo
 ) -> dict[str, Any]:
-    """The ServiceEntry that lets an agent in `namespace` reach all its endpoints, for the era."""
-    hosts = list(dict.fromkeys(e.host for e in endpoints))
+    """The ServiceEntry that lets an agent in `namespace` reach all its endpoints, for the era.
+
+    The versioned metrics host becomes `*.agent.<site>` (it changes with every agent upgrade; the
+    wildcard also covers `trace.agent.<site>`), so the entry has resolution NONE: the sidecar
+    forwards to the address the agent resolved, matched by SNI on the TLS/HTTPS ports.
+    """
+    hosts = list(dict.fromkeys(_upgrade_proof(e.host) for e in endpoints))
+    for wildcard in [h for h in hosts if h.startswith("*.")]:
+        hosts = [h for h in hosts if h == wildcard or not host_matches(wildcard, h)]
     ports: dict[int, str] = {}
     for endpoint in sorted(endpoints, key=lambda e: e.protocol != "HTTPS"):
         ports.setdefault(endpoint.port, _SE_PROTOCOL.get(endpoint.protocol, "TLS"))
@@ -449,8 +465,8 @@ class IntakeEgressBlocked(Rule):
         hosts = service_entry["spec"]["hosts"]
         ref = ctx.ref(state.workload)
         wildcard = (
-            " Resolution is NONE because a host is a wildcard (the image tag does not pin the "
-            "agent version, so the versioned metrics host is *.agent.<site>)."
+            " The versioned metrics host is written *.agent." + state.site + " so that agent "
+            "upgrades keep working; a wildcard host needs resolution NONE."
             if any(h.startswith("*") for h in hosts)
             else ""
         )
