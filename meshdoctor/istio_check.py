@@ -521,7 +521,7 @@ def _file_config(
         where = f" (line {line} of key {mounted.key})" if line else ""
         problems.append(f"not valid YAML{where}: {error}")
     elif mounted.check == paths.ISTIO_CHECK and not instances:
-        problems.append("has no `instances`: the agent skips it as not a valid config file")
+        problems.append("has no `instances` list")
     if mounted.read_path is None or mounted.check != paths.ISTIO_CHECK:
         problems.append(
             f"mounted at {mounted.container_path}, which the agent does not read as "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from meshdoctor.rule import Rule
 
-from . import agent, egress, rbac
+from . import agent, check_config, egress, rbac
 
-RULES: list[type[Rule]] = sorted([*agent.RULES, *egress.RULES, *rbac.RULES], key=lambda r: r.id)
+RULES: list[type[Rule]] = sorted(
+    [*agent.RULES, *check_config.RULES, *egress.RULES, *rbac.RULES], key=lambda r: r.id
+)

@@ -369,7 +369,7 @@ def test_invalid_yaml_and_missing_instances():
     )
     assert first.problems[0].startswith("not valid YAML (line 4 of key conf.yaml)")
     assert (second.file_name, second.effective) == ("other.yaml", False)
-    assert second.problems == ("has no `instances`: the agent skips it as not a valid config file",)
+    assert second.problems == ("has no `instances` list",)
 
 
 def test_content_recognition():
