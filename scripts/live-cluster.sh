@@ -49,6 +49,8 @@
 #   LIVE_KWOK_NODES         number of simulated nodes (default 1): kwok-node-0..
 #   LIVE_CONTROLLERS        1 (default) to run kube-controller-manager and
 #                           kube-scheduler, 0 for a bare API server + kwok
+#   LIVE_KCM_CONTROLLERS    kube-controller-manager --controllers (default: housekeeping
+#                           only, see DEFAULT_KCM_CONTROLLERS; '*' for all, incl. workloads)
 #   LIVE_START_TIMEOUT      seconds to wait for each component (default 120)
 #   LIVE_WATCH_PID          if set, a watchdog stops the cluster once that process exits
 #
@@ -79,6 +81,14 @@ CACHE="${MESHDOCTOR_LIVE_CACHE:-$HOME/.cache/meshdoctor-live}"
 BIN="$CACHE/bin"
 SHARE="$CACHE/share/kwok-$KWOK_VERSION"
 K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+# Housekeeping controllers only: they give each namespace its default ServiceAccount and
+# kube-root-ca.crt, delete namespaces and dependents properly, fill the aggregated
+# ClusterRoles (admin/edit/view), and remove the node.kubernetes.io/not-ready taint that every
+# new Node gets, once kwok has made it Ready (else the scheduler places no pod).  Workload controllers (daemonset, replicaset, deployment,
+# statefulset, job, endpointslice...) are off by default because they would fight tests that
+# replay recorded objects (deleting "excess" pods, rewriting EndpointSlices); enable them with
+# LIVE_KCM_CONTROLLERS='*' (or a list).
+DEFAULT_KCM_CONTROLLERS=node-lifecycle-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller,root-ca-certificate-publisher-controller,clusterrole-aggregation-controller
 
 log() { echo "live-cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -385,6 +395,14 @@ all_nodes_ready() {
     done
 }
 
+nodes_untainted() {
+    local i
+    for ((i = 0; i < KWOK_NODES; i++)); do
+        api "$APISERVER_URL/api/v1/nodes/kwok-node-$i" | grep -q 'node.kubernetes.io/not-ready' && return 1
+    done
+    return 0
+}
+
 default_sa_exists() { http_ok /api/v1/namespaces/default/serviceaccounts/default; }
 
 post() { # path content-type body
@@ -411,6 +429,7 @@ cmd_start() {
     mkdir -p "$DIR/logs" "$DIR/pids" "$DIR/pod-logs" "$DIR/kwok-home"
     KWOK_NODES="${LIVE_KWOK_NODES:-1}"
     local controllers="${LIVE_CONTROLLERS:-1}"
+    local kcm_controllers="${LIVE_KCM_CONTROLLERS:-$DEFAULT_KCM_CONTROLLERS}"
 
     read -r p1 p2 p3 p4 <<<"$(free_ports 4)"
     ETCD_PORT="${LIVE_ETCD_PORT:-$p1}"
@@ -458,6 +477,8 @@ ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$etcd_peer_port
 KWOK_PORT=$kwok_port
 KWOK_NODES=$KWOK_NODES
+CONTROLLERS=$controllers
+KCM_CONTROLLERS=$kcm_controllers
 CA_FILE=$DIR/pki/ca.crt
 ADMIN_KUBECONFIG=$DIR/admin.kubeconfig
 RESTRICTED_KUBECONFIG=$DIR/restricted.kubeconfig
@@ -529,7 +550,7 @@ EOF
             --cluster-signing-cert-file="$DIR/pki/ca.crt" \
             --cluster-signing-key-file="$DIR/pki/ca.key" \
             --service-cluster-ip-range=10.96.0.0/16 \
-            --controllers='*' \
+            --controllers="$kcm_controllers" \
             --v=1
         echo "CONTROLLER_MANAGER_PID=$(cat "$DIR/pids/kube-controller-manager")" >> "$DIR/env"
         spawn kube-scheduler "$BIN/kube-scheduler" \
@@ -596,6 +617,9 @@ EOF
     wait_for kwok "kwok nodes Ready" all_nodes_ready
     if [[ "$controllers" == 1 ]]; then
         wait_for kube-controller-manager "ServiceAccount default/default" default_sa_exists
+        if [[ ",$kcm_controllers," == *",node-lifecycle-controller,"* || ",$kcm_controllers," == *",*,"* ]]; then
+            wait_for kube-controller-manager "not-ready taint removed from kwok nodes" nodes_untainted
+        fi
     fi
     alive kube-apiserver || die "kube-apiserver died"
     if [[ -n "${LIVE_WATCH_PID:-}" ]]; then

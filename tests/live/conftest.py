@@ -12,7 +12,7 @@ Fixtures:
     helpers ``.request()``, ``.get()/.post()/...``, ``.wait_for()``, ``.wait_pod_ready()``,
     ``.set_pod_log()`` and ``.audit_events()``.
 ``live_namespace`` (function)
-    A fresh namespace (name returned), deleted after the test.
+    A fresh namespace (name returned) with its ``default`` ServiceAccount, deleted after the test.
 
 Environment knobs: ``MESHDOCTOR_LIVE_CACHE`` (binary cache, see the script),
 ``MESHDOCTOR_LIVE_KEEP=1`` (leave the cluster running after the session; its directory, a
@@ -206,8 +206,8 @@ class LiveCluster:
             r = self.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
             if not r.ok:
                 return None
-            status = r.body.get("status", {})
-            conds = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            status = r.body.get("status") or {}
+            conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
             if status.get("phase") == "Running" and conds.get("Ready") == "True":
                 return r.body
             return None
@@ -290,7 +290,7 @@ class LiveCluster:
 
         if wait:
             pod_r = self.get(f"/api/v1/namespaces/{namespace}/pods/{pod}")
-            if pod_r.ok and pod_r.body.get("status", {}).get("phase") == "Running":
+            if pod_r.ok and (pod_r.body.get("status") or {}).get("phase") == "Running":
                 expected = "".join(line + "\n" for line in lines)
                 query = {"container": container}
                 if previous:
@@ -412,6 +412,13 @@ def live_namespace(live_cluster: LiveCluster) -> Iterator[str]:
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
         check=True,
     )
+    if live_cluster.env.get("CONTROLLERS", "1") == "1":
+        # pods are only admitted once kube-controller-manager made the default ServiceAccount
+        live_cluster.wait_for(
+            lambda: live_cluster.get(f"/api/v1/namespaces/{name}/serviceaccounts/default").ok,
+            timeout=30,
+            what=f"serviceaccount {name}/default",
+        )
     try:
         yield name
     finally:

@@ -77,10 +77,16 @@ def test_namespace_daemonset_and_pod_running(live_cluster: LiveCluster) -> None:
         assert pod["status"]["containerStatuses"][0]["ready"] is True
         assert pod["status"]["podIP"]
 
+        ds_got = live_cluster.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/agent", check=True)
+        assert ds_got.body["spec"]["selector"] == {"matchLabels": LABELS}
+        controllers = live_cluster.env.get("KCM_CONTROLLERS", "")
+        if "*" not in controllers.split(",") and "daemonset-controller" not in controllers:
+            return  # workload controllers are off by default (LIVE_KCM_CONTROLLERS='*' enables)
+
         # controller-manager + scheduler + kwok: the DaemonSet gets one Ready pod per node
         def ds_ready() -> dict | None:
             body = live_cluster.get(f"/apis/apps/v1/namespaces/{ns}/daemonsets/agent").body
-            st = body.get("status", {})
+            st = body.get("status") or {}
             want = len(live_cluster.node_names)
             ok = st.get("desiredNumberScheduled") == want and st.get("numberReady") == want
             return body if ok else None
@@ -97,10 +103,6 @@ def test_namespace_daemonset_and_pod_running(live_cluster: LiveCluster) -> None:
 
 def test_pod_logs_current_and_previous(live_cluster: LiveCluster, live_namespace: str) -> None:
     ns = live_namespace
-    live_cluster.wait_for(
-        lambda: live_cluster.get(f"/api/v1/namespaces/{ns}/serviceaccounts/default").ok,
-        timeout=30,
-    )
     # a log set before the pod exists is served once it runs
     live_cluster.set_pod_log(ns, "web", "istio-proxy", "proxy line 1\nproxy line 2")
     live_cluster.post(
@@ -182,7 +184,7 @@ def test_crd_and_custom_resource(live_cluster: LiveCluster, live_namespace: str)
 
     def established() -> bool:
         crd = live_cluster.get(f"{crds}/serviceentries.networking.istio.io").body
-        conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+        conds = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
         return conds.get("Established") == "True"
 
     live_cluster.wait_for(established, timeout=30, what="ServiceEntry CRD established")
