@@ -138,11 +138,13 @@ class IstioCheckConfigMapMissing(Rule):
         what="An agent pod template has a ConfigMap volume meant for the istio check (it lands in "
         "`conf.d/istio.d`, or its names say istio) whose ConfigMap exists in no namespace of the "
         "snapshot. (A ConfigMap of that name in another namespace is MD207.)",
-        why="The kubelet cannot mount the volume: every agent pod stays in ContainerCreating with a "
+        why="The kubelet cannot mount the volume: every agent pod stays in ContainerCreating with "
+        "a "
         '`FailedMount` event (`configmap "..." not found`), so no metric, log or trace leaves the '
         "node — not only the istio check's. With `optional: true` the pod starts but the check is "
         "not configured.",
-        fix="Create the ConfigMap in the agent's namespace with a `conf.yaml` whose endpoints match the "
+        fix="Create the ConfigMap in the agent's namespace with a `conf.yaml` whose endpoints "
+        "match the "
         "mesh's version (the remediation writes it), or correct the volume's ConfigMap name.",
         references=(DOCS_CHECK, DOCS_CONFIGMAP_VOLUME),
     )
@@ -171,13 +173,16 @@ class IstioCheckConfigMapMissing(Rule):
                     else "the agent pods cannot start (the kubelet cannot mount the volume)"
                 )
                 yield self.finding(
-                    f"{ref} mounts ConfigMap {ref.namespace}/{volume.configmap} (volume {volume.volume}), "
+                    f"{ref} mounts ConfigMap {ref.namespace}/{volume.configmap} (volume "
+                    f"{volume.volume}), "
                     f"which does not exist; {consequence}.",
                     objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
                     evidence=evidence,
                     remediation=Remediation(
-                        summary=f"Create ConfigMap {ref.namespace}/{volume.configmap} with an istio check "
-                        f"configuration for Istio {info.version or info.era} ({info.era} era); review the "
+                        summary=f"Create ConfigMap {ref.namespace}/{volume.configmap} with an "
+                        "istio check "
+                        f"configuration for Istio {info.version or info.era} ({info.era} era); "
+                        "review the "
                         "endpoints before applying.",
                         manifests=(to_yaml(configmap),),
                         commands=dry_run_then_apply("<file>"),
@@ -203,7 +208,8 @@ class IstioCheckNotConfigured(Rule):
         "configuration exists anywhere: no ConfigMap file the agent reads as `istio.d/*.yaml` or "
         "`istio.yaml`, no file meant for it (mounted elsewhere, or a volume whose ConfigMap is "
         "missing: other rules report those), no Autodiscovery annotation naming `istio`, and no "
-        "auto-configuration from the image (Agent 6.20/7.20+ ships an `auto_conf.yaml` that scrapes "
+        "auto-configuration from the image (Agent 6.20/7.20+ ships an `auto_conf.yaml` that "
+        "scrapes "
         "every istio-proxy sidecar, which only helps istiod-era meshes).",
         why="Without it the agent collects no Istio metric: mesh request rates, latencies and the "
         "control plane's health are missing from Datadog, silently.",
@@ -248,7 +254,8 @@ class IstioCheckNotConfigured(Rule):
             fixed = _with_istio_volume(workload, name)
             version = info.version or info.era
             yield self.finding(
-                f"Istio {version} runs in {info.namespace}, but {ref} has no istio check configuration "
+                f"Istio {version} runs in {info.namespace}, but {ref} has no istio check "
+                "configuration "
                 "(no ConfigMap in conf.d/istio.d, no Autodiscovery annotation"
                 + (
                     ", and the agent image predates the istio auto_conf.yaml"
@@ -259,7 +266,8 @@ class IstioCheckNotConfigured(Rule):
                 objects=[ref],
                 evidence=[ctx.field(workload, f"{template_path(workload)}.spec.volumes", None)],
                 remediation=Remediation(
-                    summary=f"Create ConfigMap {ref.namespace}/{name} with a conf.yaml for Istio {version} "
+                    summary=f"Create ConfigMap {ref.namespace}/{name} with a conf.yaml for Istio "
+                    f"{version} "
                     f"and mount it at {MOUNT_PATH} in {ref}.",
                     manifests=(to_yaml(configmap), to_yaml(fixed)),
                     commands=dry_run_then_apply("<file>"),
@@ -279,9 +287,11 @@ class IstioCheckConfigMapNotReferenced(Rule):
     docs = RuleDocs(
         what="A ConfigMap whose content is an istio check configuration (`instances` with "
         "`istio_mesh_endpoint`, `mixer_endpoint`, `istiod_endpoint`...) that no agent pod template "
-        "references as a volume in its own namespace. (A volume naming it from another namespace is "
+        "references as a volume in its own namespace. (A volume naming it from another namespace "
+        "is "
         "MD207.)",
-        why="Someone wrote the check's configuration and believes it is in effect, but the agent never "
+        why="Someone wrote the check's configuration and believes it is in effect, but the agent "
+        "never "
         "sees it: the Istio metrics are missing and nothing fails loudly.",
         fix="Add a ConfigMap volume for it to the agent DaemonSet and mount it at "
         "`/etc/datadog-agent/conf.d/istio.d`, or delete the ConfigMap if it is stale.",
@@ -326,11 +336,13 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 copy["metadata"]["namespace"] = tns
                 manifests += [to_yaml(copy), to_yaml(_with_istio_volume(target, name))]
                 summary = (
-                    f"A ConfigMap volume can only use its own namespace: copy {cm_ref} to {tns} and "
+                    f"A ConfigMap volume can only use its own namespace: copy {cm_ref} to {tns} "
+                    "and "
                     f"mount it into {ctx.ref(target)} at {MOUNT_PATH}."
                 )
             yield self.finding(
-                f"{cm_ref} holds an istio check configuration ({', '.join(keys)}) that no agent mounts.",
+                f"{cm_ref} holds an istio check configuration ({', '.join(keys)}) that no agent "
+                "mounts.",
                 objects=[cm_ref],
                 evidence=[ctx.field(configmap, f"data.{keys[0]}", "istio check instances")],
                 remediation=Remediation(
@@ -352,9 +364,12 @@ class IstioCheckVolumeNotMounted(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap")
     docs = RuleDocs(
-        what="An agent pod template declares a ConfigMap volume meant for the istio check, but neither "
-        "the agent container nor an init container mounts it (no `volumeMounts` entry with its name).",
-        why="A volume that no container mounts is invisible: the agent never reads the configuration, "
+        what="An agent pod template declares a ConfigMap volume meant for the istio check, but "
+        "neither "
+        "the agent container nor an init container mounts it (no `volumeMounts` entry with its "
+        "name).",
+        why="A volume that no container mounts is invisible: the agent never reads the "
+        "configuration, "
         "and the istio check does not run.",
         fix=f"Add a volumeMount of the volume to the agent container at `{MOUNT_PATH}`.",
         references=(DOCS_CONFIGMAP_VOLUME, DOCS_AGENT_CONFD),
@@ -388,8 +403,10 @@ class IstioCheckVolumeNotMounted(Rule):
                     else 0
                 )
                 yield self.finding(
-                    f"{ref} declares volume {volume.volume} (ConfigMap {volume.configmap}) but the agent "
-                    f"container {main_name} does not mount it{where}: the istio check is not configured.",
+                    f"{ref} declares volume {volume.volume} (ConfigMap {volume.configmap}) but "
+                    "the agent "
+                    f"container {main_name} does not mount it{where}: the istio check is not "
+                    "configured.",
                     objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
                     evidence=[
                         _volume_evidence(ctx, workload, volume),
@@ -454,15 +471,21 @@ class IstioCheckMountPathNotRead(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap")
     docs = RuleDocs(
-        what="An istio check configuration from a ConfigMap is mounted in the agent pod at a path the "
-        "agent does not read as the istio check: `/conf.d/istio` or `conf.d/istio` (the folder must "
-        "be named `istio.d`), `/etc/datadog-agent/istio.d` (outside conf.d), a subfolder of istio.d, "
+        what="An istio check configuration from a ConfigMap is mounted in the agent pod at a path "
+        "the "
+        "agent does not read as the istio check: `/conf.d/istio` or `conf.d/istio` (the folder "
+        "must "
+        "be named `istio.d`), `/etc/datadog-agent/istio.d` (outside conf.d), a subfolder of "
+        "istio.d, "
         "`/conf.d/...` in a container whose `command` replaces the image entrypoint that copies "
         "/conf.d (e.g. `agent run`), or a name that is not `*.yaml`.",
-        why="The agent reads `<confd_path>/<check>.d/*.yaml` one level deep and `/conf.d/**/*.yaml` is "
-        "copied there only by the image's entrypoint; anything else is ignored without an error, so "
+        why="The agent reads `<confd_path>/<check>.d/*.yaml` one level deep and "
+        "`/conf.d/**/*.yaml` is "
+        "copied there only by the image's entrypoint; anything else is ignored without an error, "
+        "so "
         "the istio check silently does not run.",
-        fix="Mount the ConfigMap at `/etc/datadog-agent/conf.d/istio.d` (or at `/conf.d/istio.d` when "
+        fix="Mount the ConfigMap at `/etc/datadog-agent/conf.d/istio.d` (or at `/conf.d/istio.d` "
+        "when "
         "the container keeps the image entrypoint).",
         references=(DOCS_AGENT_CONFD, DOCS_CHECK),
     )
@@ -501,9 +524,12 @@ class IstioCheckMountPathNotRead(Rule):
                 )
             field_path = mount.field_path(template_path(workload))
             yield self.finding(
-                f"{config.agent} mounts {config.source_ref} at {mount.mount_path}{reason}; the agent reads "
-                f"the istio check's configuration only from {posixpath.join(confd_path(main), 'istio.d')}, "
-                "so the check does not run.",
+                f"{config.agent} mounts {config.source_ref} at {mount.mount_path}{reason}; the "
+                "agent reads "
+                f"the istio check's configuration from "
+                f"{posixpath.join(confd_path(main), 'istio.d')} "
+                "(where the image's entrypoint also copies /conf.d/istio.d), so the check does "
+                "not run.",
                 objects=[config.agent, config.source_ref],
                 evidence=[ctx.field(workload, f"{field_path}.mountPath", mount.mount_path)],
                 remediation=Remediation(
@@ -524,9 +550,11 @@ class IstioCheckItemsKeyMissing(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=["Event"])
     docs = RuleDocs(
-        what="A ConfigMap volume meant for the istio check lists `items` whose `key` the ConfigMap does "
+        what="A ConfigMap volume meant for the istio check lists `items` whose `key` the "
+        "ConfigMap does "
         "not have (a renamed key, `conf.yaml` vs `istio.yaml`...).",
-        why="The kubelet refuses to set up the volume (`MountVolume.SetUp failed ... configmap references "
+        why="The kubelet refuses to set up the volume (`MountVolume.SetUp failed ... configmap "
+        "references "
         "non-existent config key`): every agent pod stays in ContainerCreating, and the node sends "
         "nothing at all. With `optional: true` the key is skipped and the check is not configured.",
         fix="Make `items[].key` name a key the ConfigMap has, or add that key to the ConfigMap.",
@@ -568,7 +596,8 @@ class IstioCheckItemsKeyMissing(Rule):
                         if item.get("key") == volume.missing_keys[0]:
                             item["key"] = istio_keys[0]
                     remediation = Remediation(
-                        summary=f"Project key {istio_keys[0]} (the one holding the istio configuration) "
+                        summary=f"Project key {istio_keys[0]} (the one holding the istio "
+                        "configuration) "
                         f"instead of {missing}.",
                         manifests=(to_yaml(fixed),),
                         commands=dry_run_then_apply("<file>"),
@@ -582,7 +611,8 @@ class IstioCheckItemsKeyMissing(Rule):
                     for key in volume.missing_keys:
                         data[key] = recommended_conf_yaml(info, telemetry)
                     remediation = Remediation(
-                        summary=f"Add key {missing} to {cm_ref} with an istio check configuration for the "
+                        summary=f"Add key {missing} to {cm_ref} with an istio check configuration "
+                        "for the "
                         "mesh's version; review it.",
                         manifests=(to_yaml(fixed_cm),),
                         commands=dry_run_then_apply("<file>"),
@@ -594,7 +624,8 @@ class IstioCheckItemsKeyMissing(Rule):
                     else "the agent pods cannot start"
                 )
                 yield self.finding(
-                    f"{ref} projects key {missing} of {cm_ref} (volume {volume.volume}), which has only "
+                    f"{ref} projects key {missing} of {cm_ref} (volume {volume.volume}), which "
+                    "has only "
                     f"{', '.join(present) or 'no key'}: {consequence}.",
                     objects=[ref, cm_ref],
                     evidence=evidence,
@@ -612,10 +643,13 @@ class IstioCheckConfigMapInOtherNamespace(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=["Event"])
     docs = RuleDocs(
-        what="An agent pod template mounts a ConfigMap for the istio check that does not exist in the "
-        "agent's namespace, while a ConfigMap of that name exists in another one (typically created "
+        what="An agent pod template mounts a ConfigMap for the istio check that does not exist in "
+        "the "
+        "agent's namespace, while a ConfigMap of that name exists in another one (typically "
+        "created "
         "in `istio-system` or `default` while the agent runs in `datadog`).",
-        why="A ConfigMap volume can only reference a ConfigMap of the pod's own namespace. The kubelet "
+        why="A ConfigMap volume can only reference a ConfigMap of the pod's own namespace. The "
+        "kubelet "
         'reports `configmap "..." not found` and the agent pods stay in ContainerCreating.',
         fix="Create the ConfigMap in the agent's namespace (the remediation copies it there).",
         references=(DOCS_CONFIGMAP_VOLUME,),
@@ -642,13 +676,16 @@ class IstioCheckConfigMapInOtherNamespace(Rule):
                 ]
                 evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
                 yield self.finding(
-                    f"{ref} (namespace {ref.namespace}) mounts ConfigMap {volume.configmap}, which exists "
-                    f"only in {', '.join(sorted(ctx.ref(c).namespace for c in elsewhere))}; a volume can only "
+                    f"{ref} (namespace {ref.namespace}) mounts ConfigMap {volume.configmap}, "
+                    "which exists "
+                    f"only in {', '.join(sorted(ctx.ref(c).namespace for c in elsewhere))}; a "
+                    "volume can only "
                     "use a ConfigMap of its own namespace.",
                     objects=[ref, chosen_ref],
                     evidence=evidence,
                     remediation=Remediation(
-                        summary=f"Create {volume.configmap} in {ref.namespace}, a copy of {chosen_ref}.",
+                        summary=f"Create {volume.configmap} in {ref.namespace}, a copy of "
+                        f"{chosen_ref}.",
                         manifests=(to_yaml(copy),),
                         commands=dry_run_then_apply("<file>"),
                         safe=True,
@@ -667,9 +704,11 @@ class IstioCheckConfigInvalid(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap")
     docs = RuleDocs(
-        what="A file the agent reads as the istio check's configuration does not parse as YAML (a tab, "
+        what="A file the agent reads as the istio check's configuration does not parse as YAML (a "
+        "tab, "
         "a bad indent, an unquoted `%%host%%`...), or parses but has no `instances` list.",
-        why="The agent logs `... is not a valid config file` once at start and skips the file: the check "
+        why="The agent logs `... is not a valid config file` once at start and skips the file: "
+        "the check "
         "does not run, and nothing else tells you.",
         fix="Correct the YAML at the reported line (or replace the file with the configuration the "
         "remediation gives for the mesh's version).",
@@ -710,7 +749,8 @@ class IstioCheckConfigInvalid(Rule):
                 objects=[config.source_ref, *([config.agent] if config.agent else [])],
                 evidence=[ctx.field(configmap, f"data.{key}", value)],
                 remediation=Remediation(
-                    summary=f"Replace {key} with a valid istio check configuration for the mesh's version "
+                    summary=f"Replace {key} with a valid istio check configuration for the mesh's "
+                    "version "
                     "(or correct the reported line); review it, your other options are not kept.",
                     manifests=(to_yaml(fixed),),
                     commands=dry_run_then_apply("<file>"),
@@ -787,11 +827,16 @@ class IstioCheckEndpointNoService(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap", "Service", optional=_AD_KINDS)
     docs = RuleDocs(
-        what="An endpoint of an istio check instance in effect (`istio_mesh_endpoint`, `mixer_endpoint`, "
-        "`istiod_endpoint`...) whose host is a Service name (`name.namespace[.svc[.cluster.local]]`) "
-        "with no such Service in the snapshot: a typo, the wrong namespace (`istio-system` when the "
-        "control plane runs elsewhere). An endpoint of the wrong mesh era is MD210 instead; a Service "
-        "that exists but lacks the port, has no ready endpoint, or is walled off by NetworkPolicy or "
+        what="An endpoint of an istio check instance in effect (`istio_mesh_endpoint`, "
+        "`mixer_endpoint`, "
+        "`istiod_endpoint`...) whose host is a Service name "
+        "(`name.namespace[.svc[.cluster.local]]`) "
+        "with no such Service in the snapshot: a typo, the wrong namespace (`istio-system` when "
+        "the "
+        "control plane runs elsewhere). An endpoint of the wrong mesh era is MD210 instead; a "
+        "Service "
+        "that exists but lacks the port, has no ready endpoint, or is walled off by NetworkPolicy "
+        "or "
         "mTLS is the telemetry family's (MD3xx).",
         why="The name does not resolve: every check run fails with a connection error, the "
         "`istio.*.can_connect`/prometheus health service check is critical, and no metric arrives.",
@@ -872,7 +917,8 @@ def _endpoint_remediation(
     """The ConfigMap with URLs replaced in place (comments kept) or, when keys must go, rebuilt."""
     if endpoint.config_source.kind != "ConfigMap":
         return Remediation(
-            summary=f"Correct {endpoint.key} in the Autodiscovery annotation {endpoint.file_name} of "
+            summary=f"Correct {endpoint.key} in the Autodiscovery annotation {endpoint.file_name} "
+            "of "
             f"{endpoint.config_source}: "
             + (
                 f"use {next(iter(replace.values()))}." if replace else "name a Service that exists."
@@ -912,7 +958,8 @@ def _endpoint_remediation(
         )
     if not replace:
         return Remediation(
-            summary=f"Correct {endpoint.key} in {endpoint.config_source} key {key}: name a Service that "
+            summary=f"Correct {endpoint.key} in {endpoint.config_source} key {key}: name a "
+            "Service that "
             "exists (`<service>.<namespace>:<port>`).",
         )
     for old, new in replace.items():
@@ -935,18 +982,25 @@ class IstioCheckEndpointWrongEra(Rule):
     severity = Severity.ERROR
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=_AD_KINDS)
     docs = RuleDocs(
-        what="An istio check option or port that the mesh's Istio version does not serve: Mixer options "
-        "(`mixer_endpoint`, `istio_mesh_endpoint` on istio-telemetry:42422) on an istiod mesh that runs "
+        what="An istio check option or port that the mesh's Istio version does not serve: Mixer "
+        "options "
+        "(`mixer_endpoint`, `istio_mesh_endpoint` on istio-telemetry:42422) on an istiod mesh "
+        "that runs "
         "no istio-telemetry (1.5-1.7 may still run Mixer telemetry v1: then they are right); "
         "`galley_endpoint` / `pilot_endpoint` / `citadel_endpoint` from 1.5 (merged into istiod); "
-        "`istiod_endpoint` before 1.5; monitoring ports of the wrong version (9093 on 1.1-1.4, which "
+        "`istiod_endpoint` before 1.5; monitoring ports of the wrong version (9093 on 1.1-1.4, "
+        "which "
         "serve 15014; 15014 on 1.0, which serves 9093).",
-        why="The configuration was copied from documentation of another Istio version, or survived an "
+        why="The configuration was copied from documentation of another Istio version, or "
+        "survived an "
         "upgrade: the endpoint does not exist, the check fails on every run and the metrics of the "
         "component are missing.",
-        fix="Use the endpoints of the running version: 1.0 `istio_mesh_endpoint` istio-telemetry:42422 and "
-        "`mixer_endpoint` istio-telemetry:9093; 1.1-1.4 the same with 15014; 1.5+ `istiod_endpoint` "
-        "istiod:15014 with `use_openmetrics: true` (sidecar metrics come from the agent's auto_conf).",
+        fix="Use the endpoints of the running version: 1.0 `istio_mesh_endpoint` "
+        "istio-telemetry:42422 and "
+        "`mixer_endpoint` istio-telemetry:9093; 1.1-1.4 the same with 15014; 1.5+ "
+        "`istiod_endpoint` "
+        "istiod:15014 with `use_openmetrics: true` (sidecar metrics come from the agent's "
+        "auto_conf).",
         references=(
             DOCS_CHECK,
             "https://istio.io/latest/news/releases/1.5.x/announcing-1.5/upgrade-notes/",

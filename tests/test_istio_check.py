@@ -7,9 +7,11 @@ Autodiscovery annotations v1 and v2, endpoints and eras.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from meshdoctor.istio_check import (
     AD_ANNOTATIONS,
@@ -578,3 +580,76 @@ def test_recommended_conf_per_version():
 )
 def test_agent_has_auto_conf(image, env, expected):
     assert agent_has_auto_conf(daemonset([], [], env=env, image=image)) is expected
+
+
+# -- the check-config rules' remediations, on their fixtures ---------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
+
+
+def findings_of(rule_id: str, case: str) -> list[Any]:
+    from meshdoctor.engine import run
+    from meshdoctor.sources import load_offline
+    from meshdoctor_rules.check_config import RULES
+
+    [rule] = [r for r in RULES if r.id == rule_id]
+    snap, source = load_offline([str(FIXTURES / rule_id / case)], None)
+    return list(run([rule], snap, source).findings)
+
+
+def test_md205_moves_the_mount_where_the_agent_reads():
+    [finding] = findings_of("MD205", "failing")
+    [manifest] = finding.remediation.manifests
+    fixed = yaml.safe_load(manifest)
+    mounts = fixed["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert mounts == [{"name": "istio-config", "mountPath": "/conf.d/istio.d"}]
+    [finding] = findings_of("MD205", "failing-command-replaces-entrypoint")
+    fixed = yaml.safe_load(finding.remediation.manifests[0])
+    assert fixed["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == (
+        "/etc/datadog-agent/conf.d/istio.d"
+    )
+
+
+def test_md210_rewrites_ports_in_place_and_keys_per_era():
+    [finding] = findings_of("MD210", "failing-monitoring-port")
+    conf = yaml.safe_load(finding.remediation.manifests[0])["data"]["conf.yaml"]
+    assert "istio-telemetry.istio-system:15014/metrics" in conf
+    assert ":9093" not in conf
+    assert finding.remediation.safe is True
+    [finding] = findings_of("MD210", "failing")
+    conf = yaml.safe_load(finding.remediation.manifests[0])["data"]["conf.yaml"]
+    assert yaml.safe_load(conf)["instances"] == [
+        {
+            "use_openmetrics": True,
+            "istiod_endpoint": "http://istiod.istio-system:15014/metrics",
+            "send_histograms_buckets": True,
+        }
+    ]
+
+
+def test_md206_projects_the_key_that_holds_the_configuration():
+    [finding] = findings_of("MD206", "failing")
+    fixed = yaml.safe_load(finding.remediation.manifests[0])
+    volume = fixed["spec"]["template"]["spec"]["volumes"][0]
+    assert volume["configMap"]["items"] == [{"key": "conf.yaml", "path": "conf.yaml"}]
+    assert [e.value for e in finding.evidence][-1] == (
+        'MountVolume.SetUp failed for volume "istio-config" : configmap references non-existent '
+        "config key: istio.yaml"
+    )
+
+
+def test_md207_copies_the_configmap_into_the_agents_namespace():
+    [finding] = findings_of("MD207", "failing")
+    copy_ = yaml.safe_load(finding.remediation.manifests[0])
+    assert (copy_["kind"], copy_["metadata"]) == (
+        "ConfigMap",
+        {"name": "istio-config", "namespace": "datadog"},
+    )
+
+
+def test_md209_points_at_the_namespace_where_the_service_is():
+    [finding] = findings_of("MD209", "failing")
+    assert finding.remediation.summary == (
+        "use http://istio-telemetry.istio-system:42422/metrics instead of "
+        "http://istio-telemetry.istio:42422/metrics."
+    )
