@@ -836,7 +836,8 @@ class IntakeServiceEntryNearMiss(Rule):
             evidence.append(
                 ctx.field(miss.target, "spec.egress", (miss.target.get("spec") or {}).get("egress"))
             )
-        message = f"{_KIND_WORDS[miss.kind].capitalize()}: {detail}"
+        words = _KIND_WORDS[miss.kind]
+        message = f"{words[0].upper()}{words[1:]}: {detail}"
         if miss.kind == SIDECAR_HIDDEN:
             fixed = corrected_sidecar(miss.target, miss.entry, miss.endpoints)
             summary = (
