@@ -405,8 +405,10 @@ def test_ad_annotations_v1():
         {
             "ad.datadoghq.com/mixer.check_names": '["prometheus", "istio"]',
             "ad.datadoghq.com/mixer.init_configs": "[{}, {}]",
-            "ad.datadoghq.com/mixer.instances": '[{"prometheus_url": "http://%%host%%:9093/metrics"}, '
-            '{"istio_mesh_endpoint": "http://%%host%%:42422/metrics"}]',
+            "ad.datadoghq.com/mixer.instances": (
+                '[{"prometheus_url": "http://%%host%%:9093/metrics"}, '
+                '{"istio_mesh_endpoint": "http://%%host%%:42422/metrics"}]'
+            ),
         }
     )
     [config] = istio_check_configs(snapshot(ds, deployment))
@@ -588,9 +590,10 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rules"
 
 
 def findings_of(rule_id: str, case: str) -> list[Any]:
+    from meshdoctor_rules.check_config import RULES
+
     from meshdoctor.engine import run
     from meshdoctor.sources import load_offline
-    from meshdoctor_rules.check_config import RULES
 
     [rule] = [r for r in RULES if r.id == rule_id]
     snap, source = load_offline([str(FIXTURES / rule_id / case)], None)
