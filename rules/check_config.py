@@ -286,8 +286,9 @@ class IstioCheckConfigMapNotReferenced(Rule):
     inputs = inputs("DaemonSet", "Deployment", "ConfigMap")
     docs = RuleDocs(
         what="A ConfigMap whose content is an istio check configuration (`instances` with "
-        "`istio_mesh_endpoint`, `mixer_endpoint`, `istiod_endpoint`...) that no agent pod template "
-        "references as a volume in its own namespace. (A volume naming it from another namespace "
+        "`istio_mesh_endpoint`, `mixer_endpoint`, `istiod_endpoint`...) that no agent (nor Cluster "
+        "Agent) pod template references as a volume in its own namespace. (A volume naming it "
+        "from another namespace "
         "is "
         "MD207.)",
         why="Someone wrote the check's configuration and believes it is in effect, but the agent "
@@ -310,6 +311,19 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 referenced.add((ref.namespace, volume.configmap))
                 if not volume.exists:
                     wanted_elsewhere.add(volume.configmap)
+        # The Cluster Agent runs cluster checks (`cluster_check: true`) from its own mounts.
+        for kind in ("DaemonSet", "Deployment"):
+            for other in ctx.objects(kind):
+                other_ns = ctx.ref(other).namespace
+                spec = (pod_template(other) or {}).get("spec") or {}
+                for volume in spec.get("volumes") or []:
+                    sources = [volume.get("configMap")] + [
+                        s.get("configMap")
+                        for s in (volume.get("projected") or {}).get("sources") or []
+                    ]
+                    for source in sources:
+                        if isinstance(source, Mapping) and source.get("name"):
+                            referenced.add((other_ns, str(source["name"])))
         for configmap in ctx.objects("ConfigMap"):
             meta = configmap.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
