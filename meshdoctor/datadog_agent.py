@@ -277,7 +277,7 @@ class RequiredEndpoint:
     product: str
     """One of `facts.datadog_sites.PRODUCTS` (`metrics`, `logs`, `logs-tcp`, `traces`...)."""
     host: str
-    """Host name, or an Istio-style wildcard (`*.agent.datadoghq.com`) when the version is unknown."""
+    """Host name, or an Istio wildcard (`*.agent.datadoghq.com`) when the version is unknown."""
     port: int
     """TCP port."""
     protocol: str
@@ -406,7 +406,7 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[tuple[str, str
         found.append(
             (
                 "remote-config",
-                "the unpinned image is a current 7.x, which turns Remote Configuration on by default",
+                "the unpinned image is a current 7.x, which has Remote Configuration on by default",
             )
         )
     return found
@@ -463,11 +463,11 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
             URL_OVERRIDES[override_key]
         )
         if override is None:
-            for endpoint in intake_endpoints(site, [product], env.version):
-                protocol = "TLS" if endpoint.protocol == "tcp" else "HTTPS"
+            for intake in intake_endpoints(site, [product], env.version):
+                protocol = "TLS" if intake.protocol == "tcp" else "HTTPS"
                 where = f"{why} (site {site})"
                 found.append(
-                    RequiredEndpoint(product, endpoint.host, endpoint.port, protocol, where)
+                    RequiredEndpoint(product, intake.host, intake.port, protocol, where)
                 )
             continue
         name, value = override

@@ -237,7 +237,7 @@ def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
 
 
 def service_entry_api_version(info: MeshInfo) -> str:
-    """The ServiceEntry apiVersion to write: v1alpha3 on Mixer-era meshes (1.0-1.4), v1beta1 from 1.5.
+    """The ServiceEntry apiVersion to write: v1alpha3 in the Mixer era (1.0-1.4), v1beta1 from 1.5.
 
     networking.istio.io/v1beta1 is served from Istio 1.5 (istio/api release-1.5 networking/v1beta1);
     an unknown era gets v1alpha3, which every release so far still serves.

@@ -281,7 +281,8 @@ def _policy_evidence(ctx: Context, state: AgentEgress, info: MeshInfo) -> list[E
 def _policy_words(state: AgentEgress, info: MeshInfo) -> str:
     if state.sidecar_policy is not None:
         meta = state.sidecar_policy.get("metadata") or {}
-        return f"Sidecar {meta.get('namespace')}/{meta.get('name')} sets outboundTrafficPolicy REGISTRY_ONLY"
+        name = f"{meta.get('namespace')}/{meta.get('name')}"
+        return f"Sidecar {name} sets outboundTrafficPolicy REGISTRY_ONLY"
     if info.minor is not None and info.minor < (1, 1):
         return f"Istio {info.version} has no ALLOW_ANY: it drops every host outside the registry"
     return "the mesh's outboundTrafficPolicy is REGISTRY_ONLY"
@@ -549,7 +550,7 @@ def _visible(
     default: Sequence[str],
     port: int,
 ) -> bool:
-    """Whether the agent's sidecar loads the entry at all (exported to it, imported by its Sidecar)."""
+    """Whether the agent's sidecar loads the entry: exported to it, imported by its Sidecar."""
     if not exported_to(entry, state.namespace, default):
         return False
     if sidecar is None or not (sidecar.get("spec") or {}).get("egress"):
@@ -680,8 +681,9 @@ def _unique_name(name: str, names: set[str]) -> str:
 def corrected_sidecar(
     sidecar: KubeObject, entry: KubeObject, endpoints: Sequence[RequiredEndpoint]
 ) -> dict[str, Any]:
-    """The whole Sidecar with `<entry namespace>/<entry host>` added to the egress listener that
-    carries the endpoints' port (or the first listener without a port).
+    """The whole Sidecar with `<entry namespace>/<entry host>` added to its egress hosts.
+
+    The host goes to the listener of the endpoints' port, else the first one without a port.
     """
     fixed = clean_copy(sidecar)
     listeners = [x for x in (fixed.get("spec") or {}).get("egress") or [] if isinstance(x, dict)]
@@ -797,7 +799,8 @@ class IntakeServiceEntryNearMiss(Rule):
             )  # type: ignore[type-var]
             missing = sorted({e.port for e in miss.endpoints})
             detail = (
-                f"{entry} covers the hosts but declares ports {', '.join(map(str, listed)) or 'none'}, "
+                f"{entry} covers the hosts but declares ports "
+                f"{', '.join(map(str, listed)) or 'none'}, "
                 f"not {', '.join(map(str, missing))}: {eps} not covered."
             )
             evidence.append(ctx.field(miss.entry, "spec.ports", spec.get("ports")))
@@ -830,7 +833,8 @@ class IntakeServiceEntryNearMiss(Rule):
                 for h in listener.get("hosts") or []
             ]
             detail = (
-                f"{target} scopes {workload} and its egress hosts ({', '.join(map(str, egress_hosts))}) "
+                f"{target} scopes {workload} and its egress hosts "
+                f"({', '.join(map(str, egress_hosts))}) "
                 f"do not import {entry}: {eps} not covered."
             )
             evidence.append(
@@ -841,7 +845,7 @@ class IntakeServiceEntryNearMiss(Rule):
         if miss.kind == SIDECAR_HIDDEN:
             fixed = corrected_sidecar(miss.target, miss.entry, miss.endpoints)
             summary = (
-                f"Add {miss.entry['metadata'].get('namespace')}/<host> for the intake to the egress "
+                f"Add {entry.namespace}/<host> for the intake to the egress "
                 f"hosts of {target} (the whole Sidecar, every other field kept)."
             )
         else:

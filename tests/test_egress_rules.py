@@ -1,12 +1,9 @@
-"""MD101 and MD102: decisions over the egress model, exact messages and exact remediation objects."""
+"""MD101 and MD102: decisions over the egress model, exact messages, exact remediation objects."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-
-from meshdoctor.rule import Context
-from meshdoctor.snapshot import Snapshot
 from meshdoctor_rules.egress import (
     MISSING_HOST,
     NOT_EXPORTED,
@@ -19,6 +16,9 @@ from meshdoctor_rules.egress import (
     near_miss_kind,
 )
 
+from meshdoctor.rule import Context
+from meshdoctor.snapshot import Snapshot
+
 # -- a small cluster ------------------------------------------------------------------------------
 
 INJECTOR_10 = (
@@ -28,7 +28,8 @@ INJECTOR_10 = (
     "  - name: istio-init\n"
     "    args:\n"
     '    - "-i"\n'
-    '    - "[[ annotation .ObjectMeta `traffic.sidecar.istio.io/includeOutboundIPRanges`  "*"  ]]"\n'
+    '    - "[[ annotation .ObjectMeta '
+    '`traffic.sidecar.istio.io/includeOutboundIPRanges`  "*"  ]]"\n'
 )
 
 
@@ -220,7 +221,7 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
         {"ds": agent(host_network=True)},
         {"ns_labels": {}},
         {"ns_labels": {"istio-injection": "disabled"}},
-        # 1.0's only webhook selects istio-injection=enabled namespaces: the annotation alone does nothing
+        # 1.0's only webhook selects istio-injection=enabled namespaces: the annotation does nothing
         {
             "ds": agent(template_meta={"annotations": {"sidecar.istio.io/inject": "true"}}),
             "ns_labels": {},
@@ -430,7 +431,8 @@ def test_md102_wrong_port_adds_the_tcp_logs_port():
     se = service_entry(["*.datadoghq.com"], api="networking.istio.io/v1alpha3")
     (finding,) = md102(cluster(se, ds=agent(env, image="datadog/agent:6.10.2")))
     assert finding.message == (
-        "Does not declare the port: ServiceEntry datadog/dd covers the hosts but declares ports 443, "
+        "Does not declare the port: ServiceEntry datadog/dd covers the hosts but declares "
+        "ports 443, "
         "not 10516: logs-tcp agent-intake.logs.datadoghq.com:10516 not covered."
     )
     assert yaml.safe_load(finding.remediation.manifests[0])["spec"]["ports"] == [
@@ -446,7 +448,8 @@ def test_md102_http_on_443_breaks_tls_under_either_policy(mesh):
     )
     (finding,) = md102(snap)
     assert finding.message.startswith(
-        "Declares the port with a protocol that breaks the agent's TLS: ServiceEntry datadog/dd declares "
+        "Declares the port with a protocol that breaks the agent's TLS: "
+        "ServiceEntry datadog/dd declares "
         "443/HTTP but the agent speaks TLS there"
     )
     assert [(e.path, e.value) for e in finding.evidence] == [("spec.ports[0].protocol", "HTTP")]

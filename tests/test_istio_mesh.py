@@ -1,6 +1,6 @@
 """Istio version and era from control-plane images, mesh config, outbound policy, apiVersions.
 
-Host matching, ServiceEntry coverage and capture are `istio_egress`'s (tests/test_istio_egress.py)."""
+Host matching, ServiceEntry coverage and capture: tests/test_istio_egress.py."""
 
 from __future__ import annotations
 

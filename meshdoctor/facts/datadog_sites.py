@@ -1,5 +1,6 @@
-"""Datadog sites, the intake hosts and ports the Agent sends to per product, and the Agent
-defaults that decide which products and which logs transport are on.
+r"""Datadog sites, intake hosts and ports per product, and the Agent defaults that pick them.
+
+Which products and which logs transport an agent uses follows from these defaults.
 
 Facts only, each with its source; rules and remediations read them from here, the agent model
 (`meshdoctor.datadog_agent`) applies them to a workload's environment.
@@ -21,7 +22,7 @@ Sources:
   on 443. The EU "Logs endpoints" page also lists `tcp-intake.logs.datadoghq.eu:443` for other
   forwarders; the Agent's own default is the `agent-intake` name (kept in UNCERTAIN below).
 - datadog-agent `pkg/config/utils/endpoints.go` (`AddAgentVersionToDomain`, `ddURLRegexp`
-  `^app(\\.[a-z]{2}\\d)?\\.(datad(oghq|0g)\\.(com|eu)|ddog-gov\\.com)$`): the Agent sends metrics
+  `^app(\.[a-z]{2}\d)?\.(datad(oghq|0g)\.(com|eu)|ddog-gov\.com)$`): the Agent sends metrics
   not to `app.<site>` but to `<major>-<minor>-<patch>-app.agent.<site>` (e.g.
   `7-49-1-app.agent.datadoghq.com`); a `dd_url` that is not such a Datadog host (a proxy) is used
   as it is. The first Agent 6 (`pkg/config/config.go`, `addAgentVersionToDomain` over
@@ -31,7 +32,8 @@ Sources:
   (`BindEnvAndSetDefault("apm_config.enabled", true, "DD_APM_ENABLED")`), `process_config.enabled`
   to "false", `remote_configuration.enabled` to true; Datadog docs "Remote Configuration"
   (https://docs.datadoghq.com/agent/remote_config/): "enabled by default for Agent 7.47.0+".
-- Sites: Datadog docs "Getting Started with Datadog Sites" (https://docs.datadoghq.com/getting_started/site/).
+- Sites: Datadog docs "Getting Started with Datadog Sites"
+  (https://docs.datadoghq.com/getting_started/site/).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ LOGS_HTTPS_DEFAULT_SINCE: dict[int, tuple[int, int]] = {6: (6, 19), 7: (7, 19)}
 #: First Agent version with Remote Configuration on by default (Remote Configuration docs).
 REMOTE_CONFIG_DEFAULT_SINCE = (7, 47)
 
-#: `apm_config.enabled` default on Agent 6 and 7 (config.go): the trace-agent runs unless turned off.
+#: `apm_config.enabled` default on Agent 6 and 7 (config.go): the trace-agent runs unless off.
 APM_ENABLED_BY_DEFAULT = True
 
 #: Port the Agent uses for a URL override without one: https 443, http 80 (Go net/url defaults).
