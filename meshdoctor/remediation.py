@@ -70,9 +70,23 @@ def redact_literal_secrets(obj: Any) -> None:
             redact_literal_secrets(item)
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """SafeDumper that writes multi-line strings (a ConfigMap's conf.yaml) as `|` blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value and not any(ch in value for ch in "\t\r") and value == value.rstrip(" "):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_ManifestDumper.add_representer(str, _str_representer)
+
+
 def to_yaml(obj: KubeObject) -> str:
-    """One YAML document, fields in their given order."""
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    """One YAML document, fields in their given order, multi-line strings as blocks."""
+    return yaml.dump(obj, Dumper=_ManifestDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1000)
 
 
 def manifests(objs: Iterable[KubeObject]) -> tuple[str, ...]:
