@@ -13,6 +13,7 @@ reads the answers of the agent-permission SubjectAccessReviews (`rbac_answer`).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -203,7 +204,7 @@ def probe_endpoint(url: str, option: str, fetch: Fetch) -> dict[str, Any]:
     record["status"] = status
     text = body[:MAX_BODY].decode("utf-8", "replace")
     if not 200 <= status < 300:
-        record["error"] = f"HTTP {status}: {text.strip().splitlines()[0][:200] if text.strip() else ''}".rstrip(": ")
+        record["error"] = f"HTTP {status}: {_status_message(text)}".rstrip(": ")
         return record
     record["prometheus"] = looks_like_prometheus(text)
     families = metric_families(text) if record["prometheus"] else set()
@@ -215,6 +216,18 @@ def probe_endpoint(url: str, option: str, fetch: Fetch) -> dict[str, Any]:
     elif not record["found"]:
         record["error"] = f"none of the expected metric families ({', '.join(expected)})"
     return record
+
+
+def _status_message(text: str) -> str:
+    """The `message` of a Kubernetes Status body, else the body's first line (both cut to 200)."""
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            return str(body.get("message") or "")[:200]
+    except ValueError:
+        pass
+    stripped = text.strip()
+    return stripped.splitlines()[0][:200] if stripped else ""
 
 
 def run_http_probes(reader: ObjectReader, fetch: Fetch, map_fn: Callable[..., Iterable[Any]] = map) -> dict[str, dict[str, Any]]:

@@ -161,7 +161,9 @@ class Connection:
         configuration.connection_pool_maxsize = pool_size
         self._api_client = client.ApiClient(configuration)
         self._pool = self._api_client.rest_client.pool_manager
-        self._headers = {"Accept": "application/json", "User-Agent": "meshdoctor"}
+        from meshdoctor import __version__
+
+        self._headers = {"Accept": "application/json", "User-Agent": f"meshdoctor/{__version__}"}
         token = config.bearer_token()
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
