@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from meshdoctor.rule import Rule
 
-from . import agent, check_config, egress, rbac
+from . import agent, check_config, egress, rbac, telemetry
 
 RULES: list[type[Rule]] = sorted(
-    [*agent.RULES, *check_config.RULES, *egress.RULES, *rbac.RULES], key=lambda r: r.id
+    [*agent.RULES, *check_config.RULES, *egress.RULES, *rbac.RULES, *telemetry.RULES],
+    key=lambda r: r.id,
 )
