@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from meshdoctor import __version__
 from meshdoctor.errors import UsageError
+from meshdoctor.log_join import join_log_evidence, settle_results
 from meshdoctor.model import (
     Category,
     ClusterInfo,
@@ -112,6 +113,8 @@ def run(
         result, found = run_rule(rule, Context(snapshot, cache=cache))
         results.append(result)
         findings.extend(_suppress(snapshot, _masked(f)) for f in found)
+    findings = join_log_evidence(findings)  # log lines go to the structural finding they prove
+    results = settle_results(results, findings)
     ordered = tuple(sorted(findings, key=Finding.sort_key))
     return Report(
         version=__version__,
@@ -174,6 +177,7 @@ def _masked(finding: Finding) -> Finding:
             commands=tuple(mask_secrets(c) for c in remediation.commands),
             safe=remediation.safe,
             alternatives=tuple(mask_secrets(a) for a in remediation.alternatives),
+            alternative_manifests=tuple(mask_secrets(m) for m in remediation.alternative_manifests),
         )
     return dataclasses.replace(
         finding,

@@ -56,6 +56,16 @@ def plan_fixes(report: Report) -> list[FixFile]:
             name = f"{stem}-{repeat}.yaml"
         used.add(name)
         planned.append(FixFile(name, finding, remediation, manifest_stream(finding, remediation)))
+        if remediation.alternative_manifests:
+            other = Remediation(
+                summary=f"Instead of {name}: {remediation.summary}",
+                manifests=remediation.alternative_manifests,
+                commands=remediation.commands,
+                safe=remediation.safe,
+            )
+            alt_name = name.removesuffix(".yaml") + ".alternative.yaml"
+            used.add(alt_name)
+            planned.append(FixFile(alt_name, finding, other, manifest_stream(finding, other)))
     return planned
 
 

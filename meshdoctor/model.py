@@ -176,6 +176,8 @@ class Remediation:
     """True when the manifests can be applied as they are; False when a person should review."""
     alternatives: tuple[str, ...] = ()
     """Other ways out, in words (e.g. 'or take the agent out of the mesh')."""
+    alternative_manifests: tuple[str, ...] = ()
+    """Complete YAML documents of another way out: apply these *instead of* `manifests`."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,10 @@ class Finding:
     """The fix."""
     suppressed_by: str | None = None
     """When an object carries `meshdoctor.io/ignore` naming this rule: which object. Still reported."""
+    supports: str | None = field(default=None, compare=False)
+    """For a finding made of log lines only: the family of structural rules whose finding would
+    explain them (`egress`, `check-config`, `telemetry`, `rbac`, `agent-api-key`...). The engine
+    reads it to join log evidence (`meshdoctor.log_join`); no output format renders it."""
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: worst first, then rule id, then objects, then message."""

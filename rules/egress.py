@@ -477,12 +477,12 @@ class IntakeEgressBlocked(Rule):
             else "annotation"
         )
         return Remediation(
-            summary=f"Two alternatives, apply ONE: (1) ServiceEntry {state.namespace}/"
-            f"{SERVICE_ENTRY_NAME} (MESH_EXTERNAL) for {', '.join(hosts)}, the {state.site} intake "
-            f'of the agent\'s products.{wildcard} (2) {ref} with sidecar.istio.io/inject: "false" '
-            f"({how}) on its pod template, which takes the agent out of the mesh. Delete the "
-            "manifest you do not want from the file before applying.",
-            manifests=(to_yaml(service_entry), to_yaml(without_sidecar(state.workload, info))),
+            summary=f"ServiceEntry {state.namespace}/{SERVICE_ENTRY_NAME} (MESH_EXTERNAL) for "
+            f"{', '.join(hosts)}, the {state.site} intake of the agent's products.{wildcard} "
+            f'Or, instead, {ref} with sidecar.istio.io/inject: "false" ({how}) on its pod '
+            "template, which takes the agent out of the mesh.",
+            manifests=(to_yaml(service_entry),),
+            alternative_manifests=(to_yaml(without_sidecar(state.workload, info)),),
             commands=dry_run_then_apply("<file>"),
             safe=False,
             alternatives=(

@@ -69,8 +69,14 @@ def test_fail_on_threshold():
     assert invoke("check", "--from", BROKEN, "--category", "agent")[0] == 0
     assert invoke("check", "--from", BROKEN, "--category", "agent", "--fail-on", "warning")[0] == 1
     assert invoke("check", "--from", BROKEN, "--rule", "MD401", "--fail-on", "error")[0] == 1
-    assert invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401")[0] == 0
+    assert invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401", "--skip", "MD601",
+                  "--skip", "MD604")[0] == 0
     assert invoke("check", "--from", FIXED, "--fail-on", "info")[0] == 0
+
+
+def test_log_lines_explain_what_skipped_structural_rules_would_have():
+    _, out, _ = invoke("check", "--from", BROKEN, "-o", "json", "--skip", "MD101", "--skip", "MD401")
+    assert [(f["rule"], f["severity"]) for f in json.loads(out)["findings"]][:2] == [("MD601", "error"), ("MD604", "error")]
 
 
 def test_rule_and_category_selection_reach_the_report():
@@ -85,6 +91,7 @@ def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
     assert code == 1
     written = sorted(p.name for p in (tmp_path / "fixes").iterdir())
     assert written == [
+        "MD101-daemonset-default-datadog-agent.alternative.yaml",
         "MD101-daemonset-default-datadog-agent.yaml",
         "MD401-daemonset-default-datadog-agent.yaml",
         "MD501-daemonset-default-datadog-agent.yaml",
@@ -92,9 +99,10 @@ def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
         "index.md",
     ]
     for name in written[:-1]:
+        assert (tmp_path / "fixes" / name).read_text().count("kind: ") >= 1
         docs = list(yaml.safe_load_all((tmp_path / "fixes" / name).read_text()))
         assert docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
-    assert "wrote 4 remediation file(s)" in err
+    assert "wrote 5 remediation file(s)" in err
 
 
 def test_stdin_is_read_with_dash():

@@ -299,7 +299,7 @@ def test_md101_remediation_mixer_era_service_entry_and_annotated_daemonset():
     (finding,) = md101(cluster(ds=agent(env, image="datadog/agent:6.9.0")))
     remediation = finding.remediation
     assert remediation is not None and remediation.safe is False
-    service_entry_yaml, daemonset_yaml = remediation.manifests
+    (service_entry_yaml,), (daemonset_yaml,) = remediation.manifests, remediation.alternative_manifests
     assert yaml.safe_load(service_entry_yaml) == {
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "ServiceEntry",
@@ -335,7 +335,7 @@ def test_md101_remediation_istiod_era_exports_to_own_namespace_and_sets_the_labe
         {"name": "DD_PROCESS_AGENT_ENABLED", "value": "true"},
     ]
     (finding,) = md101(cluster(ds=agent(env), version="1.20.3", mesh=REGISTRY_ONLY))
-    service_entry_yaml, daemonset_yaml = finding.remediation.manifests
+    (service_entry_yaml,), (daemonset_yaml,) = finding.remediation.manifests, finding.remediation.alternative_manifests
     assert yaml.safe_load(service_entry_yaml) == {
         "apiVersion": "networking.istio.io/v1beta1",
         "kind": "ServiceEntry",

@@ -298,6 +298,7 @@ EXPECTED_JSON = {
                 "alternatives": [
                     'Take the agent out of the mesh with sidecar.istio.io/inject: "false".'
                 ],
+                "alternative_manifests": [],
             },
             "suppressed": False,
             "suppressed_by": None,
@@ -348,6 +349,7 @@ EXPECTED_JSON = {
                 "commands": [],
                 "safe": False,
                 "alternatives": [],
+                "alternative_manifests": [],
             },
             "suppressed": True,
             "suppressed_by": "DaemonSet datadog/datadog-agent",

@@ -190,6 +190,7 @@ def remediation_to_dict(remediation: Remediation | None) -> dict[str, Any] | Non
         "commands": list(remediation.commands),
         "safe": remediation.safe,
         "alternatives": list(remediation.alternatives),
+        "alternative_manifests": list(remediation.alternative_manifests),
     }
 
 

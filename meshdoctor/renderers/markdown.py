@@ -216,4 +216,8 @@ def _remediation(remediation: Remediation) -> list[str]:
         lines += ["Alternatives:", ""]
         lines += [f"- {inline(alternative)}" for alternative in remediation.alternatives]
         lines.append("")
+    if remediation.alternative_manifests:
+        lines += ["Instead, apply:", ""]
+        for manifest in remediation.alternative_manifests:
+            lines += [*fence(manifest, "yaml"), ""]
     return lines

@@ -202,12 +202,21 @@ def _remediation(remediation: Remediation, color: bool) -> Iterator[RenderableTy
     yield _indented(
         Text.assemble(("fix: ", "bold"), remediation.summary, " (", safety, ")"), _BODY, hanging=5
     )
-    for manifest in remediation.manifests:
-        yield _indented(_manifest(manifest.rstrip("\n"), color), _ITEM)
+    yield from _manifests(remediation.manifests, color)
     for command in remediation.commands:
         yield _indented(Text.assemble(("$ ", "dim"), (command, "bold")), _ITEM, hanging=2)
     for alternative in remediation.alternatives:
         yield _indented(Text.assemble(("alternative: ", "bold"), alternative), _BODY, hanging=13)
+    if remediation.alternative_manifests:
+        yield _indented(Text.assemble(("instead, apply:", "bold")), _BODY)
+        yield from _manifests(remediation.alternative_manifests, color)
+
+
+def _manifests(manifests: tuple[str, ...], color: bool) -> Iterator[RenderableType]:
+    """Each manifest highlighted, separated by `---` as in a multi-document file."""
+    for index, manifest in enumerate(manifests):
+        text = manifest.rstrip("\n")
+        yield _indented(_manifest(f"---\n{text}" if index else text, color), _ITEM)
 
 
 def _manifest(manifest: str, color: bool) -> RenderableType:
