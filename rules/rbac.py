@@ -5,9 +5,9 @@ service account does not exist, MD403 a binding names the agent's account in ano
 MD404 a binding of the agent's account refers to a role that does not exist, MD405 the agent's
 account lacks permissions the features it uses need.
 
-Each root cause gives one finding: MD405 stays silent for an agent whose missing permissions
-MD401, MD403 or MD404 already explain (their fix is the one to apply first; MD405 then reports
-whatever is still missing on the next run).
+Each root cause gives one finding: where MD401, MD403 or MD404 explain an agent's denials, MD405
+judges the agent as if their fixes were applied (`structural_fixes`) and reports only what would
+still be denied, with a fix to apply after theirs.
 
 The API server's built-in discovery grants are not in a folder of manifests: `/version` and
 `/healthz` are granted to every authenticated user by the default ClusterRoleBindings
@@ -19,6 +19,7 @@ wherever the snapshot does not hold an object of the same name (a live cluster o
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -349,9 +350,9 @@ def check_permissions(
     return PermissionCheck(account, verdicts, alternatives)
 
 
-def rbac_evaluator(ctx: Context) -> RbacEvaluator:
+def rbac_evaluator(reader: ObjectReader) -> RbacEvaluator:
     """An evaluator over the snapshot's RBAC objects plus the API server's default grants."""
-    return RbacEvaluator(with_bootstrap_policy(ctx))
+    return RbacEvaluator(with_bootstrap_policy(reader))
 
 
 def agent_service_accounts(accounts: Sequence[AgentAccount]) -> set[tuple[str, str]]:
@@ -505,17 +506,19 @@ def role_features(account: AgentAccount) -> list[str]:
     return sorted(features, key=order.index)
 
 
-def _free_name(ctx: Context, kind: str, wanted: Sequence[str]) -> str:
+def _free_name(reader: ObjectReader, kind: str, wanted: Sequence[str]) -> str:
     """The first of the names no cluster-scoped object of this kind has."""
     for name in wanted:
-        if ctx.get(kind, "", name) is None:
+        if reader.get(kind, "", name) is None:
             return name
     return wanted[-1]
 
 
-def still_denied(ctx: Context, account: AgentAccount, added: Sequence[KubeObject]) -> list[Request]:
+def still_denied(
+    reader: ObjectReader, account: AgentAccount, added: Sequence[KubeObject]
+) -> list[Request]:
     """The agent's requests still denied once `added` is applied (offline evaluation)."""
-    evaluator = RbacEvaluator(LayeredReader(with_bootstrap_policy(ctx), added, extra_wins=True))
+    evaluator = RbacEvaluator(LayeredReader(with_bootstrap_policy(reader), added, extra_wins=True))
     check = check_permissions(evaluator, {}, account)
     return [v.request for v in check.denied]
 
@@ -846,8 +849,17 @@ def misnamespaced_subjects(
     return found
 
 
-def _binding_object(ctx: Context, ref: ObjectRef) -> KubeObject | None:
-    return ctx.get(ref.kind, ref.namespace, ref.name)
+def _binding_object(reader: ObjectReader, ref: ObjectRef) -> KubeObject | None:
+    return reader.get(ref.kind, ref.namespace, ref.name)
+
+
+def corrected_binding(
+    binding: KubeObject, entry: BindingSubject, account: AgentAccount
+) -> KubeObject:
+    """The whole binding with the subject's namespace set to the agent's."""
+    fixed = clean_copy(binding)
+    fixed["subjects"][entry.subject_index]["namespace"] = account.namespace
+    return fixed
 
 
 class BindingSubjectWrongNamespace(Rule):
@@ -904,8 +916,7 @@ class BindingSubjectWrongNamespace(Rule):
     ) -> Finding:
         written = entry.subject.get("namespace")
         subject = f"{written}/{account.name}" if written else f"{account.name} (no namespace)"
-        fixed = clean_copy(binding)
-        fixed["subjects"][entry.subject_index]["namespace"] = account.namespace
+        fixed = corrected_binding(binding, entry, account)
         return self.finding(
             f"{entry.binding} grants {entry.role.kind} {entry.role.name} to service account "
             f"{subject}, but {account.ref} runs as {account.namespace}/{account.name}: the "
@@ -929,11 +940,39 @@ class BindingSubjectWrongNamespace(Rule):
 # -- MD404 --------------------------------------------------------------------------------------
 
 
-def _agent_grants(ctx: Context, account: AgentAccount) -> list[BindingSubject]:
+def _agent_grants(reader: ObjectReader, account: AgentAccount) -> list[BindingSubject]:
     """Bindings meant for the agent: naming its account, or the service-account groups."""
-    found = bindings_for_service_account(ctx, account.namespace, account.name)
+    found = bindings_for_service_account(reader, account.namespace, account.name)
     groups = {ALL_SERVICE_ACCOUNTS_GROUP, f"{ALL_SERVICE_ACCOUNTS_GROUP}:{account.namespace}"}
     return found.named + [e for e in found.via_groups if e.subject.get("name") in groups]
+
+
+def missing_role_fix(
+    account: AgentAccount, binding: KubeObject, missing: MissingRole
+) -> tuple[list[KubeObject], str]:
+    """The objects that give a binding's missing role back, granting what the agent uses."""
+    role = missing.role
+    created = clusterrole_manifest(role.name, role_features(account), env=account.env)
+    if role.kind == "Role" and missing.binding.kind == "ClusterRoleBinding":
+        # Invalid: a ClusterRoleBinding may only refer to a ClusterRole.
+        fixed = clean_copy(binding)
+        fixed["roleRef"] = {"apiGroup": RBAC_API_GROUP, "kind": "ClusterRole", "name": role.name}
+        return [created, fixed], (
+            f"{missing.binding} may only refer to a ClusterRole: create ClusterRole "
+            f"{role.name} for the features the agent uses and point the binding at it."
+        )
+    if role.kind == "Role":
+        created["kind"] = "Role"
+        created["metadata"]["namespace"] = role.namespace
+        return [created], (
+            f"Create Role {role.namespace}/{role.name} for the features the agent uses. A Role "
+            "grants only in its namespace: the node agent's cluster-wide reads (pods, nodes, "
+            "the kubelet) need a ClusterRole and a ClusterRoleBinding (see MD405)."
+        )
+    return [created], (
+        f"Create ClusterRole {role.name}, which {missing.binding} refers to, granting what "
+        f"the features the agent uses need ({', '.join(role_features(account))})."
+    )
 
 
 class BoundRoleMissing(Rule):
@@ -996,38 +1035,7 @@ class BoundRoleMissing(Rule):
             subject = f"group {group} (which holds {account.namespace}/{account.name})"
         else:
             subject = f"{account.namespace}/{account.name}"
-        manifests = []
-        if role.kind == "Role" and missing.binding.kind == "ClusterRoleBinding":
-            # Invalid: a ClusterRoleBinding may only refer to a ClusterRole.
-            fixed = clean_copy(binding)
-            fixed["roleRef"] = {
-                "apiGroup": RBAC_API_GROUP,
-                "kind": "ClusterRole",
-                "name": role.name,
-            }
-            created = clusterrole_manifest(role.name, role_features(account), env=account.env)
-            manifests = [created, fixed]
-            summary = (
-                f"{missing.binding} may only refer to a ClusterRole: create ClusterRole "
-                f"{role.name} for the features the agent uses and point the binding at it."
-            )
-        elif role.kind == "Role":
-            created = clusterrole_manifest(role.name, role_features(account), env=account.env)
-            created["kind"] = "Role"
-            created["metadata"]["namespace"] = role.namespace
-            manifests = [created]
-            summary = (
-                f"Create Role {role.namespace}/{role.name} for the features the agent uses. A Role "
-                "grants only in its namespace: the node agent's cluster-wide reads (pods, nodes, "
-                "the kubelet) need a ClusterRole and a ClusterRoleBinding (see MD405)."
-            )
-        else:
-            created = clusterrole_manifest(role.name, role_features(account), env=account.env)
-            manifests = [created]
-            summary = (
-                f"Create ClusterRole {role.name}, which {missing.binding} refers to, granting what "
-                f"the features the agent uses need ({', '.join(role_features(account))})."
-            )
+        manifests, summary = missing_role_fix(account, binding, missing)
         why = (
             "does not exist"
             if missing.reason == "not found"
@@ -1057,21 +1065,44 @@ class BoundRoleMissing(Rule):
 # -- MD405 --------------------------------------------------------------------------------------
 
 
-def explained_elsewhere(
-    ctx: Context,
-    evaluator: RbacEvaluator,
-    account: AgentAccount,
-    agents: set[tuple[str, str]],
-) -> str | None:
-    """The rule (MD401, MD403, MD404) whose finding already explains the agent's denials."""
-    if default_account_fault(ctx, evaluator, account) is not None:
-        return "MD401"
-    if misnamespaced_subjects(ctx, account, agents):
-        return "MD403"
-    missing = {m.binding for m in evaluator.missing_roles()}
-    if any(e.binding in missing for e in _agent_grants(ctx, account)):
-        return "MD404"
-    return None
+@dataclass(frozen=True)
+class StructuralFixes:
+    """The agent as it would be once the fixes of MD401, MD403 and MD404 are applied."""
+
+    account: AgentAccount
+    """The account it would run as (MD401 switches `default` to the bound account)."""
+    objects: list[KubeObject]
+    """The corrected bindings (MD403) and re-created roles (MD404)."""
+    rules: list[str]
+    """Ids of the rules whose fixes are laid over the snapshot, in id order."""
+
+
+def structural_fixes(
+    ctx: Context, evaluator: RbacEvaluator, account: AgentAccount, agents: set[tuple[str, str]]
+) -> StructuralFixes:
+    """What MD401, MD403 and MD404 would change for this agent (nothing: `rules` is empty)."""
+    rules: list[str] = []
+    fault = default_account_fault(ctx, evaluator, account)
+    if fault is not None:
+        account = account.as_account(fault.chosen)
+        rules.append("MD401")
+    objects: list[KubeObject] = []
+    for entry in misnamespaced_subjects(ctx, account, agents):
+        binding = _binding_object(ctx, entry.binding)
+        if binding is not None:
+            objects.append(corrected_binding(binding, entry, account))
+    if objects:
+        rules.append("MD403")
+    missing = {m.binding: m for m in evaluator.missing_roles()}
+    created = False
+    for entry in _agent_grants(ctx, account):
+        binding = _binding_object(ctx, entry.binding)
+        if entry.binding in missing and binding is not None:
+            objects.extend(missing_role_fix(account, binding, missing[entry.binding])[0])
+            created = True
+    if created:
+        rules.append("MD404")
+    return StructuralFixes(account, objects, rules)
 
 
 class AgentPermissionsMissing(Rule):
@@ -1094,8 +1125,9 @@ class AgentPermissionsMissing(Rule):
         "`system:public-info-viewer` bindings, counted unless the input holds them changed. "
         "Where the live source asked the API server (SubjectAccessReviews), its answer counts "
         "and both verdicts are shown. Error for metadata and kubelet, warning for events, leader "
-        "election and API server URLs, info for componentstatuses. Silent when MD401, MD403 or "
-        "MD404 explains the denials.",
+        "election and API server URLs, info for componentstatuses. When MD401, MD403 or MD404 "
+        "explains the denials, it judges the agent as if their fixes were applied and reports "
+        "only what would still be denied.",
         why="Each denied request silently removes data: without pods/nodes no Kubernetes tags, "
         "without nodes/proxy and nodes/stats no kubelet and container metrics, without events "
         "no Kubernetes events, without the leader-election ConfigMap or Lease no elected agent "
@@ -1117,14 +1149,31 @@ class AgentPermissionsMissing(Rule):
         evaluator = rbac_evaluator(ctx)
         for account in accounts:
             check = check_permissions(evaluator, ctx.snapshot.probes, account)
-            if not check.denied or explained_elsewhere(ctx, evaluator, account, agents):
+            if not check.denied:
                 continue
-            yield self._finding(ctx, account, check)
+            fixes = structural_fixes(ctx, evaluator, account, agents)
+            view: ObjectReader = ctx
+            if fixes.rules:
+                # Judge what remains once those fixes are in (offline: the API server was not
+                # asked about objects that do not exist yet).
+                view = LayeredReader(ctx, fixes.objects, extra_wins=True)
+                check = check_permissions(rbac_evaluator(view), {}, fixes.account)
+                if not check.denied:
+                    continue
+            yield self._finding(ctx, view, fixes.account, check, account, fixes.rules)
 
-    def _finding(self, ctx: Context, account: AgentAccount, check: PermissionCheck) -> Finding:
+    def _finding(
+        self,
+        ctx: Context,
+        view: ObjectReader,
+        account: AgentAccount,
+        check: PermissionCheck,
+        actual: AgentAccount,
+        after: Sequence[str],
+    ) -> Finding:
         severity = max(FEATURE_SEVERITY[f] for f in check.denied_features())
         evidence: list[Evidence] = [
-            ctx.field(account.workload, account.field_path, account.field_value)
+            ctx.field(actual.workload, actual.field_path, actual.field_value)
         ]
         objects = [account.ref]
         for entry in _agent_grants(ctx, account):
@@ -1133,6 +1182,12 @@ class AgentPermissionsMissing(Rule):
                 continue
             objects.append(entry.binding)
             evidence.append(ctx.field(binding, "roleRef.name", entry.role.name))
+        remediation = self._remediation(view, account, check)
+        if after:
+            fixed_by = " and ".join(after)
+            remediation = dataclasses.replace(
+                remediation, summary=f"{remediation.summary} Apply it after the fix of {fixed_by}."
+            )
         evidence.extend(permission_evidence(check))
         disagreements = sum(1 for v in check.verdicts if v.disagree)
         note = (
@@ -1141,18 +1196,26 @@ class AgentPermissionsMissing(Rule):
             if disagreements
             else ""
         )
+        runs = f"runs as {account.namespace}/{account.name}, which is denied"
+        if after:
+            plural = len(after) > 1
+            runs = (
+                f", even once the fix{'es' if plural else ''} of {' and '.join(after)} "
+                f"{'are' if plural else 'is'} applied (running as "
+                f"{account.namespace}/{account.name}), is denied"
+            )
         return self.finding(
-            f"{account.ref} runs as {account.namespace}/{account.name}, which is denied "
-            f"{describe_denied(check)}.{note}",
+            f"{account.ref}{'' if after else ' '}{runs} {describe_denied(check)}.{note}",
             objects=objects,
             evidence=evidence,
-            remediation=self._remediation(ctx, account, check),
+            remediation=remediation,
             severity=severity,
         )
 
     def _remediation(
-        self, ctx: Context, account: AgentAccount, check: PermissionCheck
+        self, ctx: ObjectReader, account: AgentAccount, check: PermissionCheck
     ) -> Remediation:
+        """The fix, judged on `ctx`: the snapshot, or the snapshot with the other fixes in."""
         evaluator = rbac_evaluator(ctx)
         entries = _agent_grants(ctx, account)
         rules = rules_for_denied(check.denied, account.env)

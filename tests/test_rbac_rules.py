@@ -572,3 +572,25 @@ def test_md401_is_silent_when_default_holds_the_permissions_through_a_group():
         "datadog/datadog-agent: as 'default' the agent is denied what it needs for "
         "kubernetes-metadata: get/list/watch pods, nodes, services, endpoints; events:"
     )
+
+
+def test_md405_reports_what_remains_once_md403_is_fixed():
+    snapshot, source = load_offline([str(fixture("MD405", "failing-after-md403"))])
+    report = run(FAMILY, snapshot, source)
+    assert [f.rule for f in report.findings] == ["MD403", "MD405"]
+    md405 = report.findings[1]
+    assert md405.message == (
+        "DaemonSet datadog/datadog-agent, even once the fix of MD403 is applied (running as "
+        "datadog/datadog-agent), is denied what it needs for kubelet: get nodes/metrics, "
+        "nodes/spec, nodes/proxy, nodes/stats."
+    )
+    assert md405.remediation.summary.endswith("Apply it after the fix of MD403.")
+    (manifest,) = md405.remediation.manifests
+    assert yaml.safe_load(manifest)["metadata"] == {"name": "datadog-agent"}
+
+
+def test_md405_judges_the_bound_account_once_md401_is_fixed():
+    snapshot, source = load_offline([str(fixture("MD405", "failing-after-md401"))])
+    report = run(FAMILY, snapshot, source)
+    assert [f.rule for f in report.findings] == ["MD401", "MD405"]
+    assert "(running as datadog/datadog-agent)" in report.findings[1].message
