@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from meshdoctor.rule import Rule
 
-from . import agent, check_config, egress, rbac, telemetry
+from . import agent, check_config, egress, logs, rbac, telemetry
 
 RULES: list[type[Rule]] = sorted(
-    [*agent.RULES, *check_config.RULES, *egress.RULES, *rbac.RULES, *telemetry.RULES],
+    [
+        *agent.RULES,
+        *check_config.RULES,
+        *egress.RULES,
+        *logs.RULES,
+        *rbac.RULES,
+        *telemetry.RULES,
+    ],
     key=lambda r: r.id,
 )
