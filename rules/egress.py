@@ -69,7 +69,7 @@ from meshdoctor.model import (
     Severity,
 )
 from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
-from meshdoctor.rule import Context, Rule, RuleDocs, inputs
+from meshdoctor.rule import NotChecked, Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import pod_template, pods_of, template_path
 
@@ -201,11 +201,24 @@ def _without_default_egress_misses(coverage: Coverage) -> Coverage:
 
 
 def _agent_states(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
+    """Agent workloads in the mesh; `NotChecked` when no agent's mesh membership can be told."""
     info = mesh_info(ctx)
+    unknown: list[str] = []
+    told = 0
     for workload in agent_workloads(ctx):
         state = agent_egress(ctx, workload, info)
         if state is not None:
+            told += 1
             yield state, info
+            continue
+        pods = pods_of(ctx, workload)
+        decision = injection_decision(ctx, pods[0] if pods else workload, info)
+        if decision.injected is None and info.era != "unknown":
+            unknown.append(f"{ctx.ref(workload)}: {decision.reason}")
+        else:
+            told += 1
+    if unknown and not told:
+        raise NotChecked("cannot tell whether the agent's pods get a sidecar: " + "; ".join(unknown))
 
 
 def _describe(endpoints: Sequence[RequiredEndpoint]) -> str:
