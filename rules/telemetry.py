@@ -109,6 +109,9 @@ _SERVED_BY_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 CLUSTER_DOMAIN = "cluster.local"
 
+#: Pod annotation listing outbound ports that bypass the sidecar (istio-api annotations.yaml).
+EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts"
+
 
 # -- what the agents scrape -----------------------------------------------------------------------
 
@@ -595,6 +598,16 @@ class NoReadyEndpoints(Rule):
                         _labels(pod_template(candidate) or {}),
                     )
                 )
+        elif (unresolved := self._unresolved_target_port(target, running)) is not None:
+            cause = (
+                f"{ref} port {target.port} sends to targetPort `{unresolved}`, which no container "
+                "port of the selected pods is named, so the pods are left out of its endpoints"
+            )
+            fixed_service = self._numbered_target_port(target, running)
+            service_port_index = self._port_index(service, target.port)
+            evidence.append(
+                ctx.field(service, f"spec.ports[{service_port_index}].targetPort", unresolved)
+            )
         elif not status.not_ready and status.source != FROM_PODS:
             cause = f"the {status.source} of {ref} list no address for port {target.port}"
         else:
@@ -613,6 +626,44 @@ class NoReadyEndpoints(Rule):
             evidence=evidence,
             remediation=self._remediation(ctx, target, running, fixed_service),
         )
+
+    @staticmethod
+    def _port_index(service: Mapping[str, Any], port: int) -> int:
+        for index, entry in enumerate((service.get("spec") or {}).get("ports") or []):
+            if _port_number(entry.get("port")) == port:
+                return index
+        return 0
+
+    @staticmethod
+    def _unresolved_target_port(target: ScrapeTarget, pods: list[KubeObject]) -> str | None:
+        """The targetPort NAME when Ready pods are selected but none declares it, else None."""
+        service_port = target.service_port
+        if service_port is None or not isinstance(service_port.target_port, str):
+            return None
+        ready = [p for p in pods if pod_is_ready(p)]
+        if not ready or any(target_port(service_port, p) is not None for p in ready):
+            return None
+        return service_port.target_port
+
+    def _numbered_target_port(
+        self, target: ScrapeTarget, pods: list[KubeObject]
+    ) -> KubeObject | None:
+        """The Service with that port's targetPort set to the port number, or None.
+
+        None unless the pods declare a container port of that number.
+        """
+        declared = {
+            _port_number(p.get("containerPort"))
+            for pod in pods
+            for c in (pod.get("spec") or {}).get("containers") or []
+            for p in c.get("ports") or []
+        }
+        if target.port not in declared:
+            return None
+        fixed = clean_copy(target.service)
+        ports = (fixed.get("spec") or {}).get("ports") or []
+        ports[self._port_index(fixed, target.port)]["targetPort"] = target.port
+        return fixed
 
     @staticmethod
     def _selector_text(selector: Mapping[str, str]) -> str:
@@ -759,11 +810,21 @@ class NoReadyEndpoints(Rule):
         selector = _selector(target.service)
         if not pods and selector:
             commands.append(f"kubectl -n {ns} get pods -l {self._selector_text(selector)} -o wide")
-        if fixed is not None:
+        if fixed is not None and fixed["spec"].get("selector") != target.service["spec"].get(
+            "selector"
+        ):
             return Remediation(
                 summary=f"Point the selector of {ref} at the workload that serves port "
                 f"{target.port} "
                 f"({self._selector_text(fixed['spec']['selector'])}); review it, then apply.",
+                manifests=(to_yaml(fixed),),
+                commands=(*commands, *dry_run_then_apply("<file>")),
+                safe=False,
+            )
+        if fixed is not None:
+            return Remediation(
+                summary=f"Send port {target.port} of {ref} to container port {target.port}, "
+                "which the selected pods declare, instead of a port name they do not have.",
                 manifests=(to_yaml(fixed),),
                 commands=(*commands, *dry_run_then_apply("<file>")),
                 safe=False,
@@ -1024,6 +1085,32 @@ def _auto_mtls(ctx: Context, info: MeshInfo) -> bool:
     return info.era == ISTIOD
 
 
+def _outbound_port_excluded(pod: Mapping[str, Any], port: int) -> str | None:
+    """The field path that keeps outbound `port` away from the pod's sidecar, or None.
+
+    istio-init's `-o` (excludeOutboundPorts) on a running pod, else the pod (template)
+    annotation the injector turns into it (1.30 injection-template.yaml, 1.0.7
+    sidecar-injector-configmap.yaml: `-o "{{ annotation ... excludeOutboundPorts ... }}"`).
+    """
+    spec = pod.get("spec") or {}
+    for index, container in enumerate(spec.get("initContainers") or []):
+        if container.get("name") != "istio-init":
+            continue
+        args = [str(a) for a in container.get("args") or []]
+        for at, arg in enumerate(args[:-1]):
+            if arg == "-o" and str(port) in _port_list(args[at + 1]):
+                return f"spec.initContainers[{index}].args[{at + 1}]"
+        return None
+    annotations = _meta(pod).get("annotations") or {}
+    if str(port) in _port_list(str(annotations.get(EXCLUDE_OUTBOUND_PORTS, ""))):
+        return f"metadata.annotations['{EXCLUDE_OUTBOUND_PORTS}']"
+    return None
+
+
+def _port_list(text: str) -> set[str]:
+    return {p.strip().strip('"') for p in text.split(",") if p.strip()}
+
+
 @dataclass(frozen=True)
 class _Client:
     """How an agent pod sends to the target: through its sidecar or in plaintext."""
@@ -1153,6 +1240,10 @@ class MtlsBlocksScrape(Rule):
                 evidence.append(FieldEvidence(ctx.ref(workload), "(injection)", decision.reason))
         if not in_mesh:
             return _Client(False, "DISABLE", None, tuple(evidence))
+        bypass = _outbound_port_excluded(pods[0] if pods else {}, service_port.port)
+        if bypass is not None:
+            evidence.append(ctx.field(pods[0], bypass, str(service_port.port)))
+            return _Client(False, "DISABLE", None, tuple(evidence))
         tls, rule = client_tls_rule(
             ctx,
             target.host,
@@ -1255,9 +1346,10 @@ class MtlsBlocksScrape(Rule):
                 commands=dry_run_then_apply("<file>"),
                 safe=False,
                 alternatives=(
-                    f"Or let port {port} accept plaintext with this manifest:\n"
-                    + to_yaml(server_side),
+                    f"Or leave the agent as it is and let pod port {port} accept plaintext "
+                    "(PERMISSIVE) on the server side.",
                 ),
+                alternative_manifests=(to_yaml(server_side),),
             )
         kind = server_side["kind"]
         summary = (

@@ -482,7 +482,13 @@ def test_md304_agent_in_the_mesh_gets_its_destination_rule_fixed() -> None:
     }
     assert "its sidecar sends DISABLE to payments-api.payments.svc.cluster.local" in finding.message
     assert finding.remediation is not None
-    assert finding.remediation.alternatives[0].startswith("Or let port 9090 accept plaintext")
+    assert finding.remediation.alternatives == (
+        "Or leave the agent as it is and let pod port 9090 accept plaintext (PERMISSIVE) on the "
+        "server side.",
+    )
+    [alternative] = [yaml.safe_load(m) for m in finding.remediation.alternative_manifests]
+    assert alternative["kind"] == "PeerAuthentication"
+    assert alternative["spec"]["portLevelMtls"] == {9090: {"mode": "PERMISSIVE"}}
     snap = load(case("MD304", "failing-agent-dr-disable"))
     assert findings(MtlsBlocksScrape, rebuilt(snap, add=(rule,))) == []
 
@@ -529,3 +535,39 @@ def test_md304_without_peer_authentications_in_an_istiod_mesh_is_not_checked() -
     with pytest.raises(NotChecked) as raised:
         findings(MtlsBlocksScrape, fresh)
     assert raised.value.reason == "input missing: PeerAuthentication: not in the input"
+
+
+def test_md302_unresolved_named_target_port_gets_the_port_number() -> None:
+    finding = only(NoReadyEndpoints, case("MD302", "failing-named-target-port"))
+    assert finding.message.startswith(
+        "Service istio-system/istiod port 15014 sends to targetPort `http-monitor`, which no "
+        "container port of the selected pods is named"
+    )
+    [service] = manifests(finding)
+    assert service["spec"]["ports"][1] == {
+        "name": "http-monitoring",
+        "port": 15014,
+        "protocol": "TCP",
+        "targetPort": 15014,
+    }
+    snap = load(case("MD302", "failing-named-target-port"))
+    assert findings(NoReadyEndpoints, rebuilt(snap, add=(service,))) == []
+
+
+@pytest.mark.parametrize("where", ["istio-init", "annotation"])
+def test_md304_agent_sidecar_that_excludes_the_port_scrapes_in_plaintext(where: str) -> None:
+    snap = load(case("MD304", "passing-agent-in-mesh-auto-mtls"))
+    pod = copy.deepcopy(snap.get("Pod", "datadog", "datadog-agent-7xk2p"))
+    assert pod is not None
+    if where == "istio-init":
+        pod["spec"]["initContainers"][0]["args"] += ["-o", "9090,9091"]
+        path = "spec.initContainers[0].args[18]"
+    else:
+        del pod["spec"]["initContainers"]
+        pod["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] = "9090"
+        path = "metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts']"
+    [finding] = findings(MtlsBlocksScrape, rebuilt(snap, add=(pod,)))
+    assert (path, "9090") in [
+        (e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)
+    ]
+    assert [m["kind"] for m in manifests(finding)] == ["PeerAuthentication"]
