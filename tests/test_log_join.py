@@ -28,23 +28,43 @@ POD = ObjectRef("Pod", "datadog", "datadog-agent-x7k2p")
 ISTIOD = ObjectRef("Service", "istio-system", "istiod")
 
 
-def log(line: int, count: int = 1, pod: str = "datadog-agent-x7k2p", container: str = "agent") -> LogEvidence:
+def log(
+    line: int, count: int = 1, pod: str = "datadog-agent-x7k2p", container: str = "agent"
+) -> LogEvidence:
     return LogEvidence("datadog", pod, container, line, f"line {line}", count=count)
 
 
 def structural(rule: str, category: Category, *objects: ObjectRef, evidence=()) -> Finding:
-    return Finding(rule, category, Severity.ERROR, rule, f"{rule} message", objects=objects, evidence=tuple(evidence))
-
-
-def logged(rule: str, supports: str, *objects: ObjectRef, evidence=(), severity=Severity.ERROR) -> Finding:
     return Finding(
-        rule, Category.LOGS, severity, rule, f"{rule} {supports}", objects=objects,
-        evidence=tuple(evidence), supports=supports,
+        rule,
+        category,
+        Severity.ERROR,
+        rule,
+        f"{rule} message",
+        objects=objects,
+        evidence=tuple(evidence),
+    )
+
+
+def logged(
+    rule: str, supports: str, *objects: ObjectRef, evidence=(), severity=Severity.ERROR
+) -> Finding:
+    return Finding(
+        rule,
+        Category.LOGS,
+        severity,
+        rule,
+        f"{rule} {supports}",
+        objects=objects,
+        evidence=tuple(evidence),
+        supports=supports,
     )
 
 
 def test_egress_lines_move_to_the_egress_finding_of_the_same_workload():
-    md101 = structural("MD101", Category.EGRESS, AGENT, evidence=[FieldEvidence(AGENT, "spec", "x")])
+    md101 = structural(
+        "MD101", Category.EGRESS, AGENT, evidence=[FieldEvidence(AGENT, "spec", "x")]
+    )
     md601 = logged("MD601", "egress", AGENT, POD, evidence=[log(11, 4), log(12, 4)])
     out = join_log_evidence([md101, md601])
     assert [f.rule for f in out] == ["MD101"]
@@ -106,7 +126,9 @@ def test_joined_lines_are_deduplicated_and_capped_at_three():
 
 def test_lines_of_another_pod_with_the_same_number_are_not_duplicates():
     finding = structural("MD401", Category.RBAC, AGENT, evidence=[log(6)])
-    joined = with_log_evidence(finding, [logged("MD604", "rbac", AGENT, evidence=[log(6, pod="datadog-agent-m9q4d")])])
+    joined = with_log_evidence(
+        finding, [logged("MD604", "rbac", AGENT, evidence=[log(6, pod="datadog-agent-m9q4d")])]
+    )
     assert joined.evidence == (log(6), log(6, pod="datadog-agent-m9q4d"))
 
 
@@ -124,7 +146,9 @@ def test_results_of_rules_whose_findings_were_all_absorbed_read_passed():
         RuleResult("MD602", Category.LOGS, Status.FAILED),
         RuleResult("MD603", Category.LOGS, Status.NOT_CHECKED, "why"),
     ]
-    findings = join_log_evidence([md101, logged("MD601", "egress", AGENT), logged("MD602", "agent-api-key", AGENT)])
+    findings = join_log_evidence(
+        [md101, logged("MD601", "egress", AGENT), logged("MD602", "agent-api-key", AGENT)]
+    )
     assert settle_results(results, findings) == [
         RuleResult("MD101", Category.EGRESS, Status.FAILED),
         RuleResult("MD601", Category.LOGS, Status.PASSED),
@@ -154,20 +178,50 @@ def report(name: str):
 def test_seed_broken_md101_carries_the_too_many_errors_lines_with_counts_and_line_numbers():
     result = report("seed-broken")
     md101 = next(f for f in result.findings if f.rule == "MD101")
-    lines = [(e.pod, e.container, e.line, e.count, e.first_seen, e.last_seen) for e in md101.evidence if isinstance(e, LogEvidence)]
+    lines = [
+        (e.pod, e.container, e.line, e.count, e.first_seen, e.last_seen)
+        for e in md101.evidence
+        if isinstance(e, LogEvidence)
+    ]
     assert lines == [
         # MD101's own quote: the first forwarder error, counted over every forwarder error
-        ("datadog-agent-4xk2p", "datadog-agent", 9, 6, "2019-02-21 09:14:17 UTC", "2019-02-21 09:14:47 UTC"),
-        # joined from MD601: `Too many errors for endpoint` for 6-0-0-app.agent.datadoghq.com, 4 lines
-        ("datadog-agent-4xk2p", "datadog-agent", 11, 4, "2019-02-21T09:14:32Z", "2019-02-21T09:14:47Z"),
-        ("datadog-agent-4xk2p", "datadog-agent", 12, 4, "2019-02-21T09:14:32Z", "2019-02-21T09:14:47Z"),
+        (
+            "datadog-agent-4xk2p",
+            "datadog-agent",
+            9,
+            6,
+            "2019-02-21 09:14:17 UTC",
+            "2019-02-21 09:14:47 UTC",
+        ),
+        # joined from MD601: `Too many errors for endpoint` (6-0-0-app.agent.datadoghq.com)
+        (
+            "datadog-agent-4xk2p",
+            "datadog-agent",
+            11,
+            4,
+            "2019-02-21T09:14:32Z",
+            "2019-02-21T09:14:47Z",
+        ),
+        (
+            "datadog-agent-4xk2p",
+            "datadog-agent",
+            12,
+            4,
+            "2019-02-21T09:14:32Z",
+            "2019-02-21T09:14:47Z",
+        ),
     ]
-    assert "Too many errors for endpoint 'https://6-0-0-app.agent.datadoghq.com/api/v1/series?api_key=" in md101.evidence[-2].text
+    assert (
+        "Too many errors for endpoint 'https://6-0-0-app.agent.datadoghq.com/api/v1/series?api_key="
+        in md101.evidence[-2].text
+    )
     # the forbidden line MD401 quotes itself is not repeated
     md401 = next(f for f in result.findings if f.rule == "MD401")
     assert [(e.line, e.count) for e in md401.evidence if isinstance(e, LogEvidence)] == [(6, 1)]
     statuses = {r.rule: r.status for r in result.results}
-    assert [statuses[r] for r in ("MD601", "MD602", "MD603", "MD604", "MD605")] == [Status.PASSED] * 5
+    assert [statuses[r] for r in ("MD601", "MD602", "MD603", "MD604", "MD605")] == [
+        Status.PASSED
+    ] * 5
     assert not [f for f in result.findings if f.category is Category.LOGS]
 
 
@@ -176,25 +230,34 @@ def test_seed_broken_without_md101_and_md401_shows_the_log_findings():
     snapshot, source = load_offline([str(folder)], str(folder / "logs"))
     rules = [r for r in load_rules() if r.id not in ("MD101", "MD401")]
     result = run(rules, snapshot, source)
-    logs_only = [(f.rule, f.objects[0], f.supports) for f in result.findings if f.category is Category.LOGS]
+    logs_only = [
+        (f.rule, f.objects[0], f.supports) for f in result.findings if f.category is Category.LOGS
+    ]
     agent = ObjectRef("DaemonSet", "default", "datadog-agent")
     assert logs_only == [("MD601", agent, "egress"), ("MD604", agent, "rbac")]
 
 
 def test_a_403_log_yields_one_api_key_finding_and_no_egress_finding():
     result = report("logs-api-key-403")
-    assert [(f.rule, f.severity, f.objects[0]) for f in result.findings] == [("MD602", Severity.ERROR, AGENT)]
+    assert [(f.rule, f.severity, f.objects[0]) for f in result.findings] == [
+        ("MD602", Severity.ERROR, AGENT)
+    ]
     (finding,) = result.findings
     assert "403" in finding.message and "not an egress problem" in finding.message
     assert [(e.line, e.count) for e in finding.evidence] == [(4, 5), (9, 1), (5, 5)]
-    assert not [f for f in result.findings if f.category is Category.EGRESS or f.supports == "egress"]
+    assert not [
+        f for f in result.findings if f.category is Category.EGRESS or f.supports == "egress"
+    ]
 
 
 def test_a_dump_without_service_entries_yields_a_log_only_egress_finding_naming_the_host():
     result = report("logs-only-dump")
     statuses = {r.rule: r for r in result.results}
     assert statuses["MD101"].status is Status.NOT_CHECKED
-    assert statuses["MD101"].reason is not None and "ServiceEntry: not in a cluster-info dump" in statuses["MD101"].reason
+    assert (
+        statuses["MD101"].reason is not None
+        and "ServiceEntry: not in a cluster-info dump" in statuses["MD101"].reason
+    )
     (finding,) = result.findings
     assert finding.rule == "MD601"
     assert finding.objects == (
@@ -204,8 +267,14 @@ def test_a_dump_without_service_entries_yields_a_log_only_egress_finding_naming_
     assert "7-60-1-app.agent.datadoghq.com" in finding.message
     assert "Seen 3 times in 1 log, 2026-11-20T08:05:32Z to 2026-11-20T08:06:02Z." in finding.message
     # line numbers count within the container's section of logs.txt
-    assert [(e.container, e.line, e.count) for e in finding.evidence] == [("agent", 4, 3), ("agent", 3, 1), ("agent", 5, 3)]
+    assert [(e.container, e.line, e.count) for e in finding.evidence] == [
+        ("agent", 4, 3),
+        ("agent", 3, 1),
+        ("agent", 5, 3),
+    ]
     assert finding.remediation is not None
     (manifest,) = finding.remediation.manifests
     assert "kind: ServiceEntry" in manifest and "- 7-60-1-app.agent.datadoghq.com" in manifest
-    assert "apiVersion: networking.istio.io/v1beta1" in manifest and "namespace: datadog" in manifest
+    assert (
+        "apiVersion: networking.istio.io/v1beta1" in manifest and "namespace: datadog" in manifest
+    )
