@@ -30,6 +30,7 @@ from meshdoctor.facts.agent_permissions import (
     APISERVER_URLS,
     COMPONENT_STATUSES,
     EVENTS,
+    FEATURES,
     KUBELET,
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
@@ -494,16 +495,7 @@ def role_features(account: AgentAccount) -> list[str]:
             for other in ALTERNATIVES.get(feature, ()):
                 if other not in features:
                     features.append(other)
-    order = [
-        METADATA,
-        EVENTS,
-        LEADER_ELECTION,
-        LEADER_ELECTION_LEASE,
-        KUBELET,
-        APISERVER_URLS,
-        COMPONENT_STATUSES,
-    ]
-    return sorted(features, key=order.index)
+    return sorted(features, key=FEATURES.index)
 
 
 def _free_name(reader: ObjectReader, kind: str, wanted: Sequence[str]) -> str:
@@ -964,6 +956,8 @@ def missing_role_fix(
     if role.kind == "Role":
         created["kind"] = "Role"
         created["metadata"]["namespace"] = role.namespace
+        # The API server rejects non-resource URLs in a Role (they are cluster-wide).
+        created["rules"] = [r for r in created["rules"] if "nonResourceURLs" not in r]
         return [created], (
             f"Create Role {role.namespace}/{role.name} for the features the agent uses. A Role "
             "grants only in its namespace: the node agent's cluster-wide reads (pods, nodes, "

@@ -594,3 +594,44 @@ def test_md405_judges_the_bound_account_once_md401_is_fixed():
     report = run(FAMILY, snapshot, source)
     assert [f.rule for f in report.findings] == ["MD401", "MD405"]
     assert "(running as datadog/datadog-agent)" in report.findings[1].message
+
+
+def role_binding_snapshot(binding_kind: str) -> Snapshot:
+    """The MD404 failing fixture with its binding turned into one referring to a Role."""
+    snapshot = load(fixture("MD404", "failing"))
+    old = snapshot.get("ClusterRoleBinding", "", "datadog-agent")
+    binding = copy.deepcopy(old)
+    binding["roleRef"]["kind"] = "Role"
+    binding["kind"] = binding_kind
+    if binding_kind == "RoleBinding":
+        binding["metadata"]["namespace"] = "datadog"
+        snapshot._by_kind["ClusterRoleBinding"].clear()  # noqa: SLF001
+        snapshot._sorted.pop("ClusterRoleBinding", None)  # noqa: SLF001
+    snapshot.add(binding)
+    return snapshot
+
+
+def test_md404_missing_role_of_a_rolebinding_is_a_role_without_non_resource_urls():
+    (finding,) = findings(BoundRoleMissing, role_binding_snapshot("RoleBinding"))
+    assert finding.message.startswith(
+        "RoleBinding datadog/datadog-agent binds datadog/datadog-agent to Role datadog-agent, "
+        "which does not exist:"
+    )
+    (manifest,) = finding.remediation.manifests
+    role = yaml.safe_load(manifest)
+    assert role["kind"] == "Role"
+    assert role["metadata"] == {"name": "datadog-agent", "namespace": "datadog"}
+    assert all("nonResourceURLs" not in r for r in role["rules"])
+    assert "need a ClusterRole and a ClusterRoleBinding (see MD405)" in finding.remediation.summary
+
+
+def test_md404_clusterrolebinding_to_a_role_is_pointed_at_a_new_clusterrole():
+    (finding,) = findings(BoundRoleMissing, role_binding_snapshot("ClusterRoleBinding"))
+    assert "which it cannot use (a ClusterRoleBinding cannot refer to a Role)" in finding.message
+    role, binding = (yaml.safe_load(m) for m in finding.remediation.manifests)
+    assert (role["kind"], role["metadata"]["name"]) == ("ClusterRole", "datadog-agent")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "datadog-agent",
+    }
