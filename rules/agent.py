@@ -359,11 +359,15 @@ class UnpinnedAgentImage(Rule):
             summary = (f"Pin {', '.join(pinned)} to the digest the pods run now (nothing changes on the "
                        "nodes); replace it with a release tag when you next upgrade.")
             return Remediation(summary=summary, manifests=(to_yaml(fixed),), commands=dry_run_then_apply("<file>"))
+        meta = workload.get("metadata") or {}
+        labels = (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels")
+                  or ((pod_template(workload) or {}).get("metadata") or {}).get("labels") or {})
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return Remediation(
             summary="Set the image to an explicit release tag, e.g. gcr.io/datadoghq/agent:7.<minor>.<patch> "
             "(see the Agent release notes), on every agent container; the pods do not show which digest "
             "runs now, so meshdoctor cannot choose it for you.",
-            commands=("kubectl -n <namespace> get pods -l <agent labels> "
+            commands=(f"kubectl -n {meta.get('namespace', 'default')} get pods -l {selector} "
                       "-o jsonpath='{..imageID}'  # the digests that run now",),
         )
 
