@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from meshdoctor import __version__
+from meshdoctor.cli_live import LiveFlags, live_options, snapshot
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Report, Severity
 
@@ -60,6 +61,7 @@ def cli() -> None:
 @click.option("--rules", "rule_folders", multiple=True, metavar="PATH",
               help="Also load rules from the Python modules in this folder. Repeatable.")
 @click.option("--width", type=int, default=None, help="Text report width (default: the terminal's, or 100).")
+@live_options
 def check(
     from_paths: tuple[str, ...],
     logs_dir: str | None,
@@ -71,20 +73,31 @@ def check(
     skip_ids: tuple[str, ...],
     rule_folders: tuple[str, ...],
     width: int | None,
+    live: LiveFlags,
 ) -> int:
-    """Check a cluster (or files describing one) and report what breaks the integration."""
+    """Check a cluster (or files describing one) and report what breaks the integration.
+
+    Without --from, the cluster of the current kubeconfig context is read (get and list only).
+    """
     from meshdoctor.engine import Selection, run, select_rules
     from meshdoctor.registry import load_rules
     from meshdoctor.renderers import Format, render
 
     rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
-    if not from_paths:
-        raise UsageError("checking a live cluster is not available yet: give the cluster state with --from PATH")
-    from meshdoctor.sources import load_offline
+    if from_paths:
+        if live.given():
+            raise UsageError(f"{', '.join(live.given())}: only for a live cluster, not with --from")
+        from meshdoctor.sources import load_offline
 
-    snapshot, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin)
+        state, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin)
+    else:
+        if logs_dir:
+            raise UsageError("--logs goes with --from; a live check reads the pods' logs itself")
+        from meshdoctor.cli_live import collect_for_rules
+
+        state, source = collect_for_rules(rules, live)
     gc.freeze()  # the snapshot lives until exit: spare the collector from walking it again
-    report = run(rules, snapshot, source)
+    report = run(rules, state, source)
     fmt = Format(output)
     color = fmt is Format.TEXT and sys.stdout.isatty() and "NO_COLOR" not in os.environ
     text = render(report, fmt, width=width or _terminal_width(), color=color)
@@ -128,6 +141,9 @@ def explain(rule_id: str, rule_folders: tuple[str, ...]) -> int:
         raise UsageError(f"unknown rule {rule_id!r} (see `meshdoctor rules`)")
     click.echo(catalogue.explain_text(rule, width=min(_terminal_width(), 100)), nl=False)
     return EXIT_OK
+
+
+cli.add_command(snapshot)
 
 
 def _terminal_width() -> int:

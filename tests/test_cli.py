@@ -139,9 +139,17 @@ def test_document_that_is_not_a_kubernetes_object_is_one_line(tmp_path):
     assert f"{bad}:1" in err
 
 
-def test_check_without_from_says_live_mode_is_not_there_yet():
+def test_check_without_from_and_without_kubeconfig_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
     err = one_line_error(*invoke("check"))
-    assert "--from" in err
+    assert "no kubeconfig" in err and "--from" in err
+
+
+def test_live_flags_are_refused_with_from():
+    err = one_line_error(*invoke("check", "--from", BROKEN, "--context", "prod"))
+    assert err == "meshdoctor: error: --context: only for a live cluster, not with --from"
 
 
 def test_unknown_rule_and_bad_option_are_usage_errors():
