@@ -258,8 +258,10 @@ class RemovedWorkloadApi(Rule):
             removed_in, replacement = REMOVED_WORKLOAD_APIS[api]
             ref = ctx.ref(workload)
             gone = cluster is not None and cluster >= removed_in
-            where = (f"the nodes run Kubernetes {cluster[0]}.{cluster[1]}, which no longer serves it"
-                     if gone else f"Kubernetes {removed_in[0]}.{removed_in[1]} stopped serving it")
+            if cluster is not None and gone:
+                where = f"the nodes run Kubernetes {cluster[0]}.{cluster[1]}, which no longer serves it"
+            else:
+                where = f"Kubernetes {removed_in[0]}.{removed_in[1]} stopped serving it"
             yield self.finding(
                 f"{ref} is written as {api[0]} {api[1]}; {where}. Use {replacement}.",
                 objects=[ref],
