@@ -1,7 +1,8 @@
 """Telemetry: the endpoints the agents' `istio` check scrapes must be reachable.
 
 Ids: MD301 Service lacks the scraped port, MD302 no ready endpoint behind it, MD303 a
-NetworkPolicy drops the scrape, MD304 mTLS the plaintext scraper cannot pass.
+NetworkPolicy drops the scrape, MD304 mTLS the plaintext scraper cannot pass, MD305 the agent's
+sidecar sends mTLS to a port that speaks plaintext.
 
 The endpoints come from `meshdoctor.istio_check.configured_endpoints` (ConfigMaps the agents read
 and Autodiscovery annotations). This family looks only at endpoints that name a Service that
@@ -1085,6 +1086,13 @@ def _auto_mtls(ctx: Context, info: MeshInfo) -> bool:
     return info.era == ISTIOD
 
 
+def _require_destination_rules(ctx: Context) -> None:
+    """An agent in the mesh: its TLS depends on DestinationRules, which must be in the input."""
+    why = ctx.unavailable("DestinationRule")
+    if why:
+        raise NotChecked(f"input missing: DestinationRule: {why}")
+
+
 def _outbound_port_excluded(pod: Mapping[str, Any], port: int) -> str | None:
     """The field path that keeps outbound `port` away from the pod's sidecar, or None.
 
@@ -1121,6 +1129,52 @@ class _Client:
     rule: KubeObject | None
     """The DestinationRule that decided, if one did."""
     evidence: tuple[Evidence, ...]
+
+
+def agent_client(
+    ctx: Context,
+    workload: KubeObject,
+    target: ScrapeTarget,
+    service_port: ServicePort,
+    info: MeshInfo,
+) -> _Client:
+    """How the agent workload's pods send to the target: in the mesh or not, and the TLS."""
+    pods = _agent_pods(ctx, workload)
+    namespace = _namespace(workload)
+    in_mesh = False
+    evidence: list[Evidence] = []
+    for pod in pods[:1]:
+        path = proxy_container_path(pod)
+        if path is not None and sidecar_redirects_traffic(pod):
+            in_mesh = True
+            evidence.append(ctx.field(pod, f"{path}.name", "istio-proxy"))
+        elif pod.get("status"):
+            evidence.append(ctx.field(pod, "spec.containers", "no istio-proxy container"))
+        else:
+            decision = injection_decision(ctx, workload, info)
+            in_mesh = decision.injected is True
+            evidence.append(FieldEvidence(ctx.ref(workload), "(injection)", decision.reason))
+    if not in_mesh:
+        return _Client(False, "DISABLE", None, tuple(evidence))
+    bypass = _outbound_port_excluded(pods[0] if pods else {}, service_port.port)
+    if bypass is not None:
+        evidence.append(ctx.field(pods[0], bypass, str(service_port.port)))
+        return _Client(False, "DISABLE", None, tuple(evidence))
+    tls, rule = client_tls_rule(
+        ctx,
+        target.host,
+        service_port.port,
+        namespace,
+        _root_namespace(ctx, info),
+        target.ref.namespace,
+    )
+    if rule is not None:
+        evidence.append(
+            ctx.field(rule, "spec.trafficPolicy", (rule.get("spec") or {}).get("trafficPolicy"))
+        )
+    if tls == "UNSET" and _auto_mtls(ctx, info):
+        tls = "AUTO"
+    return _Client(True, tls, rule, tuple(evidence))
 
 
 class MtlsBlocksScrape(Rule):
@@ -1210,55 +1264,12 @@ class MtlsBlocksScrape(Rule):
             if not strict:
                 continue
             for workload in _scrapers(ctx, target):
-                client = self._client(ctx, workload, target, service_port, info)
+                client = agent_client(ctx, workload, target, service_port, info)
+                if client.in_mesh:
+                    _require_destination_rules(ctx)
                 if client.in_mesh and client.tls in ("ISTIO_MUTUAL", "AUTO"):
                     continue
                 yield self._finding(ctx, target, workload, strict, client, info)
-
-    def _client(
-        self,
-        ctx: Context,
-        workload: KubeObject,
-        target: ScrapeTarget,
-        service_port: ServicePort,
-        info: MeshInfo,
-    ) -> _Client:
-        pods = _agent_pods(ctx, workload)
-        namespace = _namespace(workload)
-        in_mesh = False
-        evidence: list[Evidence] = []
-        for pod in pods[:1]:
-            path = proxy_container_path(pod)
-            if path is not None and sidecar_redirects_traffic(pod):
-                in_mesh = True
-                evidence.append(ctx.field(pod, f"{path}.name", "istio-proxy"))
-            elif pod.get("status"):
-                evidence.append(ctx.field(pod, "spec.containers", "no istio-proxy container"))
-            else:
-                decision = injection_decision(ctx, workload, info)
-                in_mesh = decision.injected is True
-                evidence.append(FieldEvidence(ctx.ref(workload), "(injection)", decision.reason))
-        if not in_mesh:
-            return _Client(False, "DISABLE", None, tuple(evidence))
-        bypass = _outbound_port_excluded(pods[0] if pods else {}, service_port.port)
-        if bypass is not None:
-            evidence.append(ctx.field(pods[0], bypass, str(service_port.port)))
-            return _Client(False, "DISABLE", None, tuple(evidence))
-        tls, rule = client_tls_rule(
-            ctx,
-            target.host,
-            service_port.port,
-            namespace,
-            _root_namespace(ctx, info),
-            target.ref.namespace,
-        )
-        if rule is not None:
-            evidence.append(
-                ctx.field(rule, "spec.trafficPolicy", (rule.get("spec") or {}).get("trafficPolicy"))
-            )
-        if tls == "UNSET" and _auto_mtls(ctx, info):
-            tls = "AUTO"
-        return _Client(True, tls, rule, tuple(evidence))
 
     def _finding(
         self,
@@ -1471,4 +1482,200 @@ class MtlsBlocksScrape(Rule):
         }
 
 
-RULES = [ServicePortMissing, NoReadyEndpoints, NetworkPolicyBlocksScrape, MtlsBlocksScrape]
+# -- MD305 ----------------------------------------------------------------------------------------
+
+
+class MtlsToPlaintextPort(Rule):
+    """MD305."""
+
+    id = "MD305"
+    title = "The agent's sidecar sends Istio mTLS to a scraped port that speaks plaintext"
+    category = Category.TELEMETRY
+    severity = Severity.ERROR
+    inputs = inputs(
+        "Service",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
+        optional=[
+            "Pod",
+            "Endpoints",
+            "EndpointSlice",
+            "ReplicaSet",
+            "StatefulSet",
+            "ReplicationController",
+            "Job",
+            "CronJob",
+            "Namespace",
+            "MutatingWebhookConfiguration",
+            "DestinationRule",
+        ],
+    )
+    docs = RuleDocs(
+        what="An endpoint of the `istio` check scraped by an agent that runs an Istio sidecar, "
+        "where a DestinationRule makes that sidecar originate Istio mTLS (`ISTIO_MUTUAL`, or "
+        "`MUTUAL`) to the Service port, while no sidecar terminates TLS on the target port: "
+        "istiod's 15014, Mixer 1.0's istio-telemetry 42422/9093 (its `istio-proxy` is written "
+        "into the template and intercepts nothing), or a port excluded from inbound capture "
+        "(15020/15090 on workloads). The usual source is a mesh-wide `*.local` rule with "
+        "`ISTIO_MUTUAL` (Istio 1.0's `global.mtls.enabled` installs one) without the exact-host "
+        "rule that turns it off for the control plane.",
+        why="The target answers in plain HTTP and the agent's sidecar expects a TLS handshake: "
+        "the scrape fails with `upstream connect error or disconnect/reset before headers`, the "
+        "check reports its health service check CRITICAL and the metrics stop.",
+        fix="Turn TLS off for that host and port on the agent's side: a DestinationRule for the "
+        "Service's exact host whose `portLevelSettings` set `tls.mode: DISABLE` on that port (an "
+        "exact host beats the `*.local` wildcard). meshdoctor corrects the exact-host rule that "
+        "decided, or writes a new one in the agent's namespace (Istio >= 1.5: the client's "
+        "namespace is looked up first, `exportTo: [.]` keeps it there) or in the Service's "
+        "namespace (Istio 1.0-1.4). Or take the agent out of the mesh.",
+        references=(
+            "https://istio.io/latest/docs/reference/config/networking/destination-rule/#ClientTLSSettings",
+            "https://istio.io/latest/docs/ops/configuration/traffic-management/tls-configuration/",
+            "https://istio.io/v1.0/docs/tasks/security/mutual-tls/",
+        ),
+    )
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        """One finding per in-mesh agent workload and Service it sends mTLS to in vain."""
+        info = mesh_info(ctx)
+        found: dict[tuple[ObjectRef, ObjectRef], list[tuple[ScrapeTarget, int, _Client]]] = {}
+        agents: dict[ObjectRef, KubeObject] = {}
+        for target in scrape_targets(ctx):
+            service_port = target.service_port
+            if service_port is None:
+                continue
+            plaintext = []
+            for pod in _representatives(_target_pods(ctx, target)):
+                port = _port_number(_pod_port(service_port, pod))
+                if port is not None and behind_capturing_sidecar(ctx, pod, port, info) is False:
+                    plaintext.append((pod, port))
+            if not plaintext:
+                continue
+            for workload in _scrapers(ctx, target):
+                client = agent_client(ctx, workload, target, service_port, info)
+                if client.in_mesh:
+                    _require_destination_rules(ctx)
+                if not client.in_mesh or client.tls not in ("ISTIO_MUTUAL", "MUTUAL"):
+                    continue
+                agents[ctx.ref(workload)] = workload
+                key = (ctx.ref(workload), target.ref)
+                found.setdefault(key, []).append((target, plaintext[0][1], client))
+        for (agent_ref, _), cases in sorted(found.items()):
+            yield self._finding(ctx, agents[agent_ref], cases, info)
+
+    def _finding(
+        self,
+        ctx: Context,
+        workload: KubeObject,
+        cases: list[tuple[ScrapeTarget, int, _Client]],
+        info: MeshInfo,
+    ) -> Finding:
+        agent_ref = ctx.ref(workload)
+        target, _, client = cases[0]
+        rules = []
+        for _, _, one in cases:
+            assert one.rule is not None  # ISTIO_MUTUAL and MUTUAL come from a DestinationRule
+            if one.rule not in rules:
+                rules.append(one.rule)
+        evidence: list[Evidence] = list(client.evidence)
+        for one_rule in rules[1:]:
+            evidence.append(
+                ctx.field(
+                    one_rule,
+                    "spec.trafficPolicy",
+                    (one_rule.get("spec") or {}).get("trafficPolicy"),
+                )
+            )
+        pods = _representatives(_target_pods(ctx, target))
+        pod = pods[0]
+        proxy = proxy_container_path(pod)
+        ports = ", ".join(str(port) for _, port, _ in cases)
+        if proxy is None:
+            evidence.append(ctx.field(pod, "spec.containers", "no istio-proxy container"))
+        elif not sidecar_redirects_traffic(pod):
+            evidence.append(
+                ctx.field(pod, proxy, "istio-proxy written into the template: no redirection")
+            )
+        else:
+            evidence.append(
+                FieldEvidence(ctx.ref(pod), "(inbound capture)", f"port(s) {ports} not redirected")
+            )
+        for one_target, _, _ in cases:
+            evidence += [_config_evidence(ctx, e) for e in one_target.endpoints]
+        rule_refs = [ctx.ref(r) for r in rules]
+        service_ports = ", ".join(str(t.port) for t, _, _ in cases)
+        urls = ", ".join(t.urls() for t, _, _ in cases)
+        names = ", ".join(f"{r.namespace}/{r.name}" for r in rule_refs)
+        message = (
+            f"{agent_ref} runs a sidecar that sends {client.tls} to {target.host} port(s) "
+            f"{service_ports} (DestinationRule {names}), but pod port(s) {ports} behind "
+            f"{target.ref} have no sidecar to terminate it and answer in plaintext: the istio "
+            f"check's scrape of {urls} fails."
+        )
+        fixed = self._disabling_rule(
+            target, [t.port for t, _, _ in cases], workload, rules[0], info
+        )
+        return self.finding(
+            message,
+            objects=[*rule_refs, target.ref, agent_ref],
+            evidence=evidence,
+            remediation=Remediation(
+                summary=f"Make the agent's sidecar send plaintext to {target.host} port(s) "
+                f"{service_ports}: a DestinationRule for that exact host with TLS DISABLE on "
+                "those ports.",
+                manifests=(to_yaml(fixed),),
+                commands=dry_run_then_apply("<file>"),
+                safe=False,
+                alternatives=(
+                    'Or take the agent out of the mesh (`sidecar.istio.io/inject: "false"` on its '
+                    "pod template); it then scrapes in plaintext directly.",
+                ),
+            ),
+        )
+
+    @staticmethod
+    def _disabling_rule(
+        target: ScrapeTarget,
+        ports: list[int],
+        workload: KubeObject,
+        rule: KubeObject,
+        info: MeshInfo,
+    ) -> dict[str, Any]:
+        settings = [{"port": {"number": p}, "tls": {"mode": "DISABLE"}} for p in ports]
+        host = str((rule.get("spec") or {}).get("host") or "")
+        if host in (target.host, f"{target.ref.name}.{target.ref.namespace}", target.ref.name):
+            fixed = clean_copy(rule)
+            policy = fixed.setdefault("spec", {}).setdefault("trafficPolicy", {})
+            others = [
+                s
+                for s in policy.get("portLevelSettings") or []
+                if str((s.get("port") or {}).get("number")) not in {str(p) for p in ports}
+            ]
+            policy["portLevelSettings"] = [*others, *settings]
+            return fixed
+        spec: dict[str, Any] = {"host": target.host}
+        if info.era == ISTIOD:
+            namespace = _namespace(workload)
+            spec["exportTo"] = ["."]
+        else:
+            namespace = target.ref.namespace
+        spec["trafficPolicy"] = {"portLevelSettings": settings}
+        return {
+            "apiVersion": service_entry_api_version(info),
+            "kind": "DestinationRule",
+            "metadata": {
+                "name": _dns_label(f"{target.ref.name}-{'-'.join(map(str, ports))}-plaintext"),
+                "namespace": namespace,
+            },
+            "spec": spec,
+        }
+
+
+RULES = [
+    ServicePortMissing,
+    NoReadyEndpoints,
+    NetworkPolicyBlocksScrape,
+    MtlsBlocksScrape,
+    MtlsToPlaintextPort,
+]

@@ -16,6 +16,7 @@ import yaml
 from meshdoctor_rules.telemetry import (
     RULES,
     MtlsBlocksScrape,
+    MtlsToPlaintextPort,
     NetworkPolicyBlocksScrape,
     NoReadyEndpoints,
     ServicePortMissing,
@@ -111,7 +112,7 @@ def test_declared_inputs_equal_the_inputs_read_over_cases_and_scenarios() -> Non
 
 
 def test_ids_titles_docs_and_order() -> None:
-    assert [r.id for r in RULES] == ["MD301", "MD302", "MD303", "MD304"]
+    assert [r.id for r in RULES] == ["MD301", "MD302", "MD303", "MD304", "MD305"]
     for rule in RULES:
         assert rule.category.value == "telemetry"
         assert rule.docs.what and rule.docs.why and rule.docs.fix and rule.docs.references
@@ -571,3 +572,72 @@ def test_md304_agent_sidecar_that_excludes_the_port_scrapes_in_plaintext(where: 
         (e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)
     ]
     assert [m["kind"] for m in manifests(finding)] == ["PeerAuthentication"]
+
+
+# -- MD305 -------------------------------------------------------------------------------------
+
+
+def test_md305_writes_an_exact_host_rule_in_the_agent_namespace() -> None:
+    finding = only(MtlsToPlaintextPort, case("MD305", "failing"))
+    assert finding.objects == (
+        ObjectRef("DestinationRule", "istio-system", "default"),
+        ObjectRef("Service", "istio-system", "istiod"),
+        ObjectRef("DaemonSet", "datadog", "datadog-agent"),
+    )
+    assert manifests(finding) == [
+        {
+            "apiVersion": "networking.istio.io/v1beta1",
+            "kind": "DestinationRule",
+            "metadata": {"name": "istiod-15014-plaintext", "namespace": "datadog"},
+            "spec": {
+                "host": "istiod.istio-system.svc.cluster.local",
+                "exportTo": ["."],
+                "trafficPolicy": {
+                    "portLevelSettings": [{"port": {"number": 15014}, "tls": {"mode": "DISABLE"}}]
+                },
+            },
+        }
+    ]
+    assert [(e.object.kind, e.path, e.value) for e in finding.evidence][:3] == [
+        ("Pod", "spec.containers[1].name", "istio-proxy"),
+        ("DestinationRule", "spec.trafficPolicy", '{"tls":{"mode":"ISTIO_MUTUAL"}}'),
+        ("Pod", "spec.containers", "no istio-proxy container"),
+    ]
+    snap = load(case("MD305", "failing"))
+    assert findings(MtlsToPlaintextPort, rebuilt(snap, add=tuple(manifests(finding)))) == []
+
+
+def test_md305_one_finding_per_service_corrects_the_exact_host_rule_for_every_port() -> None:
+    finding = only(MtlsToPlaintextPort, case("MD305", "failing-mixer-exact-host"))
+    [rule] = manifests(finding)
+    assert rule["metadata"] == {"name": "istio-telemetry", "namespace": "istio-system"}
+    assert rule["spec"]["trafficPolicy"]["portLevelSettings"] == [
+        {"port": {"number": 9093}, "tls": {"mode": "DISABLE"}},
+        {"port": {"number": 42422}, "tls": {"mode": "DISABLE"}},
+    ]
+    assert rule["spec"]["trafficPolicy"]["connectionPool"] == {
+        "http": {"http2MaxRequests": 10000, "maxRequestsPerConnection": 10000}
+    }
+    snap = load(case("MD305", "failing-mixer-exact-host"))
+    assert findings(MtlsToPlaintextPort, rebuilt(snap, add=(rule,))) == []
+
+
+def test_md305_and_md304_never_both_fire_on_one_port() -> None:
+    for folder in CASES + SCENARIOS:
+        snap, source = load_offline([str(folder)], None)
+        report = run([MtlsBlocksScrape, MtlsToPlaintextPort], snap, source)
+        pairs = [
+            {(f.objects[-2], f.objects[-1]) for f in report.findings if f.rule == rule}
+            for rule in ("MD304", "MD305")
+        ]
+        assert not pairs[0] & pairs[1], folder
+
+
+def test_md305_without_destination_rules_in_the_input_is_not_checked() -> None:
+    snap = rebuilt(load(case("MD305", "failing")), drop=("DestinationRule",), whole_cluster=False)
+    report = run(
+        [MtlsToPlaintextPort], snap, load_offline([str(case("MD305", "failing"))], None)[1]
+    )
+    assert [(r.status, r.reason) for r in report.results] == [
+        (Status.NOT_CHECKED, "input missing: DestinationRule: not in the input")
+    ]
