@@ -50,6 +50,7 @@ from meshdoctor.model import (
     FieldEvidence,
     Finding,
     ObjectRef,
+    ProbeEvidence,
     Remediation,
     Severity,
 )
@@ -213,6 +214,28 @@ def _config_evidence(ctx: Context, endpoint: CheckEndpoint) -> FieldEvidence:
     return ctx.field(source, path, endpoint.url)
 
 
+def _probe_evidence(ctx: Context, target: ScrapeTarget) -> list[Evidence]:
+    """What `--probe` saw at the target's URLs (through the API server's service proxy).
+
+    The proxy connects from the API server, not from the agent: it shows whether the Service
+    port answers with the expected metrics, not whether the agent's network path is open.
+    """
+    records = (ctx.snapshot.probes or {}).get("http") or {}
+    found: list[Evidence] = []
+    for url in dict.fromkeys(e.url for e in target.endpoints):
+        record = records.get(url)
+        if not isinstance(record, Mapping):
+            continue
+        if record.get("ok"):
+            detail = f"HTTP {record.get('status')}, found {', '.join(record.get('found') or [])}"
+        else:
+            detail = str(record.get("error") or f"HTTP {record.get('status')}")
+        if record.get("latency_ms") is not None:
+            detail += f" ({record.get('latency_ms')} ms, via the API server's service proxy)"
+        found.append(ProbeEvidence(url, bool(record.get("ok")), detail))
+    return found
+
+
 def _config_refs(target: ScrapeTarget) -> list[ObjectRef]:
     refs: list[ObjectRef] = []
     for endpoint in target.endpoints:
@@ -252,9 +275,7 @@ def _selector(service: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in ((service.get("spec") or {}).get("selector") or {}).items()}
 
 
-def _target_pods(
-    ctx: Context, target: ScrapeTarget, status: EndpointsStatus | None = None
-) -> list[KubeObject]:
+def _target_pods(ctx: Context, target: ScrapeTarget, status: EndpointsStatus | None = None) -> list[KubeObject]:
     """The pods behind a Service.
 
     Its endpoints' pods, else the pods its selector picks, else (manifests not yet applied)
@@ -272,17 +293,13 @@ def _target_pods(
     selector = _selector(target.service)
     if not pods and selector:
         pods = [
-            p
-            for p in ctx.objects("Pod")
-            if _namespace(p) == namespace and map_selector_matches(selector, _labels(p))
+            p for p in ctx.objects("Pod") if _namespace(p) == namespace and map_selector_matches(selector, _labels(p))
         ]
     if not pods and selector:
         for kind in _SERVED_BY_KINDS:
             for workload in ctx.objects(kind):
                 template = pod_template(workload) or {}
-                if _namespace(workload) == namespace and map_selector_matches(
-                    selector, _labels(template)
-                ):
+                if _namespace(workload) == namespace and map_selector_matches(selector, _labels(template)):
                     like = pod_like(workload)
                     if like is not None:
                         pods.append(like)
@@ -352,20 +369,14 @@ def _component(service_name: str) -> str | None:
     return None
 
 
-def _facts_for(
-    service_name: str, port: int, info: MeshInfo
-) -> tuple[str | None, TelemetryEndpoint | None]:
+def _facts_for(service_name: str, port: int, info: MeshInfo) -> tuple[str | None, TelemetryEndpoint | None]:
     """(component, the fact for that port in this mesh version) — fact None when not served."""
     component = _component(service_name)
     if component is None:
         return None, None
     minor = info.minor
     for fact in TELEMETRY_ENDPOINTS:
-        if (
-            fact.component == component
-            and fact.port == port
-            and (minor is None or fact.served_by(minor))
-        ):
+        if fact.component == component and fact.port == port and (minor is None or fact.served_by(minor)):
             return component, fact
     return component, None
 
@@ -393,6 +404,7 @@ class ServicePortMissing(Rule):
         "DaemonSet",
         "Deployment",
         optional=["Pod", "ReplicaSet", "StatefulSet", "ReplicationController", "Job", "CronJob"],
+        probes=True,
     )
     docs = RuleDocs(
         what="An endpoint of the `istio` check (`istiod_endpoint`, `istio_mesh_endpoint`, "
@@ -429,6 +441,7 @@ class ServicePortMissing(Rule):
             ]
             evidence: list[Evidence] = [ctx.field(service, "spec.ports", ", ".join(ports) or None)]
             evidence += [_config_evidence(ctx, e) for e in target.endpoints]
+            evidence += _probe_evidence(ctx, target)
             yield self.finding(
                 f"{target.ref} has no port {target.port} (it has {', '.join(ports) or 'none'}), "
                 f"but the istio check scrapes {target.urls()} ({_where(target)}): the scrape "
@@ -448,9 +461,7 @@ class ServicePortMissing(Rule):
         notes = []
         for existing in ports:
             if not existing.get("name"):
-                existing["name"] = (
-                    f"{str(existing.get('protocol') or 'TCP').lower()}-{existing.get('port')}"
-                )
+                existing["name"] = f"{str(existing.get('protocol') or 'TCP').lower()}-{existing.get('port')}"
                 notes.append(
                     f"named the unnamed port {existing.get('port')} `{existing['name']}` "
                     "(a Service with several ports must name each)"
@@ -467,21 +478,16 @@ class ServicePortMissing(Rule):
             why = (
                 "targetPort is the container port of that number the selected pods declare"
                 if declared
-                else "no selected pod declares that port: check that targetPort is the "
-                "port the metrics are served on"
+                else "no selected pod declares that port: check that targetPort is the port the metrics are served on"
             )
             safe = False
         if name in taken:
             name = f"{name}-{target.port}"
             safe = False
-        ports.append(
-            {"name": name, "port": target.port, "targetPort": target_port_value, "protocol": "TCP"}
-        )
+        ports.append({"name": name, "port": target.port, "targetPort": target_port_value, "protocol": "TCP"})
         summary = (
             f"Add port {target.port} `{name}` (targetPort {target_port_value}) to {target.ref}, "
-            f"{why}"
-            + ("; " + "; ".join(notes) if notes else "")
-            + ". If an installer owns the Service, "
+            f"{why}" + ("; " + "; ".join(notes) if notes else "") + ". If an installer owns the Service, "
             "set it in the installer's values too."
         )
         return Remediation(
@@ -526,6 +532,7 @@ class NoReadyEndpoints(Rule):
             "Job",
             "CronJob",
         ],
+        probes=True,
     )
     docs = RuleDocs(
         what="An endpoint of the `istio` check whose Service has the port but no ready address "
@@ -555,18 +562,13 @@ class NoReadyEndpoints(Rule):
             if status.ready:
                 continue
             namespace = target.ref.namespace
-            if status.source == FROM_PODS and not any(
-                _namespace(p) == namespace for p in ctx.objects("Pod")
-            ):
+            if status.source == FROM_PODS and not any(_namespace(p) == namespace for p in ctx.objects("Pod")):
                 unknown.append(target)
                 continue
             yield self._finding(ctx, target, status)
         if unknown and len(unknown) == len(targets):
             names = ", ".join(str(t.ref) for t in unknown)
-            raise NotChecked(
-                f"no Endpoints, EndpointSlices or Pods in the input for {names}: "
-                "readiness cannot be told"
-            )
+            raise NotChecked(f"no Endpoints, EndpointSlices or Pods in the input for {names}: readiness cannot be told")
 
     def _finding(self, ctx: Context, target: ScrapeTarget, status: EndpointsStatus) -> Finding:
         service = target.service
@@ -585,6 +587,7 @@ class NoReadyEndpoints(Rule):
         for pod in running[:5]:
             evidence.append(self._pod_evidence(ctx, pod))
         evidence += [_config_evidence(ctx, e) for e in target.endpoints]
+        evidence += _probe_evidence(ctx, target)
         not_ready = len(status.not_ready)
         if not selector and status.source == FROM_PODS:
             cause = f"{ref} has no selector and no Endpoints object: nothing receives the scrape"
@@ -606,9 +609,7 @@ class NoReadyEndpoints(Rule):
             )
             fixed_service = self._numbered_target_port(target, running)
             service_port_index = self._port_index(service, target.port)
-            evidence.append(
-                ctx.field(service, f"spec.ports[{service_port_index}].targetPort", unresolved)
-            )
+            evidence.append(ctx.field(service, f"spec.ports[{service_port_index}].targetPort", unresolved))
         elif not status.not_ready and status.source != FROM_PODS:
             cause = f"the {status.source} of {ref} list no address for port {target.port}"
         else:
@@ -617,10 +618,7 @@ class NoReadyEndpoints(Rule):
                 status.source, "among the pods its selector picks"
             )
             cause = f"{ref} port {target.port} has {count} endpoint(s) {where}, none of them ready"
-        message = (
-            f"{cause}; the istio check scrapes {target.urls()} ({_where(target)}) and gets no "
-            "answer."
-        )
+        message = f"{cause}; the istio check scrapes {target.urls()} ({_where(target)}) and gets no answer."
         return self.finding(
             message,
             objects=[ref, *_config_refs(target)],
@@ -646,9 +644,7 @@ class NoReadyEndpoints(Rule):
             return None
         return service_port.target_port
 
-    def _numbered_target_port(
-        self, target: ScrapeTarget, pods: list[KubeObject]
-    ) -> KubeObject | None:
+    def _numbered_target_port(self, target: ScrapeTarget, pods: list[KubeObject]) -> KubeObject | None:
         """The Service with that port's targetPort set to the port number, or None.
 
         None unless the pods declare a container port of that number.
@@ -682,9 +678,7 @@ class NoReadyEndpoints(Rule):
                 found.append(ctx.field(endpoint_slice, "endpoints", None))
             for index, endpoint in enumerate(endpoints):
                 conditions = endpoint.get("conditions") or {}
-                found.append(
-                    ctx.field(endpoint_slice, f"endpoints[{index}].conditions", conditions or None)
-                )
+                found.append(ctx.field(endpoint_slice, f"endpoints[{index}].conditions", conditions or None))
         return found
 
     def _endpoints_evidence(self, ctx: Context, target: ScrapeTarget) -> list[Evidence]:
@@ -696,11 +690,7 @@ class NoReadyEndpoints(Rule):
             return [ctx.field(endpoints, "subsets", None)]
         found: list[Evidence] = []
         for index, subset in enumerate(subsets):
-            found.append(
-                ctx.field(
-                    endpoints, f"subsets[{index}].addresses", self._ips(subset.get("addresses"))
-                )
-            )
+            found.append(ctx.field(endpoints, f"subsets[{index}].addresses", self._ips(subset.get("addresses"))))
             if subset.get("notReadyAddresses"):
                 found.append(
                     ctx.field(
@@ -740,9 +730,7 @@ class NoReadyEndpoints(Rule):
             "no Ready condition" if not pod_is_ready(pod) else "Ready=True",
         )
 
-    def _corrected_service(
-        self, ctx: Context, target: ScrapeTarget
-    ) -> tuple[KubeObject | None, KubeObject | None]:
+    def _corrected_service(self, ctx: Context, target: ScrapeTarget) -> tuple[KubeObject | None, KubeObject | None]:
         """The Service re-pointed at the one workload of its namespace that serves the port.
 
         Returns it with that workload; (None, None) when there is not exactly one.
@@ -789,9 +777,7 @@ class NoReadyEndpoints(Rule):
     ) -> Remediation:
         ref = target.ref
         ns = ref.namespace
-        commands = [
-            f"kubectl -n {ns} get endpointslices -l {SERVICE_NAME_LABEL}={ref.name} -o wide"
-        ]
+        commands = [f"kubectl -n {ns} get endpointslices -l {SERVICE_NAME_LABEL}={ref.name} -o wide"]
         owners: list[str] = []
         for pod in pods:
             chain = owner_chain(ctx, pod)
@@ -805,15 +791,11 @@ class NoReadyEndpoints(Rule):
                 ):
                     owners.append(text)
         commands += [f"kubectl -n {ns} rollout status {owner}" for owner in owners]
-        commands += [
-            f"kubectl -n {ns} describe pod {_name(p)}" for p in pods[:3] if not pod_is_ready(p)
-        ]
+        commands += [f"kubectl -n {ns} describe pod {_name(p)}" for p in pods[:3] if not pod_is_ready(p)]
         selector = _selector(target.service)
         if not pods and selector:
             commands.append(f"kubectl -n {ns} get pods -l {self._selector_text(selector)} -o wide")
-        if fixed is not None and fixed["spec"].get("selector") != target.service["spec"].get(
-            "selector"
-        ):
+        if fixed is not None and fixed["spec"].get("selector") != target.service["spec"].get("selector"):
             return Remediation(
                 summary=f"Point the selector of {ref} at the workload that serves port "
                 f"{target.port} "
@@ -852,9 +834,7 @@ def egress_policy_manifest(
     source_labels = stable_labels(source_pod)
     target_labels = stable_labels(target_pod)
     peer: dict[str, Any] = {
-        "namespaceSelector": {
-            "matchLabels": {NAMESPACE_NAME_LABEL: _namespace(target_pod) or "default"}
-        },
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: _namespace(target_pod) or "default"}},
         "podSelector": {"matchLabels": target_labels} if target_labels else {},
     }
     return {
@@ -896,6 +876,7 @@ class NetworkPolicyBlocksScrape(Rule):
             "Job",
             "CronJob",
         ],
+        probes=True,
     )
     docs = RuleDocs(
         what="An endpoint of the `istio` check whose Service exists, where a NetworkPolicy keeps "
@@ -930,9 +911,7 @@ class NetworkPolicyBlocksScrape(Rule):
             if not targets:
                 continue
             for workload in _scrapers(ctx, target):
-                denied = self._denied(
-                    ctx, service_port, targets, _representatives(_agent_pods(ctx, workload))
-                )
+                denied = self._denied(ctx, service_port, targets, _representatives(_agent_pods(ctx, workload)))
                 if denied:
                     yield self._finding(ctx, target, workload, denied)
 
@@ -1010,11 +989,7 @@ class NetworkPolicyBlocksScrape(Rule):
                 )
                 evidence.append(ctx.field(policy, "spec.policyTypes", policy_types(policy)))
                 rules_key = "ingress" if direction == INGRESS else "egress"
-                evidence.append(
-                    ctx.field(
-                        policy, f"spec.{rules_key}", (policy.get("spec") or {}).get(rules_key)
-                    )
-                )
+                evidence.append(ctx.field(policy, f"spec.{rules_key}", (policy.get("spec") or {}).get(rules_key)))
             source, destination = (
                 self._selectable(workload, agent_pod),
                 self._selected(target, target_pod),
@@ -1024,6 +999,7 @@ class NetworkPolicyBlocksScrape(Rule):
             else:
                 manifests.append(egress_policy_manifest(destination, source, port))
         evidence += [_config_evidence(ctx, e) for e in target.endpoints]
+        evidence += _probe_evidence(ctx, target)
         reasons = " ".join(v.reason for _, _, _, v, _ in denied)
         directions = sorted({d.lower() for _, _, _, _, d in denied})
         ports = sorted({str(p) for _, _, p, _, _ in denied})
@@ -1169,9 +1145,7 @@ def agent_client(
         target.ref.namespace,
     )
     if rule is not None:
-        evidence.append(
-            ctx.field(rule, "spec.trafficPolicy", (rule.get("spec") or {}).get("trafficPolicy"))
-        )
+        evidence.append(ctx.field(rule, "spec.trafficPolicy", (rule.get("spec") or {}).get("trafficPolicy")))
     if tls == "UNSET" and _auto_mtls(ctx, info):
         tls = "AUTO"
     return _Client(True, tls, rule, tuple(evidence))
@@ -1205,6 +1179,7 @@ class MtlsBlocksScrape(Rule):
             "MeshPolicy",
             "DestinationRule",
         ],
+        probes=True,
     )
     docs = RuleDocs(
         what="An endpoint of the `istio` check whose target port enforces STRICT mTLS "
@@ -1240,9 +1215,7 @@ class MtlsBlocksScrape(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per agent workload and scraped Service port STRICT mTLS refuses."""
         info = mesh_info(ctx)
-        needed = {ISTIOD: ("PeerAuthentication",), MIXER: ("Policy", "MeshPolicy")}.get(
-            info.era, ()
-        )
+        needed = {ISTIOD: ("PeerAuthentication",), MIXER: ("Policy", "MeshPolicy")}.get(info.era, ())
         missing = [f"{kind}: {ctx.unavailable(kind)}" for kind in needed if ctx.unavailable(kind)]
         if missing:
             raise NotChecked("input missing: " + "; ".join(missing))
@@ -1309,16 +1282,11 @@ class MtlsBlocksScrape(Rule):
             evidence.append(ctx.field(pod, f"{proxy}.name", "istio-proxy"))
         evidence += list(client.evidence)
         evidence += [_config_evidence(ctx, e) for e in target.endpoints]
+        evidence += _probe_evidence(ctx, target)
         if client.in_mesh:
-            sent = (
-                client.tls
-                if client.tls != "UNSET"
-                else "plaintext (no DestinationRule sets TLS, no auto mTLS)"
-            )
+            sent = client.tls if client.tls != "UNSET" else "plaintext (no DestinationRule sets TLS, no auto mTLS)"
             why = f"its sidecar sends {sent} to {target.host}" + (
-                f" (DestinationRule {_namespace(client.rule)}/{_name(client.rule)})"
-                if client.rule is not None
-                else ""
+                f" (DestinationRule {_namespace(client.rule)}/{_name(client.rule)})" if client.rule is not None else ""
             )
         else:
             why = "the agent has no sidecar and scrapes in plaintext"
@@ -1510,6 +1478,7 @@ class MtlsToPlaintextPort(Rule):
             "MutatingWebhookConfiguration",
             "DestinationRule",
         ],
+        probes=True,
     )
     docs = RuleDocs(
         what="An endpoint of the `istio` check scraped by an agent that runs an Istio sidecar, "
@@ -1594,15 +1563,12 @@ class MtlsToPlaintextPort(Rule):
         if proxy is None:
             evidence.append(ctx.field(pod, "spec.containers", "no istio-proxy container"))
         elif not sidecar_redirects_traffic(pod):
-            evidence.append(
-                ctx.field(pod, proxy, "istio-proxy written into the template: no redirection")
-            )
+            evidence.append(ctx.field(pod, proxy, "istio-proxy written into the template: no redirection"))
         else:
-            evidence.append(
-                FieldEvidence(ctx.ref(pod), "(inbound capture)", f"port(s) {ports} not redirected")
-            )
+            evidence.append(FieldEvidence(ctx.ref(pod), "(inbound capture)", f"port(s) {ports} not redirected"))
         for one_target, _, _ in cases:
             evidence += [_config_evidence(ctx, e) for e in one_target.endpoints]
+            evidence += _probe_evidence(ctx, one_target)
         rule_refs = [ctx.ref(r) for r in rules]
         service_ports = ", ".join(str(t.port) for t, _, _ in cases)
         urls = ", ".join(t.urls() for t, _, _ in cases)
@@ -1613,9 +1579,7 @@ class MtlsToPlaintextPort(Rule):
             f"{target.ref} have no sidecar to terminate it and answer in plaintext: the istio "
             f"check's scrape of {urls} fails."
         )
-        fixed = self._disabling_rule(
-            target, [t.port for t, _, _ in cases], workload, rules[0], info
-        )
+        fixed = self._disabling_rule(target, [t.port for t, _, _ in cases], workload, rules[0], info)
         return self.finding(
             message,
             objects=[*rule_refs, target.ref, agent_ref],

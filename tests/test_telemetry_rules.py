@@ -25,7 +25,7 @@ from meshdoctor_rules.telemetry import (
 )
 
 from meshdoctor.engine import run
-from meshdoctor.model import FieldEvidence, Finding, ObjectRef, Status
+from meshdoctor.model import FieldEvidence, Finding, ObjectRef, ProbeEvidence, Status
 from meshdoctor.rule import Context, NotChecked
 from meshdoctor.snapshot import Snapshot
 from meshdoctor.sources import load_offline
@@ -135,9 +135,7 @@ def test_scrape_targets_group_urls_by_service_port_and_skip_what_is_not_a_servic
         "  - istiod_endpoint: http://nosuch.istio-system:15014/metrics\n"
     )
     targets = scrape_targets(Context(rebuilt(snap, add=(cm,))))
-    assert [(str(t.ref), t.port, len(t.endpoints)) for t in targets] == [
-        ("Service istio-system/istiod", 15014, 2)
-    ]
+    assert [(str(t.ref), t.port, len(t.endpoints)) for t in targets] == [("Service istio-system/istiod", 15014, 2)]
     assert targets[0].urls() == (
         "http://istiod.istio-system:15014/metrics, http://istiod.istio-system.svc:15014/metrics"
     )
@@ -163,11 +161,7 @@ def test_an_autodiscovery_annotation_is_scraped_by_every_node_agent() -> None:
             ObjectRef("DaemonSet", "datadog", "datadog-agent"),
         )
     ]
-    config = [
-        e
-        for e in found[0].evidence
-        if isinstance(e, FieldEvidence) and e.object.kind == "Deployment"
-    ]
+    config = [e for e in found[0].evidence if isinstance(e, FieldEvidence) and e.object.kind == "Deployment"]
     assert [(e.path, e.value) for e in config] == [
         (
             "spec.template.metadata.annotations['ad.datadoghq.com/discovery.instances']",
@@ -223,9 +217,7 @@ def test_md301_unknown_service_gets_a_reviewed_port_and_names_an_unnamed_one() -
         {"name": "http-metrics", "port": 9090, "targetPort": 9090, "protocol": "TCP"},
     ]
     assert finding.remediation is not None and finding.remediation.safe is False
-    assert "targetPort is the container port of that number the selected pods declare" in (
-        finding.remediation.summary
-    )
+    assert "targetPort is the container port of that number the selected pods declare" in (finding.remediation.summary)
 
 
 def test_md301_leaves_wrong_era_ports_to_check_config() -> None:
@@ -238,12 +230,9 @@ def test_md301_leaves_wrong_era_ports_to_check_config() -> None:
 def test_md302_endpoints_evidence_and_commands() -> None:
     finding = only(NoReadyEndpoints, case("MD302", "failing"))
     assert finding.message.startswith(
-        "Service istio-system/istiod port 15014 has 1 endpoint(s) in its Endpoints, "
-        "none of them ready;"
+        "Service istio-system/istiod port 15014 has 1 endpoint(s) in its Endpoints, none of them ready;"
     )
-    assert [
-        (e.object.kind, e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)
-    ] == [
+    assert [(e.object.kind, e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)] == [
         ("Endpoints", "subsets[0].addresses", "<absent>"),
         ("Endpoints", "subsets[0].notReadyAddresses", "10.244.1.12"),
         ("Pod", "status.conditions[0]", "Ready=False (ContainersNotReady); discovery: not ready"),
@@ -263,11 +252,7 @@ def test_md302_endpoints_evidence_and_commands() -> None:
 
 def test_md302_endpointslice_conditions_are_the_evidence() -> None:
     finding = only(NoReadyEndpoints, case("MD302", "failing-endpointslice"))
-    slices = [
-        e
-        for e in finding.evidence
-        if isinstance(e, FieldEvidence) and e.object.kind == "EndpointSlice"
-    ]
+    slices = [e for e in finding.evidence if isinstance(e, FieldEvidence) and e.object.kind == "EndpointSlice"]
     assert [(e.path, e.value) for e in slices] == [
         ("endpoints[0].conditions", '{"ready":false,"serving":false,"terminating":false}')
     ]
@@ -276,8 +261,7 @@ def test_md302_endpointslice_conditions_are_the_evidence() -> None:
 def test_md302_selector_matching_no_pod_gets_the_deployments_selector() -> None:
     finding = only(NoReadyEndpoints, case("MD302", "failing-selector-matches-no-pod"))
     assert finding.message.startswith(
-        "the selector of Service istio-system/istiod (app=istiod,istio.io/rev=canary) "
-        "matches no pod;"
+        "the selector of Service istio-system/istiod (app=istiod,istio.io/rev=canary) matches no pod;"
     )
     [service] = manifests(finding)
     assert service["spec"]["selector"] == {"app": "istiod", "istio": "pilot"}
@@ -296,8 +280,7 @@ def test_md302_without_runtime_objects_is_not_checked() -> None:
     with pytest.raises(NotChecked) as raised:
         findings(NoReadyEndpoints, snap)
     assert raised.value.reason == (
-        "no Endpoints, EndpointSlices or Pods in the input for Service istio-system/istiod: "
-        "readiness cannot be told"
+        "no Endpoints, EndpointSlices or Pods in the input for Service istio-system/istiod: readiness cannot be told"
     )
 
 
@@ -305,9 +288,7 @@ def test_md302_rollout_command_names_the_deployment_through_its_replicaset() -> 
     snap = load(FIXTURES / "scenarios" / "telemetry-no-ready-endpoints")
     finding = findings(NoReadyEndpoints, snap)[0]
     assert finding.remediation is not None
-    assert (
-        "kubectl -n istio-system rollout status deployment/istiod" in finding.remediation.commands
-    )
+    assert "kubectl -n istio-system rollout status deployment/istiod" in finding.remediation.commands
 
 
 # -- MD303 -------------------------------------------------------------------------------------
@@ -327,9 +308,7 @@ def test_md303_ingress_fix_admits_the_agent_template_labels_and_namespace_to_the
                     {
                         "from": [
                             {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": "datadog"}
-                                },
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "datadog"}},
                                 "podSelector": {
                                     "matchLabels": {
                                         "app": "datadog-agent",
@@ -346,9 +325,7 @@ def test_md303_ingress_fix_admits_the_agent_template_labels_and_namespace_to_the
         }
     ]
     policy_paths = [
-        e.path
-        for e in finding.evidence
-        if isinstance(e, FieldEvidence) and e.object.kind == "NetworkPolicy"
+        e.path for e in finding.evidence if isinstance(e, FieldEvidence) and e.object.kind == "NetworkPolicy"
     ]
     assert policy_paths == ["spec.podSelector", "spec.policyTypes", "spec.ingress"]
     assert finding.remediation is not None and finding.remediation.safe is True
@@ -378,9 +355,7 @@ def test_md303_egress_fix_lives_in_the_agent_namespace() -> None:
             {
                 "to": [
                     {
-                        "namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": "istio-system"}
-                        },
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}},
                         "podSelector": {"matchLabels": {"app": "istiod", "istio": "pilot"}},
                     }
                 ],
@@ -447,9 +422,7 @@ def test_md304_agent_outside_the_mesh_gets_a_port_level_peer_authentication() ->
             },
         }
     ]
-    assert [
-        (e.object.kind, e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)
-    ][:3] == [
+    assert [(e.object.kind, e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)][:3] == [
         ("PeerAuthentication", "spec.mtls", '{"mode":"STRICT"}'),
         ("Pod", "spec.containers[1].name", "istio-proxy"),
         ("Pod", "spec.containers", "no istio-proxy container"),
@@ -484,8 +457,7 @@ def test_md304_agent_in_the_mesh_gets_its_destination_rule_fixed() -> None:
     assert "its sidecar sends DISABLE to payments-api.payments.svc.cluster.local" in finding.message
     assert finding.remediation is not None
     assert finding.remediation.alternatives == (
-        "Or leave the agent as it is and let pod port 9090 accept plaintext (PERMISSIVE) on the "
-        "server side.",
+        "Or leave the agent as it is and let pod port 9090 accept plaintext (PERMISSIVE) on the server side.",
     )
     [alternative] = [yaml.safe_load(m) for m in finding.remediation.alternative_manifests]
     assert alternative["kind"] == "PeerAuthentication"
@@ -524,9 +496,7 @@ def test_md304_agent_in_the_mesh_without_auto_mtls_sends_plaintext() -> None:
     assert rule["spec"] == {
         "host": "payments-api.payments.svc.cluster.local",
         "exportTo": ["."],
-        "trafficPolicy": {
-            "portLevelSettings": [{"port": {"number": 9090}, "tls": {"mode": "ISTIO_MUTUAL"}}]
-        },
+        "trafficPolicy": {"portLevelSettings": [{"port": {"number": 9090}, "tls": {"mode": "ISTIO_MUTUAL"}}]},
     }
 
 
@@ -568,9 +538,7 @@ def test_md304_agent_sidecar_that_excludes_the_port_scrapes_in_plaintext(where: 
         pod["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeOutboundPorts"] = "9090"
         path = "metadata.annotations['traffic.sidecar.istio.io/excludeOutboundPorts']"
     [finding] = findings(MtlsBlocksScrape, rebuilt(snap, add=(pod,)))
-    assert (path, "9090") in [
-        (e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)
-    ]
+    assert (path, "9090") in [(e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)]
     assert [m["kind"] for m in manifests(finding)] == ["PeerAuthentication"]
 
 
@@ -592,9 +560,7 @@ def test_md305_writes_an_exact_host_rule_in_the_agent_namespace() -> None:
             "spec": {
                 "host": "istiod.istio-system.svc.cluster.local",
                 "exportTo": ["."],
-                "trafficPolicy": {
-                    "portLevelSettings": [{"port": {"number": 15014}, "tls": {"mode": "DISABLE"}}]
-                },
+                "trafficPolicy": {"portLevelSettings": [{"port": {"number": 15014}, "tls": {"mode": "DISABLE"}}]},
             },
         }
     ]
@@ -627,17 +593,35 @@ def test_md305_and_md304_never_both_fire_on_one_port() -> None:
         snap, source = load_offline([str(folder)], None)
         report = run([MtlsBlocksScrape, MtlsToPlaintextPort], snap, source)
         pairs = [
-            {(f.objects[-2], f.objects[-1]) for f in report.findings if f.rule == rule}
-            for rule in ("MD304", "MD305")
+            {(f.objects[-2], f.objects[-1]) for f in report.findings if f.rule == rule} for rule in ("MD304", "MD305")
         ]
         assert not pairs[0] & pairs[1], folder
 
 
 def test_md305_without_destination_rules_in_the_input_is_not_checked() -> None:
     snap = rebuilt(load(case("MD305", "failing")), drop=("DestinationRule",), whole_cluster=False)
-    report = run(
-        [MtlsToPlaintextPort], snap, load_offline([str(case("MD305", "failing"))], None)[1]
-    )
+    report = run([MtlsToPlaintextPort], snap, load_offline([str(case("MD305", "failing"))], None)[1])
     assert [(r.status, r.reason) for r in report.results] == [
         (Status.NOT_CHECKED, "input missing: DestinationRule: not in the input")
     ]
+
+
+def test_probe_results_become_evidence() -> None:
+    snap = load(case("MD302", "failing"))
+    snap.probes["http"] = {
+        "http://istiod.istio-system:15014/metrics": {
+            "option": "istiod_endpoint",
+            "status": 503,
+            "latency_ms": 12.5,
+            "ok": False,
+            "found": [],
+            "error": 'HTTP 503: no endpoints available for service "istiod:15014"',
+        }
+    }
+    [finding] = findings(NoReadyEndpoints, snap)
+    assert finding.evidence[-1] == ProbeEvidence(
+        "http://istiod.istio-system:15014/metrics",
+        False,
+        'HTTP 503: no endpoints available for service "istiod:15014" (12.5 ms, via the API server\'s service proxy)',
+    )
+    assert all(rule.inputs.probes for rule in RULES)
