@@ -494,6 +494,13 @@ class ApiKeyRejected(LogRule):
     id = "MD602"
     title = "The Datadog intake rejects the agent's API key"
     families = frozenset({"agent-api-key"})
+    inputs = inputs(
+        "DaemonSet",
+        "Deployment",
+        # DD_SITE may come from a ConfigMap or an envFrom Secret (its key names only)
+        optional=["Pod", "ReplicaSet", "ConfigMap", "Secret"],
+        logs=["agent", SIDECAR],
+    )
     docs = RuleDocs(
         what="Agent log lines that say the API key is invalid (`API Key invalid, dropping "
         "transaction`, HTTP 403), that no valid key was found, or that no key is configured. One "

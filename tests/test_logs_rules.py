@@ -106,9 +106,7 @@ def test_md602_one_api_key_finding_per_workload():
     ]
     assert finding.remediation is not None
     assert finding.remediation.manifests == ()
-    assert finding.remediation.commands == (
-        "kubectl -n datadog rollout restart daemonset/datadog-agent",
-    )
+    assert finding.remediation.commands == ("kubectl -n datadog rollout restart daemonset/datadog-agent",)
 
 
 def test_md603_names_the_service_the_check_cannot_scrape():
@@ -140,12 +138,8 @@ def test_md604_one_finding_per_denied_permission_spelled_out():
         "bound to it grants that permission. Seen once in 1 log, at 2026-11-20T08:05:05Z."
     )
     assert api.remediation is not None and kubelet.remediation is not None
-    assert api.remediation.commands == (
-        f"kubectl auth can-i list pods --all-namespaces --as={user}",
-    )
-    assert kubelet.remediation.commands == (
-        f"kubectl auth can-i get nodes --subresource=proxy --as={user}",
-    )
+    assert api.remediation.commands == (f"kubectl auth can-i list pods --all-namespaces --as={user}",)
+    assert kubelet.remediation.commands == (f"kubectl auth can-i get nodes --subresource=proxy --as={user}",)
     assert {api.supports, kubelet.supports} == {"rbac"}
 
 
@@ -220,9 +214,7 @@ def test_agent_signatures_are_not_read_in_the_sidecar_log_nor_the_reverse(tmp_pa
 # -- which logs are read ----------------------------------------------------------------------
 
 
-AGENT_ONLY = (
-    (FIXTURES / "rules" / "MD601" / "failing" / "cluster.yaml").read_text().split("---\n")[0]
-)
+AGENT_ONLY = (FIXTURES / "rules" / "MD601" / "failing" / "cluster.yaml").read_text().split("---\n")[0]
 TOO_MANY = (
     "2026-11-20 08:05:32 UTC | CORE | WARN | (worker.go:189 in process) | Too many errors for "
     "endpoint 'https://7-60-1-app.agent.datadoghq.eu/api/v2/series': retrying later\n"
@@ -266,9 +258,7 @@ def test_groups_merge_across_pods_and_previous_instances_are_named(tmp_path):
         ObjectRef("Pod", "datadog", "datadog-agent-b4x9k"),
         ObjectRef("Pod", "datadog", "datadog-agent-z7q2m"),
     )
-    assert (
-        "Seen 5 times in 3 logs, 2026-11-20T08:01:00Z to 2026-11-20T08:09:00Z." in finding.message
-    )
+    assert "Seen 5 times in 3 logs, 2026-11-20T08:01:00Z to 2026-11-20T08:09:00Z." in finding.message
     assert [(e.pod, e.container, e.line, e.count) for e in finding.evidence] == [
         ("datadog-agent-b4x9k", "agent", 1, 5),
         ("datadog-agent-b4x9k", "agent (previous)", 1, 5),
@@ -279,14 +269,9 @@ def test_groups_merge_across_pods_and_previous_instances_are_named(tmp_path):
         ("datadog", "datadog-agent-b4x9k", "agent (previous)"),
         ("datadog", "datadog-agent-z7q2m", "agent"),
     )
-    assert (
-        L.logs_command("datadog", group) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent"
-    )
+    assert L.logs_command("datadog", group) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent"
     previous = dataclasses.replace(group, samples=group.samples[1:])
-    assert (
-        L.logs_command("datadog", previous)
-        == "kubectl -n datadog logs datadog-agent-b4x9k -c agent --previous"
-    )
+    assert L.logs_command("datadog", previous) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent --previous"
 
 
 def test_each_log_is_scanned_once_per_run(monkeypatch):
@@ -357,9 +342,7 @@ def big_logs_txt(path: Path, megabytes: int) -> None:
     )
     block = filler * 4000
     with path.open("w") as handle:
-        handle.write(
-            "==== START logs for container agent of pod datadog/datadog-agent-x7k2p ====\n"
-        )
+        handle.write("==== START logs for container agent of pod datadog/datadog-agent-x7k2p ====\n")
         handle.write(TOO_MANY)
         written = 0
         while written < megabytes * 1024 * 1024:
@@ -429,3 +412,25 @@ def test_the_istio_check_lines_land_on_the_telemetry_finding_of_the_service(tmp_
     ]
     statuses = {r.rule: r.status for r in report.results}
     assert statuses["MD603"] is Status.PASSED
+
+
+def test_a_check_load_failure_lands_on_the_check_config_finding(tmp_path):
+    """--logs for pods missing from the input (the pod name is one the DaemonSet generates)."""
+    fixture_dir = FIXTURES / "rules" / "MD208" / "failing"
+    failed = (
+        "2026-11-20 08:05:03 UTC | CORE | ERROR | (pkg/collector/scheduler.go:248 in "
+        "GetChecksFromConfigs) | Unable to load the check: unable to load any check from config "
+        "'istio'\n"
+    )
+    log = tmp_path / "default" / "datadog-agent-k2p9x" / "datadog-agent.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("start\n" + failed)
+    snapshot, source = load_offline([str(fixture_dir)], str(tmp_path))
+    rules = [r for r in load_rules() if r.id in ("MD208", "MD603")]
+    report = run(rules, snapshot, source)
+    (md208,) = report.findings
+    assert md208.rule == "MD208"
+    assert [(e.pod, e.container, e.line, e.count) for e in md208.evidence if isinstance(e, LogEvidence)] == [
+        ("datadog-agent-k2p9x", "datadog-agent", 2, 1)
+    ]
+    assert [r.status for r in report.results] == [Status.FAILED, Status.PASSED]
