@@ -38,6 +38,7 @@ from meshdoctor.istio_mesh import (
     service_entry_api_version,
 )
 from meshdoctor.istio_mtls import (
+    CLUSTER_DOMAIN,
     MtlsMode,
     behind_capturing_sidecar,
     client_tls_rule,
@@ -108,8 +109,6 @@ _COMPONENT_OF_SERVICE = {
 
 #: Workload kinds whose templates a Service may be meant to select (for a corrected selector).
 _SERVED_BY_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
-
-CLUSTER_DOMAIN = "cluster.local"
 
 #: Pod annotation listing outbound ports that bypass the sidecar (istio-api annotations.yaml).
 EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts"
@@ -1062,6 +1061,28 @@ def _auto_mtls(ctx: Context, info: MeshInfo) -> bool:
     return info.era == ISTIOD
 
 
+def _workload_peer_authentication(ctx: Context, pod: Mapping[str, Any], root: str) -> KubeObject | None:
+    """The workload-level PeerAuthentication that applies to a pod, or None.
+
+    Only the oldest one whose selector matches counts (1.30 `policy_applier.go`
+    ComposePeerAuthentication; the root namespace's selector ones are ignored), so a fix goes into
+    that one rather than into a new one that would be ignored.
+    """
+    namespace = _namespace(pod)
+    labels = _labels(pod)
+    matching = []
+    if namespace == root:
+        return None
+    for policy in ctx.objects("PeerAuthentication"):
+        selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        if _namespace(policy) != namespace or not selector:
+            continue
+        if all(labels.get(str(k)) == str(v) for k, v in selector.items()):
+            matching.append(policy)
+    matching.sort(key=lambda p: (str(_meta(p).get("creationTimestamp") or "~"), _name(p)))
+    return matching[0] if matching else None
+
+
 def _require_destination_rules(ctx: Context) -> None:
     """An agent in the mesh: its TLS depends on DestinationRules, which must be in the input."""
     why = ctx.unavailable("DestinationRule")
@@ -1315,6 +1336,16 @@ class MtlsBlocksScrape(Rule):
         workload: KubeObject,
         info: MeshInfo,
     ) -> Remediation:
+        root = _root_namespace(ctx, info)
+        if info.era == ISTIOD and target.ref.namespace == root and not client.in_mesh:
+            return Remediation(
+                summary=f"{target.ref} is in the mesh's root namespace {root}, where Istio ignores "
+                "PeerAuthentications with a selector: no port-level exception can be written for it. "
+                "Put the agent in the mesh (its sidecar then sends Istio mTLS; it needs a ServiceEntry "
+                "for the Datadog intake, see MD101), or serve the metrics from a workload outside "
+                f"{root}.",
+                safe=False,
+            )
         server_side = self._permissive_manifest(ctx, target, pod, port, mode, info)
         if client.in_mesh:
             rule = self._mutual_rule(ctx, target, client, workload, info)
@@ -1382,18 +1413,13 @@ class MtlsBlocksScrape(Rule):
                 },
             }
         selector = _selector(target.service) or stable_labels(pod)
-        if (
-            mode_ref is not None
-            and mode_ref.kind == "PeerAuthentication"
-            and ("(workload)" in mode.source or "portLevelMtls" in mode.source)
-        ):
-            existing = ctx.get("PeerAuthentication", mode_ref.namespace, mode_ref.name)
-            if existing is not None:
-                fixed = clean_copy(existing)
-                levels = fixed.setdefault("spec", {}).setdefault("portLevelMtls", {})
-                levels.pop(str(port), None)
-                levels[port] = {"mode": "PERMISSIVE"}
-                return fixed
+        existing = _workload_peer_authentication(ctx, pod, _root_namespace(ctx, info))
+        if existing is not None:
+            fixed = clean_copy(existing)
+            levels = fixed.setdefault("spec", {}).setdefault("portLevelMtls", {})
+            levels.pop(str(port), None)
+            levels[port] = {"mode": "PERMISSIVE"}
+            return fixed
         return {
             "apiVersion": PEER_AUTHENTICATION_API,
             "kind": "PeerAuthentication",

@@ -564,7 +564,7 @@ def test_md305_writes_an_exact_host_rule_in_the_agent_namespace() -> None:
             },
         }
     ]
-    assert [(e.object.kind, e.path, e.value) for e in finding.evidence][:3] == [
+    assert [(e.object.kind, e.path, e.value) for e in finding.evidence if isinstance(e, FieldEvidence)][:3] == [
         ("Pod", "spec.containers[1].name", "istio-proxy"),
         ("DestinationRule", "spec.trafficPolicy", '{"tls":{"mode":"ISTIO_MUTUAL"}}'),
         ("Pod", "spec.containers", "no istio-proxy container"),
@@ -625,3 +625,41 @@ def test_probe_results_become_evidence() -> None:
         'HTTP 503: no endpoints available for service "istiod:15014" (12.5 ms, via the API server\'s service proxy)',
     )
     assert all(rule.inputs.probes for rule in RULES)
+
+
+def test_md304_corrects_the_workload_peer_authentication_that_would_shadow_a_new_one() -> None:
+    snap = load(case("MD304", "failing"))
+    older = {
+        "apiVersion": "security.istio.io/v1beta1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "payments", "namespace": "payments", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"selector": {"matchLabels": {"app": "payments-api"}}},
+    }
+    [finding] = findings(MtlsBlocksScrape, rebuilt(snap, add=(older,)))
+    assert finding.objects[0] == ObjectRef("PeerAuthentication", "istio-system", "default")
+    [policy] = manifests(finding)
+    assert policy["metadata"] == {"name": "payments", "namespace": "payments"}
+    assert policy["spec"] == {
+        "selector": {"matchLabels": {"app": "payments-api"}},
+        "portLevelMtls": {9090: {"mode": "PERMISSIVE"}},
+    }
+
+
+def test_md304_target_in_the_root_namespace_gets_no_ignored_peer_authentication() -> None:
+    snap = load(case("MD304", "failing"))
+    moved = []
+    for kind in ("Deployment", "Service", "Pod", "Endpoints"):
+        obj = copy.deepcopy(
+            snap.get(kind, "payments", "payments-api" if kind != "Pod" else "payments-api-5f7d8c9b6-q8r2t")
+        )
+        assert obj is not None
+        obj["metadata"]["namespace"] = "istio-system"
+        moved.append(obj)
+    moved[3]["subsets"][0]["addresses"][0]["targetRef"]["namespace"] = "istio-system"
+    cm = copy.deepcopy(snap.get("ConfigMap", "datadog", "datadog-istio-check"))
+    assert cm is not None
+    cm["data"]["conf.yaml"] = cm["data"]["conf.yaml"].replace("payments-api.payments", "payments-api.istio-system")
+    [finding] = findings(MtlsBlocksScrape, rebuilt(snap, add=(*moved, cm)))
+    assert finding.remediation is not None
+    assert finding.remediation.manifests == ()
+    assert "ignores PeerAuthentications with a selector" in finding.remediation.summary
