@@ -49,7 +49,7 @@ class ApiKeyInManifest(Rule):
     title = "Datadog API key written as a literal in the agent manifest"
     category = Category.AGENT
     severity = Severity.WARNING
-    inputs = inputs("DaemonSet", "Deployment")
+    inputs = inputs("DaemonSet", "Deployment", optional=["Secret"])
     docs = RuleDocs(
         what="An agent container whose `DD_API_KEY` (or `DD_APP_KEY`) env var holds the key itself "
         "as `value:` instead of a `valueFrom.secretKeyRef`.",
@@ -82,32 +82,45 @@ class ApiKeyInManifest(Rule):
                 f"{len(literal)} place(s); the key is readable by anyone who can read the workload.",
                 objects=[ref],
                 evidence=[ctx.field(workload, path, "<literal value, not shown>") for path, _, _ in literal],
-                remediation=self._remediation(workload, ref.namespace, names),
+                remediation=self._remediation(ctx, workload, ref.namespace, names),
             )
 
-    def _remediation(self, workload: KubeObject, namespace: str, names: list[str]) -> Remediation:
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SECRET_NAME, "namespace": namespace},
-            "type": "Opaque",
-            "stringData": {SECRET_KEYS[name]: f"<your {name} here>" for name in names},
-        }
+    def _remediation(self, ctx: Context, workload: KubeObject, namespace: str, names: list[str]) -> Remediation:
+        wanted = {SECRET_KEYS[name] for name in names}
+        secret_name, existing = SECRET_NAME, ctx.get("Secret", namespace, SECRET_NAME)
+        if existing is not None and not wanted <= set(existing.get("data") or {}) | set(existing.get("stringData") or {}):
+            # Never overwrite a Secret that holds other keys: use a name of our own.
+            secret_name = f"{SECRET_NAME}-keys"
+            existing = ctx.get("Secret", namespace, secret_name)
         fixed = clean_copy(workload)
         template = pod_template(fixed) or {}
         for _, container in _containers(template):
             for var in container.get("env") or []:
                 if var.get("name") in names and "value" in var:
                     var.pop("value")
-                    var["valueFrom"] = {"secretKeyRef": {"name": SECRET_NAME, "key": SECRET_KEYS[var["name"]]}}
+                    var["valueFrom"] = {"secretKeyRef": {"name": secret_name, "key": SECRET_KEYS[var["name"]]}}
+        if existing is not None:
+            return Remediation(
+                summary=f"Secret {namespace}/{secret_name} already holds {', '.join(sorted(wanted))}: reference it "
+                "with secretKeyRef instead of the literal, then rotate the exposed key in Datadog.",
+                manifests=(to_yaml(fixed),),
+                commands=dry_run_then_apply(),
+            )
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name, "namespace": namespace},
+            "type": "Opaque",
+            "stringData": {SECRET_KEYS[name]: f"<your {name} here>" for name in names},
+        }
         return Remediation(
-            summary=f"Store the key in Secret {namespace}/{SECRET_NAME} and reference it with secretKeyRef; "
+            summary=f"Store the key in Secret {namespace}/{secret_name} and reference it with secretKeyRef; "
             "fill in the key (or create the Secret with `kubectl create secret generic`), then rotate the "
             "exposed key in Datadog.",
             manifests=(to_yaml(secret), to_yaml(fixed)),
             commands=(
-                f"kubectl -n {namespace} create secret generic {SECRET_NAME} --from-literal api-key=$DD_API_KEY",
-                *dry_run_then_apply("<file>"),
+                f"kubectl -n {namespace} create secret generic {secret_name} --from-literal api-key=$DD_API_KEY",
+                *dry_run_then_apply(),
             ),
             safe=False,
         )
