@@ -30,7 +30,7 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """kubectl durations: `30s`, `1m30s`, `2h`, `500ms`, or a bare number of seconds."""
+    """Kubectl durations: `30s`, `1m30s`, `2h`, `500ms`, or a bare number of seconds."""
     text = text.strip()
     try:
         return float(text)
@@ -118,17 +118,10 @@ def live_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def union_inputs(rules: Iterable[type[Rule]]) -> Inputs:
-    """What a set of rules reads, together."""
-    kinds: set[str] = set()
-    optional: set[str] = set()
-    logs: set[str] = set()
-    probes = False
-    for rule in rules:
-        kinds |= rule.inputs.kinds
-        optional |= rule.inputs.optional_kinds
-        logs |= rule.inputs.logs
-        probes = probes or rule.inputs.probes
-    return Inputs(frozenset(kinds), frozenset(optional - kinds), frozenset(logs), probes)
+    """What a set of rules reads, together (the engine's own union)."""
+    from meshdoctor.engine import required_inputs
+
+    return required_inputs(rules)
 
 
 def collect_for_rules(rules: Iterable[type[Rule]], live: LiveFlags) -> tuple[Snapshot, SourceInfo]:
