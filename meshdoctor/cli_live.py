@@ -62,8 +62,13 @@ class LiveFlags:
 
     def given(self) -> list[str]:
         """The flags that only make sense against a live cluster and were set."""
-        named = [("--kubeconfig", self.kubeconfig), ("--context", self.context), ("--namespace", self.namespace),
-                 ("--all-namespaces", self.all_namespaces), ("--probe", self.probe)]
+        named = [
+            ("--kubeconfig", self.kubeconfig),
+            ("--context", self.context),
+            ("--namespace", self.namespace),
+            ("--all-namespaces", self.all_namespaces),
+            ("--probe", self.probe),
+        ]
         return [flag for flag, value in named if value]
 
     def options(self) -> LiveOptions:
@@ -87,19 +92,47 @@ class LiveFlags:
 _FLAG_NAMES = ("kubeconfig", "context", "namespace", "all_namespaces", "request_timeout", "since", "probe", "quiet")
 
 _OPTIONS: tuple[Callable[[Any], Any], ...] = (
-    click.option("--kubeconfig", metavar="FILE", default=None,
-                 help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)."),
+    click.option(
+        "--kubeconfig",
+        metavar="FILE",
+        default=None,
+        help="Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster).",
+    ),
     click.option("--context", metavar="NAME", default=None, help="Kubeconfig context (default: the current one)."),
-    click.option("-n", "--namespace", metavar="NS", default=None,
-                 help="Read namespaced objects from this namespace only (default: all namespaces)."),
-    click.option("-A", "--all-namespaces", is_flag=True, default=False,
-                 help="Read every namespace (the default; kept for kubectl habits)."),
-    click.option("--request-timeout", metavar="DURATION", default="30s", show_default=True,
-                 help="Timeout of each API request (30s, 1m; 0 for 5m)."),
-    click.option("--since", metavar="DURATION", default="1h", show_default=True,
-                 help="Read pod logs only this far back (0 for the whole log, still capped at 5000 lines / 5 MiB)."),
-    click.option("--probe", is_flag=True, default=False,
-                 help="Also fetch the istio check's telemetry endpoints through the API server's service proxy."),
+    click.option(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        default=None,
+        help="Read namespaced objects from this namespace only (default: all namespaces).",
+    ),
+    click.option(
+        "-A",
+        "--all-namespaces",
+        is_flag=True,
+        default=False,
+        help="Read every namespace (the default; kept for kubectl habits).",
+    ),
+    click.option(
+        "--request-timeout",
+        metavar="DURATION",
+        default="30s",
+        show_default=True,
+        help="Timeout of each API request (30s, 1m; 0 for 5m).",
+    ),
+    click.option(
+        "--since",
+        metavar="DURATION",
+        default="1h",
+        show_default=True,
+        help="Read pod logs only this far back (0 for the whole log, still capped at 5000 lines / 5 MiB).",
+    ),
+    click.option(
+        "--probe",
+        is_flag=True,
+        default=False,
+        help="Also fetch the istio check's telemetry endpoints through the API server's service proxy.",
+    ),
     click.option("-q", "--quiet", is_flag=True, default=False, help="No progress display on stderr."),
 )
 
@@ -135,12 +168,23 @@ def collect_for_rules(rules: Iterable[type[Rule]], live: LiveFlags) -> tuple[Sna
 
 
 @click.command("snapshot")
-@click.option("-o", "--output", "output_dir", required=True, metavar="DIR",
-              help="New (or empty) folder to write the cluster state to; `check --from DIR` reads it back.")
-@click.option("--rules", "rule_folders", multiple=True, metavar="PATH",
-              help="Also collect what the rules in this folder read.")
-@click.option("--all-kinds", is_flag=True, default=False,
-              help="Collect every kind meshdoctor knows, not only those the rules read.")
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    required=True,
+    metavar="DIR",
+    help="New (or empty) folder to write the cluster state to; `check --from DIR` reads it back.",
+)
+@click.option(
+    "--rules", "rule_folders", multiple=True, metavar="PATH", help="Also collect what the rules in this folder read."
+)
+@click.option(
+    "--all-kinds",
+    is_flag=True,
+    default=False,
+    help="Collect every kind meshdoctor knows, not only those the rules read.",
+)
 @live_options
 def snapshot(output_dir: str, rule_folders: tuple[str, ...], all_kinds: bool, live: LiveFlags) -> int:
     """Capture what every rule reads from the live cluster into a folder (Secrets left out)."""

@@ -95,8 +95,13 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("RoleBinding", "rbac.authorization.k8s.io", ("v1",), "rolebindings", True),
         KindInfo("ClusterRoleBinding", "rbac.authorization.k8s.io", ("v1",), "clusterrolebindings", False),
         # admission, CRDs
-        KindInfo("MutatingWebhookConfiguration", "admissionregistration.k8s.io", ("v1",),
-                 "mutatingwebhookconfigurations", False),
+        KindInfo(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io",
+            ("v1",),
+            "mutatingwebhookconfigurations",
+            False,
+        ),
         KindInfo("CustomResourceDefinition", "apiextensions.k8s.io", ("v1",), "customresourcedefinitions", False),
         # Istio
         KindInfo("ServiceEntry", "networking.istio.io", _ISTIO_NETWORKING, "serviceentries", True, True),

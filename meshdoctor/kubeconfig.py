@@ -287,7 +287,8 @@ def resolve(
         proxy_url=cluster.get("proxy-url") or None,
         ca_file=cluster.get("certificate-authority") or None,
         ca_data=_b64(cluster["certificate-authority-data"], "certificate-authority-data", cluster_origin)
-        if cluster.get("certificate-authority-data") else None,
+        if cluster.get("certificate-authority-data")
+        else None,
     )
     user = user or {}
     updates: dict[str, Any] = {
@@ -319,7 +320,9 @@ def _where(paths: Sequence[Path], environ: Mapping[str, str]) -> str:
     return "~/.kube/config does not exist and this is not a pod (KUBERNETES_SERVICE_HOST unset)"
 
 
-def in_cluster_config(environ: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterConfig | None:
+def in_cluster_config(
+    environ: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR
+) -> ClusterConfig | None:
     """The pod's own service account, as client-go rest.InClusterConfig builds it; None outside a pod."""
     host = environ.get("KUBERNETES_SERVICE_HOST")
     port = environ.get("KUBERNETES_SERVICE_PORT")

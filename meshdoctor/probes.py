@@ -1,4 +1,4 @@
-"""Active probes (`--probe`): are the telemetry endpoints the `istio` check scrapes answering?
+"""Active probes (`--probe`): do the telemetry endpoints the `istio` check scrapes answer.
 
 The endpoints are the URLs the check's configuration names (the ConfigMap holding the check's
 `instances`, or `ad.datadoghq.com/<container>.instances` pod annotations). Each URL of the form
@@ -90,12 +90,12 @@ def _is_sample(line: str) -> bool:
     match = _SAMPLE.match(line)
     if not match:
         return False
-    rest = line[match.end():]
+    rest = line[match.end() :]
     if rest.startswith("{"):
         close = rest.rfind("}")
         if close < 0:
             return False
-        rest = rest[close + 1:]
+        rest = rest[close + 1 :]
     fields = rest.split()
     if not 1 <= len(fields) <= 2:
         return False
@@ -185,8 +185,17 @@ def probe_endpoint(url: str, option: str, fetch: Fetch) -> dict[str, Any]:
     """
     expected = EXPECTED_FAMILIES.get(option, ())
     record: dict[str, Any] = {
-        "option": option, "service": None, "path": None, "status": None, "latency_ms": None,
-        "prometheus": False, "expected": list(expected), "found": [], "families": 0, "ok": False, "error": None,
+        "option": option,
+        "service": None,
+        "path": None,
+        "status": None,
+        "latency_ms": None,
+        "prometheus": False,
+        "expected": list(expected),
+        "found": [],
+        "families": 0,
+        "ok": False,
+        "error": None,
     }
     target = service_proxy_path(url)
     if target is None:
@@ -230,18 +239,29 @@ def _status_message(text: str) -> str:
     return stripped.splitlines()[0][:200] if stripped else ""
 
 
-def run_http_probes(reader: ObjectReader, fetch: Fetch, map_fn: Callable[..., Iterable[Any]] = map) -> dict[str, dict[str, Any]]:
+def run_http_probes(
+    reader: ObjectReader, fetch: Fetch, map_fn: Callable[..., Iterable[Any]] = map
+) -> dict[str, dict[str, Any]]:
     """Probe every endpoint of the check configuration; url -> record (see `probe_endpoint`)."""
     endpoints = check_endpoints(reader)
     results = map_fn(lambda item: probe_endpoint(item[0], item[1], fetch), endpoints.items())
-    return dict(zip(endpoints, results))
+    return dict(zip(endpoints, results, strict=True))
 
 
 # -- SubjectAccessReview answers -----------------------------------------------------------------
 
 #: Fields of a `meshdoctor.rbac.Request`, in the order `probes["rbac"]["answers"][i]["request"]` keeps.
-REQUEST_FIELDS = ("user", "groups", "verb", "api_group", "resource", "subresource", "namespace", "name",
-                  "non_resource_url")
+REQUEST_FIELDS = (
+    "user",
+    "groups",
+    "verb",
+    "api_group",
+    "resource",
+    "subresource",
+    "namespace",
+    "name",
+    "non_resource_url",
+)
 
 
 def request_record(request: Any) -> dict[str, Any]:

@@ -49,7 +49,9 @@ def log_path(key: LogKey) -> Path:
     return Path(LOGS_DIR) / key.namespace / key.pod / f"{key.container}{suffix}"
 
 
-def write_snapshot(snapshot: Snapshot, directory: str | os.PathLike[str], source: SourceInfo | None = None) -> list[Path]:
+def write_snapshot(
+    snapshot: Snapshot, directory: str | os.PathLike[str], source: SourceInfo | None = None
+) -> list[Path]:
     """Write every object (but Secrets) and every log of the snapshot; return the files written.
 
     The folder must not exist or be empty, so a capture never mixes with an older one.
@@ -66,8 +68,15 @@ def write_snapshot(snapshot: Snapshot, directory: str | os.PathLike[str], source
         path = root / kind_file_name(kind)
         document = {"apiVersion": "v1", "kind": "List", "items": items}
         with path.open("w", encoding="utf-8") as out:
-            yaml.dump(document, out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                      allow_unicode=True, width=1 << 20)
+            yaml.dump(
+                document,
+                out,
+                Dumper=_Dumper,
+                sort_keys=False,
+                default_flow_style=False,
+                allow_unicode=True,
+                width=1 << 20,
+            )
         written.append(path)
     for key in sorted(snapshot.logs):
         path = root / log_path(key)

@@ -18,11 +18,37 @@ def test_table_rows_are_keyed_by_their_kind_and_plurals_are_unique() -> None:
 
 def test_every_kind_the_brief_lists_is_there() -> None:
     assert set(KINDS) >= {
-        "Pod", "Service", "Endpoints", "ConfigMap", "Secret", "ServiceAccount", "Namespace", "Node", "Event",
-        "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet", "Job", "CronJob", "EndpointSlice",
-        "NetworkPolicy", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
-        "MutatingWebhookConfiguration", "CustomResourceDefinition", "ServiceEntry", "Sidecar",
-        "DestinationRule", "VirtualService", "Gateway", "PeerAuthentication", "Policy", "MeshPolicy",
+        "Pod",
+        "Service",
+        "Endpoints",
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Namespace",
+        "Node",
+        "Event",
+        "DaemonSet",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "Job",
+        "CronJob",
+        "EndpointSlice",
+        "NetworkPolicy",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "MutatingWebhookConfiguration",
+        "CustomResourceDefinition",
+        "ServiceEntry",
+        "Sidecar",
+        "DestinationRule",
+        "VirtualService",
+        "Gateway",
+        "PeerAuthentication",
+        "Policy",
+        "MeshPolicy",
         "DatadogAgent",
     }
 
@@ -40,7 +66,10 @@ def test_paths() -> None:
     assert pod.list_path() == "/api/v1/pods"
     assert pod.list_path(namespace="datadog") == "/api/v1/namespaces/datadog/pods"
     se = kind_info("ServiceEntry")
-    assert se.list_path("v1beta1", "istio-system") == "/apis/networking.istio.io/v1beta1/namespaces/istio-system/serviceentries"
+    assert (
+        se.list_path("v1beta1", "istio-system")
+        == "/apis/networking.istio.io/v1beta1/namespaces/istio-system/serviceentries"
+    )
     node = kind_info("Node")
     assert node.list_path(namespace="ignored-for-cluster-scoped") == "/api/v1/nodes"
     assert kind_info("ClusterRole").resource == "clusterroles.rbac.authorization.k8s.io"
@@ -68,7 +97,11 @@ def test_with_type_sets_kind_and_api_version_first() -> None:
 def test_clusterrole_grants_exactly_the_table() -> None:
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "meshdoctor-clusterrole.yaml").read_text()))
     role, binding = docs
-    assert (role["kind"], binding["kind"], binding["roleRef"]["name"]) == ("ClusterRole", "ClusterRoleBinding", "meshdoctor")
+    assert (role["kind"], binding["kind"], binding["roleRef"]["name"]) == (
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "meshdoctor",
+    )
     read: set[tuple[str, str]] = set()
     other: set[tuple[str, str, str]] = set()
     for rule in role["rules"]:
@@ -81,5 +114,8 @@ def test_clusterrole_grants_exactly_the_table() -> None:
                         other.add((group, resource, verb))
         assert "resourceNames" not in rule
     assert read == {(info.group, info.plural) for info in KINDS.values()}
-    assert other == {("", "pods/log", "get"), ("", "services/proxy", "get"),
-                     ("authorization.k8s.io", "subjectaccessreviews", "create")}
+    assert other == {
+        ("", "pods/log", "get"),
+        ("", "services/proxy", "get"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }

@@ -48,8 +48,10 @@ def two_files(tmp_path: Path) -> tuple[Path, Path]:
         tmp_path / "b.yaml",
         clusters=[("shared", {"server": "https://b.example:6443"}), ("only-b", {"server": "https://only-b:6443"})],
         users=[("u", {"token": "token-b"})],
-        contexts=[("ctx", {"cluster": "shared", "user": "u", "namespace": "ns-b"}),
-                  ("ctx-b", {"cluster": "only-b", "user": "u"})],
+        contexts=[
+            ("ctx", {"cluster": "shared", "user": "u", "namespace": "ns-b"}),
+            ("ctx-b", {"cluster": "only-b", "user": "u"}),
+        ],
         current="ctx-b",
     )
     return a, b
@@ -61,7 +63,11 @@ def test_first_file_defining_a_name_wins_and_first_current_context_wins(two_file
     # a.yaml sets no current-context, so b.yaml's (ctx-b) is used
     config = resolve(environ=env)
     assert (config.context, config.server, config.token, config.namespace) == (
-        "ctx-b", "https://only-b:6443", "token-a", "default")
+        "ctx-b",
+        "https://only-b:6443",
+        "token-a",
+        "default",
+    )
     # the context `ctx` and the cluster `shared` and the user `u` come from a.yaml
     config = resolve(context="ctx", environ=env)
     assert (config.server, config.token, config.namespace) == ("https://a.example:6443", "token-a", "ns-a")
@@ -75,10 +81,12 @@ def test_reversed_order_reverses_the_winner(two_files: tuple[Path, Path]) -> Non
 
 
 def test_first_current_context_wins_even_if_a_later_file_sets_another(tmp_path: Path) -> None:
-    a = write(tmp_path / "a", clusters=[("c", {"server": "https://a:1"})], contexts=[("one", {"cluster": "c"})],
-              current="one")
-    b = write(tmp_path / "b", clusters=[("d", {"server": "https://b:1"})], contexts=[("two", {"cluster": "d"})],
-              current="two")
+    a = write(
+        tmp_path / "a", clusters=[("c", {"server": "https://a:1"})], contexts=[("one", {"cluster": "c"})], current="one"
+    )
+    b = write(
+        tmp_path / "b", clusters=[("d", {"server": "https://b:1"})], contexts=[("two", {"cluster": "d"})], current="two"
+    )
     assert resolve(environ={"KUBECONFIG": f"{a}{os.pathsep}{b}"}).context == "one"
     assert resolve(environ={"KUBECONFIG": f"{b}{os.pathsep}{a}"}).context == "two"
 
@@ -104,8 +112,12 @@ def test_flag_file_must_exist(tmp_path: Path) -> None:
 
 def test_home_kube_config_is_the_default(tmp_path: Path) -> None:
     (tmp_path / ".kube").mkdir()
-    write(tmp_path / ".kube" / "config", clusters=[("c", {"server": "https://home:6443/"})],
-          contexts=[("home", {"cluster": "c", "namespace": "ops"})], current="home")
+    write(
+        tmp_path / ".kube" / "config",
+        clusters=[("c", {"server": "https://home:6443/"})],
+        contexts=[("home", {"cluster": "c", "namespace": "ops"})],
+        current="home",
+    )
     config = resolve(environ={}, home=tmp_path)
     assert (config.context, config.server, config.namespace) == ("home", "https://home:6443", "ops")
 
@@ -132,7 +144,12 @@ def test_in_cluster_when_no_kubeconfig(tmp_path: Path) -> None:
     env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     config = resolve(environ=env, home=tmp_path, service_account_dir=sa)
     assert (config.server, config.context, config.namespace, config.ca_file, config.bearer_token()) == (
-        "https://10.96.0.1:443", "in-cluster", "datadog", str(sa / "ca.crt"), "pod-token")
+        "https://10.96.0.1:443",
+        "in-cluster",
+        "datadog",
+        str(sa / "ca.crt"),
+        "pod-token",
+    )
     ipv6 = in_cluster_config({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}, sa)
     assert ipv6 is not None and ipv6.server == "https://[fd00::1]:443"
 
@@ -143,10 +160,14 @@ def test_credentials_and_relative_paths(tmp_path: Path) -> None:
     ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()
     write(
         folder / "config",
-        clusters=[("c", {"server": "https://x:6443", "certificate-authority-data": ca}),
-                  ("f", {"server": "https://y:6443", "certificate-authority": "ca.pem", "insecure-skip-tls-verify": True})],
-        users=[("cert", {"client-certificate": "u.crt", "client-key": "/abs/u.key"}),
-               ("tf", {"tokenFile": "token.txt"})],
+        clusters=[
+            ("c", {"server": "https://x:6443", "certificate-authority-data": ca}),
+            ("f", {"server": "https://y:6443", "certificate-authority": "ca.pem", "insecure-skip-tls-verify": True}),
+        ],
+        users=[
+            ("cert", {"client-certificate": "u.crt", "client-key": "/abs/u.key"}),
+            ("tf", {"tokenFile": "token.txt"}),
+        ],
         contexts=[("one", {"cluster": "c", "user": "cert"}), ("two", {"cluster": "f", "user": "tf"})],
         current="one",
     )
@@ -156,14 +177,23 @@ def test_credentials_and_relative_paths(tmp_path: Path) -> None:
     assert (one.client_cert_file, one.client_key_file) == (str(folder.resolve() / "u.crt"), "/abs/u.key")
     two = resolve(context="two", environ={"KUBECONFIG": str(folder / "config")})
     assert (two.ca_file, two.insecure_skip_tls_verify, two.bearer_token()) == (
-        str(folder.resolve() / "ca.pem"), True, "from-file")
+        str(folder.resolve() / "ca.pem"),
+        True,
+        "from-file",
+    )
 
 
 def test_unsupported_auth_provider_is_refused(tmp_path: Path) -> None:
-    write(tmp_path / "k", clusters=[("c", {"server": "https://x:1"})],
-          users=[("g", {"auth-provider": {"name": "gcp", "config": {}}}),
-                 ("o", {"auth-provider": {"name": "oidc", "config": {"id-token": "jwt"}}})],
-          contexts=[("gke", {"cluster": "c", "user": "g"}), ("oidc", {"cluster": "c", "user": "o"})], current="gke")
+    write(
+        tmp_path / "k",
+        clusters=[("c", {"server": "https://x:1"})],
+        users=[
+            ("g", {"auth-provider": {"name": "gcp", "config": {}}}),
+            ("o", {"auth-provider": {"name": "oidc", "config": {"id-token": "jwt"}}}),
+        ],
+        contexts=[("gke", {"cluster": "c", "user": "g"}), ("oidc", {"cluster": "c", "user": "o"})],
+        current="gke",
+    )
     with pytest.raises(UsageError, match="auth-provider 'gcp' is not supported"):
         resolve(kubeconfig=str(tmp_path / "k"), environ={})
     assert resolve(kubeconfig=str(tmp_path / "k"), context="oidc", environ={}).token == "jwt"
@@ -177,17 +207,35 @@ def _plugin(tmp_path: Path, body: str) -> Path:
 
 
 def test_exec_plugin_token(tmp_path: Path) -> None:
-    script = _plugin(tmp_path, (
-        "import json, os, sys\n"
-        "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
-        "assert info['kind'] == 'ExecCredential' and info['spec']['interactive'] is False\n"
-        "print(json.dumps({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential',\n"
-        "                  'status': {'token': 'exec-' + os.environ['EXTRA'] + '-' + sys.argv[1]}}))\n"
-    ))
-    write(tmp_path / "k", clusters=[("c", {"server": "https://x:1"})],
-          users=[("e", {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "./plugin.py",
-                                 "args": ["arg"], "env": [{"name": "EXTRA", "value": "env"}]}})],
-          contexts=[("e", {"cluster": "c", "user": "e"})], current="e")
+    _plugin(
+        tmp_path,
+        (
+            "import json, os, sys\n"
+            "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+            "assert info['kind'] == 'ExecCredential' and info['spec']['interactive'] is False\n"
+            "print(json.dumps({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential',\n"
+            "                  'status': {'token': 'exec-' + os.environ['EXTRA'] + '-' + sys.argv[1]}}))\n"
+        ),
+    )
+    write(
+        tmp_path / "k",
+        clusters=[("c", {"server": "https://x:1"})],
+        users=[
+            (
+                "e",
+                {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1",
+                        "command": "./plugin.py",
+                        "args": ["arg"],
+                        "env": [{"name": "EXTRA", "value": "env"}],
+                    }
+                },
+            )
+        ],
+        contexts=[("e", {"cluster": "c", "user": "e"})],
+        current="e",
+    )
     config = resolve(kubeconfig=str(tmp_path / "k"), environ={})
     assert config.exec_plugin is not None and config.exec_plugin.command == str(tmp_path.resolve() / "plugin.py")
     assert config.token is None
@@ -197,13 +245,22 @@ def test_exec_plugin_token(tmp_path: Path) -> None:
 
 def test_exec_plugin_failures_are_one_line(tmp_path: Path) -> None:
     base = ClusterConfig(server="https://x:1", context="c")
-    failing = _plugin(tmp_path, "import sys\nprint('first', file=sys.stderr)\nprint('token expired', file=sys.stderr)\nsys.exit(3)\n")
+    failing = _plugin(
+        tmp_path, "import sys\nprint('first', file=sys.stderr)\nprint('token expired', file=sys.stderr)\nsys.exit(3)\n"
+    )
     with pytest.raises(UsageError) as err:
         with_exec_credentials(ClusterConfig(**{**base.__dict__, "exec_plugin": ExecPlugin(str(failing))}), environ={})
     assert str(err.value) == f"exec credential plugin '{failing}' failed with exit code 3: token expired"
-    with pytest.raises(UsageError, match=r"^exec credential plugin 'no-such-plugin-xyz' not found \(brew install it\)$"):
+    with pytest.raises(
+        UsageError, match=r"^exec credential plugin 'no-such-plugin-xyz' not found \(brew install it\)$"
+    ):
         with_exec_credentials(
-            ClusterConfig(**{**base.__dict__, "exec_plugin": ExecPlugin("no-such-plugin-xyz", install_hint="brew install it\nmore")}),
+            ClusterConfig(
+                **{
+                    **base.__dict__,
+                    "exec_plugin": ExecPlugin("no-such-plugin-xyz", install_hint="brew install it\nmore"),
+                }
+            ),
             environ={"PATH": str(tmp_path)},
         )
     garbage = _plugin(tmp_path, "print('hello')\n")

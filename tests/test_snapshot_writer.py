@@ -30,19 +30,55 @@ def obj(kind: str, api_version: str, name: str, namespace: str | None = None, **
 
 
 OBJECTS = [
-    obj("DaemonSet", "apps/v1", "datadog-agent", "datadog",
-        spec={"template": {"spec": {"containers": [{"name": "agent", "image": "gcr.io/datadoghq/agent:7.49.1",
-                                                     "env": [{"name": "DD_SITE", "value": "datadoghq.eu"}]}]}}}),
+    obj(
+        "DaemonSet",
+        "apps/v1",
+        "datadog-agent",
+        "datadog",
+        spec={
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "image": "gcr.io/datadoghq/agent:7.49.1",
+                            "env": [{"name": "DD_SITE", "value": "datadoghq.eu"}],
+                        }
+                    ]
+                }
+            }
+        },
+    ),
     obj("Pod", "v1", "datadog-agent-abcde", "datadog", status={"phase": "Running"}),
     obj("Pod", "v1", "istiod-1", "istio-system"),
-    obj("ConfigMap", "v1", "istio-check", "datadog",
-        data={"conf.yaml": "instances:\n  - istiod_endpoint: http://istiod.istio-system:15014/metrics\n",
-              "weird": "a: 'quoted: \"x\"'\n\ttab\u00e9"}),
-    obj("ServiceEntry", "networking.istio.io/v1", "datadog-intake", "datadog",
-        spec={"hosts": ["*.datadoghq.eu"], "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
-              "resolution": "NONE", "location": "MESH_EXTERNAL"}),
-    obj("ClusterRole", "rbac.authorization.k8s.io/v1", "datadog-agent",
-        rules=[{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]),
+    obj(
+        "ConfigMap",
+        "v1",
+        "istio-check",
+        "datadog",
+        data={
+            "conf.yaml": "instances:\n  - istiod_endpoint: http://istiod.istio-system:15014/metrics\n",
+            "weird": "a: 'quoted: \"x\"'\n\ttab\u00e9",
+        },
+    ),
+    obj(
+        "ServiceEntry",
+        "networking.istio.io/v1",
+        "datadog-intake",
+        "datadog",
+        spec={
+            "hosts": ["*.datadoghq.eu"],
+            "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
+            "resolution": "NONE",
+            "location": "MESH_EXTERNAL",
+        },
+    ),
+    obj(
+        "ClusterRole",
+        "rbac.authorization.k8s.io/v1",
+        "datadog-agent",
+        rules=[{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}],
+    ),
     obj("Namespace", "v1", "datadog", metadata_extra=None),
     obj("Node", "v1", "node-1", status={"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]}),
 ]
@@ -53,8 +89,10 @@ def snapshot_with_everything() -> Snapshot:
     for o in OBJECTS:
         snapshot.add(o)
     snapshot.add(obj("Secret", "v1", "datadog-secret", "datadog", data={"api-key": "c2VjcmV0"}))
-    snapshot.add_log(LogKey("datadog", "datadog-agent-abcde", "agent"),
-                     ListLog(["2024-01-01 UTC | CORE | ERROR | first", "caf\ufffd line", ""]))
+    snapshot.add_log(
+        LogKey("datadog", "datadog-agent-abcde", "agent"),
+        ListLog(["2024-01-01 UTC | CORE | ERROR | first", "caf\ufffd line", ""]),
+    )
     snapshot.add_log(LogKey("datadog", "datadog-agent-abcde", "agent", previous=True), ListLog(["before restart"]))
     snapshot.add_log(LogKey("datadog", "datadog-agent-abcde", "istio-proxy"), ListLog([]))
     snapshot.mark_missing("ClusterRoleBinding", "forbidden: cannot list clusterrolebindings")
@@ -90,7 +128,10 @@ def test_round_trip_through_load_offline(tmp_path: Path) -> None:
     # each file is a List
     pods = yaml.safe_load((out / "pods.yaml").read_text())
     assert (pods["apiVersion"], pods["kind"], [p["metadata"]["name"] for p in pods["items"]]) == (
-        "v1", "List", ["datadog-agent-abcde", "istiod-1"])
+        "v1",
+        "List",
+        ["datadog-agent-abcde", "istiod-1"],
+    )
 
     again, source = load_offline([str(out)])
     original = snapshot_with_everything()

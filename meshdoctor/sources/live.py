@@ -152,7 +152,9 @@ class Connection:
         elif config.ca_data:
             configuration.ssl_ca_cert = _temp_file(config.ca_data, "ca.crt")
         if config.client_cert_file or config.client_cert_data:
-            configuration.cert_file = config.client_cert_file or _temp_file(config.client_cert_data or b"", "client.crt")
+            configuration.cert_file = config.client_cert_file or _temp_file(
+                config.client_cert_data or b"", "client.crt"
+            )
             configuration.key_file = config.client_key_file or _temp_file(config.client_key_data or b"", "client.key")
         if config.tls_server_name and hasattr(configuration, "tls_server_name"):
             configuration.tls_server_name = config.tls_server_name
@@ -180,8 +182,14 @@ class Connection:
         except Exception:  # pragma: no cover - closing must never fail the run
             pass
 
-    def request(self, method: str, path: str, query: Mapping[str, Any] | None = None, body: Any = None,
-                accept: str | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        accept: str | None = None,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
         """One request; (status, body, headers). Transport failures become a one-line UsageError."""
         import urllib3
 
@@ -196,10 +204,19 @@ class Connection:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         try:
-            response = self._pool.request(method, url, body=data, headers=headers, retries=False,
-                                          timeout=urllib3.Timeout(total=self.timeout), preload_content=True)
+            response = self._pool.request(
+                method,
+                url,
+                body=data,
+                headers=headers,
+                retries=False,
+                timeout=urllib3.Timeout(total=self.timeout),
+                preload_content=True,
+            )
         except urllib3.exceptions.HTTPError as exc:
-            raise UsageError(f"cannot reach the cluster at {self.server}: {_transport_reason(exc, self.timeout)}") from None
+            raise UsageError(
+                f"cannot reach the cluster at {self.server}: {_transport_reason(exc, self.timeout)}"
+            ) from None
         status = int(response.status)
         if status == 401:
             what = "expired or invalid token" if "Authorization" in self._headers else "no valid credentials"
@@ -284,8 +301,10 @@ def _status_error(status: int, data: bytes) -> ApiStatusError:
 
 # -- discovery -------------------------------------------------------------------------------
 
-_AGGREGATED = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-               "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+_AGGREGATED = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+)
 
 
 @dataclass
@@ -407,7 +426,8 @@ class LiveCollector:
             target += f" namespace {self.options.namespace}"
         declared = inputs.kinds | inputs.optional_kinds
         missing = tuple(
-            f"{kind}: {reason}" for kind, reason in sorted(self.missing.items())
+            f"{kind}: {reason}"
+            for kind, reason in sorted(self.missing.items())
             if kind in declared or kind not in KINDS
         )
         return snapshot, SourceInfo("live", target, missing)
@@ -474,8 +494,12 @@ class LiveCollector:
                 return None
             break
         with self._lock:
-            self.listed[info.kind] = {"apiVersion": info.api_version(version), "items": len(items), "pages": pages,
-                                      "restarted": restarted}
+            self.listed[info.kind] = {
+                "apiVersion": info.api_version(version),
+                "items": len(items),
+                "pages": pages,
+                "restarted": restarted,
+            }
         typed = with_type(items, info.kind, info.api_version(version))
         for obj in typed:
             _trim(obj)
@@ -501,7 +525,7 @@ class LiveCollector:
         self.progress.begin("logs")
         jobs = [pool.submit(self._fetch_log, key) for key in targets]
         failures: dict[str, int] = {}
-        for key, job in zip(targets, jobs):
+        for key, job in zip(targets, jobs, strict=True):
             outcome = job.result()
             if isinstance(outcome, MemoryLog):
                 self.snapshot.add_log(key, outcome)
@@ -562,8 +586,12 @@ class LiveCollector:
             spec["nonResourceAttributes"] = {"path": request.non_resource_url, "verb": request.verb}
         else:
             spec["resourceAttributes"] = {
-                "verb": request.verb, "group": request.api_group, "resource": request.resource,
-                "subresource": request.subresource, "namespace": request.namespace, "name": request.name,
+                "verb": request.verb,
+                "group": request.api_group,
+                "resource": request.resource,
+                "subresource": request.subresource,
+                "namespace": request.namespace,
+                "name": request.name,
             }
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
         try:
@@ -628,7 +656,8 @@ def _agent_pods(snapshot: Snapshot) -> list[KubeObject]:
 
 def _telemetry_pods(snapshot: Snapshot) -> list[KubeObject]:
     return [
-        pod for pod in snapshot.objects("Pod")
+        pod
+        for pod in snapshot.objects("Pod")
         if any(_labels(pod).get(key) == value for key, value in TELEMETRY_POD_LABELS)
     ]
 
@@ -675,8 +704,14 @@ def log_targets(snapshot: Snapshot, groups: Iterable[str]) -> list[LogKey]:
 
 
 #: The agent env vars that change which permissions it needs (see meshdoctor.facts.agent_permissions).
-_PERMISSION_ENV = ("DD_COLLECT_KUBERNETES_EVENTS", "DD_LEADER_ELECTION", "DD_LEADER_ELECTION_DEFAULT_RESOURCE",
-                   "DD_LEADER_LEASE_NAME", "DD_CLUSTER_AGENT_TOKEN_NAME", "DD_KUBE_RESOURCES_NAMESPACE")
+_PERMISSION_ENV = (
+    "DD_COLLECT_KUBERNETES_EVENTS",
+    "DD_LEADER_ELECTION",
+    "DD_LEADER_ELECTION_DEFAULT_RESOURCE",
+    "DD_LEADER_LEASE_NAME",
+    "DD_CLUSTER_AGENT_TOKEN_NAME",
+    "DD_KUBE_RESOURCES_NAMESPACE",
+)
 
 
 def agent_requests(snapshot: Snapshot) -> list[Any]:

@@ -33,36 +33,85 @@ ALL_INPUTS = inputs(*KINDS, logs=["agent", "istio-proxy", "telemetry"], probes=T
 def _agent_world(cluster: Any, ns: str) -> None:
     """An agent DaemonSet with a sidecar, its ServiceAccount, an istio check config naming a Service
     with no endpoints (the API server answers the probe itself, nothing is dialled)."""
-    cluster.post(f"/api/v1/namespaces/{ns}/serviceaccounts",
-                 {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "datadog-agent"}}, check=True)
+    cluster.post(
+        f"/api/v1/namespaces/{ns}/serviceaccounts",
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "datadog-agent"}},
+        check=True,
+    )
     conf = {"instances": [{"istiod_endpoint": f"http://istiod.{ns}:15014/metrics"}]}
-    cluster.post(f"/api/v1/namespaces/{ns}/configmaps",
-                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-check"},
-                  "data": {"conf.yaml": yaml.safe_dump(conf)}}, check=True)
-    cluster.post(f"/api/v1/namespaces/{ns}/services",
-                 {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istiod"},
-                  "spec": {"ports": [{"name": "http-monitoring", "port": 15014}]}}, check=True)
+    cluster.post(
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "istio-check"},
+            "data": {"conf.yaml": yaml.safe_dump(conf)},
+        },
+        check=True,
+    )
+    cluster.post(
+        f"/api/v1/namespaces/{ns}/services",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "istiod"},
+            "spec": {"ports": [{"name": "http-monitoring", "port": 15014}]},
+        },
+        check=True,
+    )
     labels = {"app": "datadog-agent"}
-    pod_spec = {"serviceAccountName": "datadog-agent", "containers": [
-        {"name": "agent", "image": "gcr.io/datadoghq/agent:7.60.1",
-         "env": [{"name": "DD_LEADER_ELECTION", "value": "true"}]},
-        {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3"},
-    ]}
-    ds = cluster.post(f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "datadog-agent"},
-        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": pod_spec}}},
-        check=True).body
+    pod_spec = {
+        "serviceAccountName": "datadog-agent",
+        "containers": [
+            {
+                "name": "agent",
+                "image": "gcr.io/datadoghq/agent:7.60.1",
+                "env": [{"name": "DD_LEADER_ELECTION", "value": "true"}],
+            },
+            {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.30.3"},
+        ],
+    }
+    ds = cluster.post(
+        f"/apis/apps/v1/namespaces/{ns}/daemonsets",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "datadog-agent"},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
+        },
+        check=True,
+    ).body
     # the test cluster runs no workload controllers: the DaemonSet's pod is made here, as the
     # DaemonSet controller would make it
-    owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "datadog-agent", "uid": ds["metadata"]["uid"],
-             "controller": True, "blockOwnerDeletion": True}
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "name": "datadog-agent",
+        "uid": ds["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     name = "datadog-agent-live0"
-    cluster.post(f"/api/v1/namespaces/{ns}/pods", {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
-        "spec": {**pod_spec, "nodeName": cluster.node_names[0]}}, check=True)
-    cluster.wait_for(lambda: (cluster.get(f"/api/v1/namespaces/{ns}/pods/{name}").body.get("status") or {})
-                     .get("phase") == "Running", 60, what="the agent pod Running")
+    cluster.post(
+        f"/api/v1/namespaces/{ns}/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+            "spec": {**pod_spec, "nodeName": cluster.node_names[0]},
+        },
+        check=True,
+    )
+    cluster.wait_for(
+        lambda: (
+            (cluster.get(f"/api/v1/namespaces/{ns}/pods/{name}").body.get("status") or {}).get("phase") == "Running"
+        ),
+        60,
+        what="the agent pod Running",
+    )
     cluster.set_pod_log(ns, name, "agent", "2024-01-01 UTC | CORE | INFO | hello\nline two")
 
 
@@ -95,7 +144,8 @@ def test_meshdoctor_clusterrole_is_enough(live_cluster: Any, live_namespace: str
     live_cluster.post(f"{base}/clusterrolebindings", binding, check=True)
     try:
         snapshot, source = collect_live(
-            LiveOptions(kubeconfig=str(live_cluster.restricted_kubeconfig), probe=True, environ={}), ALL_INPUTS)
+            LiveOptions(kubeconfig=str(live_cluster.restricted_kubeconfig), probe=True, environ={}), ALL_INPUTS
+        )
     finally:
         live_cluster.delete(f"{base}/clusterrolebindings/{binding['metadata']['name']}")
         live_cluster.delete(f"{base}/clusterroles/{role['metadata']['name']}")
@@ -106,7 +156,11 @@ def test_meshdoctor_clusterrole_is_enough(live_cluster: Any, live_namespace: str
     probe = snapshot.probes["http"][f"http://istiod.{live_namespace}:15014/metrics"]
     # a Service without Endpoints: the API server answers itself, nothing is dialled
     assert (probe["service"], probe["status"], probe["ok"], probe["prometheus"]) == (
-        f"{live_namespace}/istiod:15014", 404, False, False), probe
+        f"{live_namespace}/istiod:15014",
+        404,
+        False,
+        False,
+    ), probe
     # (kube-apiserver 1.34 words a Service without endpoints as "services ... not found")
     assert probe["error"] == 'HTTP 404: services "istiod" not found', probe
 
@@ -119,15 +173,22 @@ def test_audit_log_shows_only_reads_and_one_list_per_kind(live_cluster: Any, liv
     _agent_world(live_cluster, live_namespace)
     started = time.time() - 1
     snapshot, source = collect_live(
-        LiveOptions(kubeconfig=str(live_cluster.admin_kubeconfig), probe=True, page_size=3, environ={}), ALL_INPUTS)
+        LiveOptions(kubeconfig=str(live_cluster.admin_kubeconfig), probe=True, page_size=3, environ={}), ALL_INPUTS
+    )
     time.sleep(1.5)  # the audit backend writes asynchronously
-    ours = [e for e in live_cluster.audit_events()
-            if str(e.get("userAgent", "")).startswith("meshdoctor/") and _stamp(e) >= started
-            and e["user"]["username"] == "meshdoctor-admin"
-            and e.get("stage") == "ResponseComplete"]  # long-running requests (logs) also log ResponseStarted
+    ours = [
+        e
+        for e in live_cluster.audit_events()
+        if str(e.get("userAgent", "")).startswith("meshdoctor/")
+        and _stamp(e) >= started
+        and e["user"]["username"] == "meshdoctor-admin"
+        and e.get("stage") == "ResponseComplete"
+    ]  # long-running requests (logs) also log ResponseStarted
     assert ours
-    verbs = Counter((e["verb"], (e.get("objectRef") or {}).get("resource", ""), (e.get("objectRef") or {}).get("subresource", ""))
-                    for e in ours)
+    verbs = Counter(
+        (e["verb"], (e.get("objectRef") or {}).get("resource", ""), (e.get("objectRef") or {}).get("subresource", ""))
+        for e in ours
+    )
     writes = {key for key in verbs if key[0] not in ("get", "list")}
     assert writes == {("create", "subjectaccessreviews", "")}
     assert snapshot.probes["rbac"]["reason"] is None
@@ -145,10 +206,18 @@ def test_audit_log_shows_only_reads_and_one_list_per_kind(live_cluster: Any, liv
     # not installed custom resources are not listed at all
     assert not set(snapshot.probes["live"]["not_installed"]) & set(collected)
 
-    log_gets = Counter((e["objectRef"].get("namespace"), e["objectRef"].get("name"), e["requestURI"])
-                       for e in ours if (e.get("objectRef") or {}).get("subresource") == "log")
+    log_gets = Counter(
+        (e["objectRef"].get("namespace"), e["objectRef"].get("name"), e["requestURI"])
+        for e in ours
+        if (e.get("objectRef") or {}).get("subresource") == "log"
+    )
     assert len(log_gets) == len(snapshot.logs) and all(n == 1 for n in log_gets.values())
-    pod_gets = [e for e in ours if e["verb"] == "get" and (e.get("objectRef") or {}).get("resource") == "pods"
-                and not e["objectRef"].get("subresource")]
+    pod_gets = [
+        e
+        for e in ours
+        if e["verb"] == "get"
+        and (e.get("objectRef") or {}).get("resource") == "pods"
+        and not e["objectRef"].get("subresource")
+    ]
     assert pod_gets == [], "no per-pod GET"
     assert source.missing == ()

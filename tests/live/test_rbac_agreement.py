@@ -2,7 +2,8 @@
 
 A set of roles and bindings covering wildcards, subresources, resourceNames, nonResourceURLs,
 aggregation, RoleBinding -> ClusterRole scoping, group and service-account subjects (with and
-without namespace) a subject naming another namespace's service account, and a dangling roleRef is created on the live cluster; the snapshot the
+without namespace), a subject naming another namespace's service account, and a dangling
+roleRef is created on the live cluster; the snapshot the
 evaluator reads is collected from the same cluster by the live source (so the built-in roles and
 bindings, e.g. `system:discovery` for `system:authenticated`, are in it too); then every
 (subject, request) pair of the matrix is asked of both. Zero disagreements.
@@ -25,8 +26,12 @@ pytestmark = pytest.mark.live
 RBAC = "rbac.authorization.k8s.io/v1"
 
 
-def _cluster_role(name: str, rules: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None,
-                  aggregate: dict[str, str] | None = None) -> dict[str, Any]:
+def _cluster_role(
+    name: str,
+    rules: list[dict[str, Any]] | None = None,
+    labels: dict[str, str] | None = None,
+    aggregate: dict[str, str] | None = None,
+) -> dict[str, Any]:
     obj: dict[str, Any] = {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": name}}
     if labels:
         obj["metadata"]["labels"] = labels
@@ -37,14 +42,19 @@ def _cluster_role(name: str, rules: list[dict[str, Any]] | None = None, labels: 
     return obj
 
 
-def _binding(kind: str, name: str, role_kind: str, role: str, subjects: list[dict[str, Any]],
-             namespace: str | None = None) -> dict[str, Any]:
+def _binding(
+    kind: str, name: str, role_kind: str, role: str, subjects: list[dict[str, Any]], namespace: str | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    return {"apiVersion": RBAC, "kind": kind, "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
-            "subjects": subjects}
+    return {
+        "apiVersion": RBAC,
+        "kind": kind,
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": subjects,
+    }
 
 
 def _user(name: str) -> dict[str, Any]:
@@ -69,30 +79,75 @@ def world(tag: str, ns_a: str, ns_b: str) -> list[dict[str, Any]]:
     return [
         _cluster_role(f"{t}-pods-all-verbs", [{"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]}]),
         _cluster_role(f"{t}-get-everything", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get"]}]),
-        _cluster_role(f"{t}-subresources", [{"apiGroups": [""], "resources": ["pods/log", "nodes/proxy"], "verbs": ["get"]}]),
-        _cluster_role(f"{t}-any-scale", [{"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update", "get"]}]),
-        _cluster_role(f"{t}-named-configmap", [{"apiGroups": [""], "resources": ["configmaps"],
-                                                "resourceNames": ["datadogtoken"], "verbs": ["get", "update"]},
-                                               {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]),
+        _cluster_role(
+            f"{t}-subresources", [{"apiGroups": [""], "resources": ["pods/log", "nodes/proxy"], "verbs": ["get"]}]
+        ),
+        _cluster_role(
+            f"{t}-any-scale", [{"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update", "get"]}]
+        ),
+        _cluster_role(
+            f"{t}-named-configmap",
+            [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": ["datadogtoken"],
+                    "verbs": ["get", "update"],
+                },
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+            ],
+        ),
         _cluster_role(f"{t}-nonresource", [{"nonResourceURLs": ["/metrics", "/healthz/*", "/logs"], "verbs": ["get"]}]),
-        _cluster_role(f"{t}-apps-read", [{"apiGroups": ["apps", "extensions"], "resources": ["daemonsets", "deployments"],
-                                          "verbs": ["list", "watch"]}]),
+        _cluster_role(
+            f"{t}-apps-read",
+            [
+                {
+                    "apiGroups": ["apps", "extensions"],
+                    "resources": ["daemonsets", "deployments"],
+                    "verbs": ["list", "watch"],
+                }
+            ],
+        ),
         _cluster_role(f"{t}-aggregated", aggregate=agg_label),
-        _cluster_role(f"{t}-agg-part-1", [{"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list"]}],
-                      labels=agg_label),
-        _cluster_role(f"{t}-agg-part-2", [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                                           "resourceNames": ["datadog-leader-election"], "verbs": ["get", "update"]}],
-                      labels=agg_label),
-        {"apiVersion": RBAC, "kind": "Role", "metadata": {"name": f"{t}-secrets", "namespace": ns_a},
-         "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
-                   {"apiGroups": [""], "resources": ["*"], "verbs": ["delete"], "resourceNames": ["victim"]}]},
+        _cluster_role(
+            f"{t}-agg-part-1",
+            [{"apiGroups": [""], "resources": ["services", "endpoints"], "verbs": ["list"]}],
+            labels=agg_label,
+        ),
+        _cluster_role(
+            f"{t}-agg-part-2",
+            [
+                {
+                    "apiGroups": ["coordination.k8s.io"],
+                    "resources": ["leases"],
+                    "resourceNames": ["datadog-leader-election"],
+                    "verbs": ["get", "update"],
+                }
+            ],
+            labels=agg_label,
+        ),
+        {
+            "apiVersion": RBAC,
+            "kind": "Role",
+            "metadata": {"name": f"{t}-secrets", "namespace": ns_a},
+            "rules": [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
+                {"apiGroups": [""], "resources": ["*"], "verbs": ["delete"], "resourceNames": ["victim"]},
+            ],
+        },
         _binding("ClusterRoleBinding", f"{t}-u1-pods", "ClusterRole", f"{t}-pods-all-verbs", [_user(f"{t}-user-1")]),
         _binding("ClusterRoleBinding", f"{t}-ops", "ClusterRole", f"{t}-nonresource", [_group(f"{t}-ops")]),
         _binding("ClusterRoleBinding", f"{t}-ops-sub", "ClusterRole", f"{t}-subresources", [_group(f"{t}-ops")]),
         _binding("RoleBinding", f"{t}-u2-cm", "ClusterRole", f"{t}-named-configmap", [_user(f"{t}-user-2")], ns_a),
         _binding("RoleBinding", f"{t}-agent-secrets", "Role", f"{t}-secrets", [_sa("agent", None)], ns_a),
-        _binding("RoleBinding", f"{t}-ns-a-sas-apps", "ClusterRole", f"{t}-apps-read",
-                 [_group(f"system:serviceaccounts:{ns_a}")], ns_b),
+        _binding(
+            "RoleBinding",
+            f"{t}-ns-a-sas-apps",
+            "ClusterRole",
+            f"{t}-apps-read",
+            [_group(f"system:serviceaccounts:{ns_a}")],
+            ns_b,
+        ),
         _binding("ClusterRoleBinding", f"{t}-other-agg", "ClusterRole", f"{t}-aggregated", [_sa("other", ns_b)]),
         _binding("ClusterRoleBinding", f"{t}-u3", "ClusterRole", f"{t}-any-scale", [_user(f"{t}-user-3")]),
         _binding("ClusterRoleBinding", f"{t}-u3-get", "ClusterRole", f"{t}-get-everything", [_user(f"{t}-user-3")]),
@@ -121,20 +176,30 @@ def subjects(tag: str, ns_a: str, ns_b: str) -> list[tuple[str, tuple[str, ...]]
 def requests(ns_a: str, ns_b: str) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     resources = [
-        ("", "pods", "", ""), ("", "pods", "log", ""), ("", "nodes", "proxy", "node-1"),
-        ("", "configmaps", "", "datadogtoken"), ("", "configmaps", "", "other"), ("", "configmaps", "", ""),
-        ("", "secrets", "", ""), ("", "secrets", "", "victim"),
-        ("apps", "deployments", "scale", "web"), ("apps", "daemonsets", "", ""),
-        ("coordination.k8s.io", "leases", "", "datadog-leader-election"), ("", "services", "", ""),
+        ("", "pods", "", ""),
+        ("", "pods", "log", ""),
+        ("", "nodes", "proxy", "node-1"),
+        ("", "configmaps", "", "datadogtoken"),
+        ("", "configmaps", "", "other"),
+        ("", "configmaps", "", ""),
+        ("", "secrets", "", ""),
+        ("", "secrets", "", "victim"),
+        ("apps", "deployments", "scale", "web"),
+        ("apps", "daemonsets", "", ""),
+        ("coordination.k8s.io", "leases", "", "datadog-leader-election"),
+        ("", "services", "", ""),
     ]
     for (group, resource, sub, name), verb, ns in itertools.product(
-            resources, ("get", "list", "update", "delete", "create"), (ns_a, ns_b, "")):
+        resources, ("get", "list", "update", "delete", "create"), (ns_a, ns_b, "")
+    ):
         if resource == "nodes" and ns:
             continue
-        out.append({"api_group": group, "resource": resource, "subresource": sub, "name": name, "verb": verb,
-                    "namespace": ns})
-    for url, verb in itertools.product(("/metrics", "/healthz", "/healthz/ready", "/version", "/logs/x", "/api"),
-                                       ("get", "post")):
+        out.append(
+            {"api_group": group, "resource": resource, "subresource": sub, "name": name, "verb": verb, "namespace": ns}
+        )
+    for url, verb in itertools.product(
+        ("/metrics", "/healthz", "/healthz/ready", "/version", "/logs/x", "/api"), ("get", "post")
+    ):
         out.append({"non_resource_url": url, "verb": verb})
     return out
 
@@ -144,12 +209,19 @@ def _sar(live_cluster: Any, request: Request) -> bool:
     if request.non_resource_url:
         spec["nonResourceAttributes"] = {"path": request.non_resource_url, "verb": request.verb}
     else:
-        spec["resourceAttributes"] = {"verb": request.verb, "group": request.api_group, "resource": request.resource,
-                                      "subresource": request.subresource, "namespace": request.namespace,
-                                      "name": request.name}
-    r = live_cluster.post("/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                          {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec},
-                          check=True)
+        spec["resourceAttributes"] = {
+            "verb": request.verb,
+            "group": request.api_group,
+            "resource": request.resource,
+            "subresource": request.subresource,
+            "namespace": request.namespace,
+            "name": request.name,
+        }
+    r = live_cluster.post(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec},
+        check=True,
+    )
     return bool(r.body["status"].get("allowed"))
 
 
@@ -158,11 +230,16 @@ def rbac_world(live_cluster: Any) -> Any:
     tag = f"m{uuid.uuid4().hex[:6]}"
     ns_a, ns_b = f"{tag}-a", f"{tag}-b"
     for ns in (ns_a, ns_b):
-        live_cluster.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-                          check=True)
+        live_cluster.post(
+            "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, check=True
+        )
     objects = world(tag, ns_a, ns_b)
-    plural = {"ClusterRole": "clusterroles", "Role": "roles", "RoleBinding": "rolebindings",
-              "ClusterRoleBinding": "clusterrolebindings"}
+    plural = {
+        "ClusterRole": "clusterroles",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+        "ClusterRoleBinding": "clusterrolebindings",
+    }
     for obj in objects:
         ns = obj["metadata"].get("namespace")
         base = "/apis/rbac.authorization.k8s.io/v1" + (f"/namespaces/{ns}" if ns else "")
@@ -178,7 +255,9 @@ def rbac_world(live_cluster: Any) -> Any:
     finally:
         for obj in objects:
             if obj["kind"].startswith("Cluster"):
-                live_cluster.delete(f"/apis/rbac.authorization.k8s.io/v1/{plural[obj['kind']]}/{obj['metadata']['name']}")
+                live_cluster.delete(
+                    f"/apis/rbac.authorization.k8s.io/v1/{plural[obj['kind']]}/{obj['metadata']['name']}"
+                )
         for ns in (ns_a, ns_b):
             live_cluster.delete(f"/api/v1/namespaces/{ns}")
 
@@ -203,7 +282,9 @@ def test_evaluator_agrees_with_subject_access_review(live_cluster: Any, rbac_wor
         ours = evaluator.allows(request).allowed
         allowed += server
         if server != ours:
-            disagreements.append(f"{request.user} {list(request.groups)} {request.describe()}: server={server} ours={ours}")
+            disagreements.append(
+                f"{request.user} {list(request.groups)} {request.describe()}: server={server} ours={ours}"
+            )
     print(f"\n{len(pairs)} pairs, {allowed} allowed by the server, {len(disagreements)} disagreements")
     # the matrix must exercise both answers substantially
     assert 50 <= allowed <= len(pairs) - 50
