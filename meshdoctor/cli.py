@@ -84,6 +84,7 @@ def check(
     from meshdoctor.renderers import Format, render
 
     rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
+    gc.disable()  # loading builds millions of acyclic dicts: the collector would only cost time
     if from_paths:
         if live.given():
             raise UsageError(f"{', '.join(live.given())}: only for a live cluster, not with --from")
@@ -97,6 +98,7 @@ def check(
 
         state, source = collect_for_rules(rules, live)
     gc.freeze()  # the snapshot lives until exit: spare the collector from walking it again
+    gc.enable()
     report = run(rules, state, source)
     fmt = Format(output)
     color = fmt is Format.TEXT and sys.stdout.isatty() and "NO_COLOR" not in os.environ
