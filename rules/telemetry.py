@@ -45,6 +45,7 @@ from meshdoctor.istio_mtls import (
     effective_mtls,
 )
 from meshdoctor.labels import map_selector_matches
+from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -66,7 +67,7 @@ from meshdoctor.network_policy import (
     stable_labels,
     traffic_allowed,
 )
-from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.service_endpoints import (
     FROM_ENDPOINTS,
@@ -109,6 +110,15 @@ _COMPONENT_OF_SERVICE = {
 
 #: Workload kinds whose templates a Service may be meant to select (for a corrected selector).
 _SERVED_BY_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+#: What every telemetry rule reads: the scraped Services, the check's ConfigMaps and the agents.
+_SCRAPE_KINDS = ("Service", "ConfigMap", "DaemonSet", "Deployment")
+#: Read when present: the pods behind a Service and their owners (`_target_pods`, `_agent_pods`).
+_POD_KINDS = ("Pod", "ReplicaSet", "StatefulSet", "ReplicationController", "Job", "CronJob")
+#: Read when present: which of those pods are ready (`ready_endpoints`).
+_ENDPOINT_KINDS = ("Endpoints", "EndpointSlice")
+#: Read when present: whether the agent runs a sidecar and the TLS it sends (`agent_client`).
+_AGENT_SIDECAR_KINDS = ("Namespace", "MutatingWebhookConfiguration", "DestinationRule")
 
 #: Pod annotation listing outbound ports that bypass the sidecar (istio-api annotations.yaml).
 EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts"
@@ -233,6 +243,11 @@ def _probe_evidence(ctx: Context, target: ScrapeTarget) -> list[Evidence]:
             detail += f" ({record.get('latency_ms')} ms, via the API server's service proxy)"
         found.append(ProbeEvidence(url, bool(record.get("ok")), detail))
     return found
+
+
+def _scrape_evidence(ctx: Context, target: ScrapeTarget) -> list[Evidence]:
+    """Where each of the target's URLs is configured, then what `--probe` saw at them."""
+    return [*(_config_evidence(ctx, e) for e in target.endpoints), *_probe_evidence(ctx, target)]
 
 
 def _config_refs(target: ScrapeTarget) -> list[ObjectRef]:
@@ -397,14 +412,7 @@ class ServicePortMissing(Rule):
     title = "The Service the istio check scrapes has no such port"
     category = Category.TELEMETRY
     severity = Severity.ERROR
-    inputs = inputs(
-        "Service",
-        "ConfigMap",
-        "DaemonSet",
-        "Deployment",
-        optional=["Pod", "ReplicaSet", "StatefulSet", "ReplicationController", "Job", "CronJob"],
-        probes=True,
-    )
+    inputs = inputs(*_SCRAPE_KINDS, optional=_POD_KINDS, probes=True)
     docs = RuleDocs(
         what="An endpoint of the `istio` check (`istiod_endpoint`, `istio_mesh_endpoint`, "
         "`mixer_endpoint`...) whose host is a Service that exists, on a port number that Service "
@@ -439,8 +447,7 @@ class ServicePortMissing(Rule):
                 for p in (service.get("spec") or {}).get("ports") or []
             ]
             evidence: list[Evidence] = [ctx.field(service, "spec.ports", ", ".join(ports) or None)]
-            evidence += [_config_evidence(ctx, e) for e in target.endpoints]
-            evidence += _probe_evidence(ctx, target)
+            evidence += _scrape_evidence(ctx, target)
             yield self.finding(
                 f"{target.ref} has no port {target.port} (it has {', '.join(ports) or 'none'}), "
                 f"but the istio check scrapes {target.urls()} ({_where(target)}): the scrape "
@@ -489,12 +496,7 @@ class ServicePortMissing(Rule):
             f"{why}" + ("; " + "; ".join(notes) if notes else "") + ". If an installer owns the Service, "
             "set it in the installer's values too."
         )
-        return Remediation(
-            summary=summary,
-            manifests=(to_yaml(fixed),),
-            commands=dry_run_then_apply("<file>"),
-            safe=safe and not notes,
-        )
+        return apply_manifests(summary, [fixed], safe=safe and not notes)
 
     @staticmethod
     def _declared_by_pods(ctx: Context, target: ScrapeTarget) -> bool:
@@ -516,23 +518,7 @@ class NoReadyEndpoints(Rule):
     title = "No ready endpoint behind the Service the istio check scrapes"
     category = Category.TELEMETRY
     severity = Severity.ERROR
-    inputs = inputs(
-        "Service",
-        "ConfigMap",
-        "DaemonSet",
-        "Deployment",
-        optional=[
-            "Pod",
-            "Endpoints",
-            "EndpointSlice",
-            "ReplicaSet",
-            "StatefulSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-        ],
-        probes=True,
-    )
+    inputs = inputs(*_SCRAPE_KINDS, optional=[*_POD_KINDS, *_ENDPOINT_KINDS], probes=True)
     docs = RuleDocs(
         what="An endpoint of the `istio` check whose Service has the port but no ready address "
         "behind it: the EndpointSlices (or the Endpoints object) list only not-ready addresses or "
@@ -585,8 +571,7 @@ class NoReadyEndpoints(Rule):
             evidence.append(ctx.field(service, "spec.selector", selector or None))
         for pod in running[:5]:
             evidence.append(self._pod_evidence(ctx, pod))
-        evidence += [_config_evidence(ctx, e) for e in target.endpoints]
-        evidence += _probe_evidence(ctx, target)
+        evidence += _scrape_evidence(ctx, target)
         not_ready = len(status.not_ready)
         if not selector and status.source == FROM_PODS:
             cause = f"{ref} has no selector and no Endpoints object: nothing receives the scrape"
@@ -795,21 +780,20 @@ class NoReadyEndpoints(Rule):
         if not pods and selector:
             commands.append(f"kubectl -n {ns} get pods -l {self._selector_text(selector)} -o wide")
         if fixed is not None and fixed["spec"].get("selector") != target.service["spec"].get("selector"):
-            return Remediation(
-                summary=f"Point the selector of {ref} at the workload that serves port "
-                f"{target.port} "
+            return apply_manifests(
+                f"Point the selector of {ref} at the workload that serves port {target.port} "
                 f"({self._selector_text(fixed['spec']['selector'])}); review it, then apply.",
-                manifests=(to_yaml(fixed),),
-                commands=(*commands, *dry_run_then_apply("<file>")),
+                [fixed],
                 safe=False,
+                before=commands,
             )
         if fixed is not None:
-            return Remediation(
-                summary=f"Send port {target.port} of {ref} to container port {target.port}, "
+            return apply_manifests(
+                f"Send port {target.port} of {ref} to container port {target.port}, "
                 "which the selected pods declare, instead of a port name they do not have.",
-                manifests=(to_yaml(fixed),),
-                commands=(*commands, *dry_run_then_apply("<file>")),
+                [fixed],
                 safe=False,
+                before=commands,
             )
         return Remediation(
             summary="Find why the pods behind the Service are not ready (rollout, probe failures, "
@@ -859,22 +843,9 @@ class NetworkPolicyBlocksScrape(Rule):
     category = Category.TELEMETRY
     severity = Severity.ERROR
     inputs = inputs(
-        "Service",
-        "ConfigMap",
-        "DaemonSet",
-        "Deployment",
+        *_SCRAPE_KINDS,
         "NetworkPolicy",
-        optional=[
-            "Namespace",
-            "Pod",
-            "Endpoints",
-            "EndpointSlice",
-            "ReplicaSet",
-            "StatefulSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-        ],
+        optional=["Namespace", *_POD_KINDS, *_ENDPOINT_KINDS],
         probes=True,
     )
     docs = RuleDocs(
@@ -997,8 +968,7 @@ class NetworkPolicyBlocksScrape(Rule):
                 manifests.append(admitting_policy_manifest(destination, source, port))
             else:
                 manifests.append(egress_policy_manifest(destination, source, port))
-        evidence += [_config_evidence(ctx, e) for e in target.endpoints]
-        evidence += _probe_evidence(ctx, target)
+        evidence += _scrape_evidence(ctx, target)
         reasons = " ".join(v.reason for _, _, _, v, _ in denied)
         directions = sorted({d.lower() for _, _, _, _, d in denied})
         ports = sorted({str(p) for _, _, p, _, _ in denied})
@@ -1016,12 +986,10 @@ class NetworkPolicyBlocksScrape(Rule):
             message,
             objects=[*policies, target.ref, agent_ref],
             evidence=evidence,
-            remediation=Remediation(
-                summary=f"Admit the agent pods of {agent_ref} to port {', '.join(ports)} of the "
-                "pods "
+            remediation=apply_manifests(
+                f"Admit the agent pods of {agent_ref} to port {', '.join(ports)} of the pods "
                 f"behind {target.ref} ({' and '.join(directions)}), and nothing else.",
-                manifests=tuple(to_yaml(m) for m in unique),
-                commands=dry_run_then_apply("<file>"),
+                unique,
                 safe=not host_network,
                 alternatives=(
                     "The agent runs on the host network: pod and namespace selectors do not match "
@@ -1172,6 +1140,51 @@ def agent_client(
     return _Client(True, tls, rule, tuple(evidence))
 
 
+def _numbered_pod_ports(ctx: Context, target: ScrapeTarget, service_port: ServicePort) -> list[tuple[KubeObject, int]]:
+    """(pod, container port number) behind the target, one pod per kind; unresolved names left out."""
+    found = []
+    for pod in _representatives(_target_pods(ctx, target)):
+        port = _port_number(_pod_port(service_port, pod))
+        if port is not None:
+            found.append((pod, port))
+    return found
+
+
+def _scraping_clients(
+    ctx: Context, target: ScrapeTarget, service_port: ServicePort, info: MeshInfo
+) -> Iterator[tuple[KubeObject, _Client]]:
+    """Each agent workload that scrapes the target, with how it sends there.
+
+    An agent in the mesh is told only with the DestinationRules in the input (NotChecked otherwise).
+    """
+    for workload in _scrapers(ctx, target):
+        client = agent_client(ctx, workload, target, service_port, info)
+        if client.in_mesh:
+            _require_destination_rules(ctx)
+        yield workload, client
+
+
+def _port_level_setting(rule: KubeObject, port: int) -> dict[str, Any] | None:
+    """A DestinationRule's port-level traffic setting for a port, or None."""
+    policy = (rule.get("spec") or {}).get("trafficPolicy") or {}
+    for setting in policy.get("portLevelSettings") or []:
+        if str((setting.get("port") or {}).get("number")) == str(port):
+            return dict(setting)
+    return None
+
+
+def _with_port_settings(rule: KubeObject, ports: list[int], settings: list[dict[str, Any]]) -> KubeObject:
+    """The whole DestinationRule with `settings` (put last) replacing its settings for `ports`."""
+    fixed = clean_copy(rule)
+    policy = fixed.setdefault("spec", {}).setdefault("trafficPolicy", {})
+    replaced = {str(p) for p in ports}
+    others = [
+        s for s in policy.get("portLevelSettings") or [] if str((s.get("port") or {}).get("number")) not in replaced
+    ]
+    policy["portLevelSettings"] = [*others, *settings]
+    return fixed
+
+
 class MtlsBlocksScrape(Rule):
     """MD304."""
 
@@ -1180,26 +1193,8 @@ class MtlsBlocksScrape(Rule):
     category = Category.TELEMETRY
     severity = Severity.ERROR
     inputs = inputs(
-        "Service",
-        "ConfigMap",
-        "DaemonSet",
-        "Deployment",
-        optional=[
-            "Pod",
-            "Endpoints",
-            "EndpointSlice",
-            "ReplicaSet",
-            "StatefulSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-            "Namespace",
-            "MutatingWebhookConfiguration",
-            "PeerAuthentication",
-            "Policy",
-            "MeshPolicy",
-            "DestinationRule",
-        ],
+        *_SCRAPE_KINDS,
+        optional=[*_POD_KINDS, *_ENDPOINT_KINDS, *_AGENT_SIDECAR_KINDS, "PeerAuthentication", "Policy", "MeshPolicy"],
         probes=True,
     )
     docs = RuleDocs(
@@ -1245,10 +1240,7 @@ class MtlsBlocksScrape(Rule):
             if service_port is None:
                 continue
             strict = []
-            for pod in _representatives(_target_pods(ctx, target)):
-                port = _port_number(_pod_port(service_port, pod))
-                if port is None:
-                    continue
+            for pod, port in _numbered_pod_ports(ctx, target, service_port):
                 mode = effective_mtls(ctx, pod, port, info)
                 if mode.mode != "STRICT":
                     continue
@@ -1257,10 +1249,7 @@ class MtlsBlocksScrape(Rule):
                 strict.append((pod, port, mode))
             if not strict:
                 continue
-            for workload in _scrapers(ctx, target):
-                client = agent_client(ctx, workload, target, service_port, info)
-                if client.in_mesh:
-                    _require_destination_rules(ctx)
+            for workload, client in _scraping_clients(ctx, target, service_port, info):
                 if client.in_mesh and client.tls in ("ISTIO_MUTUAL", "AUTO"):
                     continue
                 yield self._finding(ctx, target, workload, strict, client, info)
@@ -1302,8 +1291,7 @@ class MtlsBlocksScrape(Rule):
         if proxy is not None and pod.get("status"):
             evidence.append(ctx.field(pod, f"{proxy}.name", "istio-proxy"))
         evidence += list(client.evidence)
-        evidence += [_config_evidence(ctx, e) for e in target.endpoints]
-        evidence += _probe_evidence(ctx, target)
+        evidence += _scrape_evidence(ctx, target)
         if client.in_mesh:
             sent = client.tls if client.tls != "UNSET" else "plaintext (no DestinationRule sets TLS, no auto mTLS)"
             why = f"its sidecar sends {sent} to {target.host}" + (
@@ -1349,17 +1337,16 @@ class MtlsBlocksScrape(Rule):
         server_side = self._permissive_manifest(ctx, target, pod, port, mode, info)
         if client.in_mesh:
             rule = self._mutual_rule(ctx, target, client, workload, info)
-            return Remediation(
-                summary=f"The agent is in the mesh: make its sidecar use ISTIO_MUTUAL to "
+            return apply_manifests(
+                f"The agent is in the mesh: make its sidecar use ISTIO_MUTUAL to "
                 f"{target.host} port {target.port}, keeping the server STRICT.",
-                manifests=(to_yaml(rule),),
-                commands=dry_run_then_apply("<file>"),
+                [rule],
                 safe=False,
                 alternatives=(
                     f"Or leave the agent as it is and let pod port {port} accept plaintext "
                     "(PERMISSIVE) on the server side.",
                 ),
-                alternative_manifests=(to_yaml(server_side),),
+                alternative_objects=[server_side],
             )
         kind = server_side["kind"]
         summary = (
@@ -1369,10 +1356,9 @@ class MtlsBlocksScrape(Rule):
             else f"Let {target.ref} port {target.port} accept plaintext (PERMISSIVE) with an "
             f"authentication Policy targeting that Service port (Istio {info.version or '< 1.5'})."
         )
-        return Remediation(
-            summary=summary,
-            manifests=(to_yaml(server_side),),
-            commands=dry_run_then_apply("<file>"),
+        return apply_manifests(
+            summary,
+            [server_side],
             safe=False,
             alternatives=(
                 "Or put the agent in the mesh (its sidecar then sends Istio mTLS; it needs a "
@@ -1440,27 +1426,10 @@ class MtlsBlocksScrape(Rule):
     ) -> dict[str, Any]:
         setting = {"port": {"number": target.port}, "tls": {"mode": "ISTIO_MUTUAL"}}
         if client.rule is not None:
-            fixed = clean_copy(client.rule)
-            policy = fixed.setdefault("spec", {}).setdefault("trafficPolicy", {})
-            levels = [
-                s
-                for s in policy.get("portLevelSettings") or []
-                if str((s.get("port") or {}).get("number")) != str(target.port)
-            ]
-            kept = next(
-                (
-                    s
-                    for s in policy.get("portLevelSettings") or []
-                    if str((s.get("port") or {}).get("number")) == str(target.port)
-                ),
-                None,
-            )
+            kept = _port_level_setting(client.rule, target.port)
             if kept is not None:
-                kept = dict(kept)
-                kept["tls"] = {"mode": "ISTIO_MUTUAL"}
-                setting = kept
-            policy["portLevelSettings"] = [*levels, setting]
-            return fixed
+                setting = {**kept, "tls": {"mode": "ISTIO_MUTUAL"}}
+            return _with_port_settings(client.rule, [target.port], [setting])
         return {
             "apiVersion": service_entry_api_version(info),
             "kind": "DestinationRule",
@@ -1486,26 +1455,7 @@ class MtlsToPlaintextPort(Rule):
     title = "The agent's sidecar sends Istio mTLS to a scraped port that speaks plaintext"
     category = Category.TELEMETRY
     severity = Severity.ERROR
-    inputs = inputs(
-        "Service",
-        "ConfigMap",
-        "DaemonSet",
-        "Deployment",
-        optional=[
-            "Pod",
-            "Endpoints",
-            "EndpointSlice",
-            "ReplicaSet",
-            "StatefulSet",
-            "ReplicationController",
-            "Job",
-            "CronJob",
-            "Namespace",
-            "MutatingWebhookConfiguration",
-            "DestinationRule",
-        ],
-        probes=True,
-    )
+    inputs = inputs(*_SCRAPE_KINDS, optional=[*_POD_KINDS, *_ENDPOINT_KINDS, *_AGENT_SIDECAR_KINDS], probes=True)
     docs = RuleDocs(
         what="An endpoint of the `istio` check scraped by an agent that runs an Istio sidecar, "
         "where a DestinationRule makes that sidecar originate Istio mTLS (`ISTIO_MUTUAL`, or "
@@ -1540,17 +1490,14 @@ class MtlsToPlaintextPort(Rule):
             service_port = target.service_port
             if service_port is None:
                 continue
-            plaintext = []
-            for pod in _representatives(_target_pods(ctx, target)):
-                port = _port_number(_pod_port(service_port, pod))
-                if port is not None and behind_capturing_sidecar(ctx, pod, port, info) is False:
-                    plaintext.append((pod, port))
+            plaintext = [
+                (pod, port)
+                for pod, port in _numbered_pod_ports(ctx, target, service_port)
+                if behind_capturing_sidecar(ctx, pod, port, info) is False
+            ]
             if not plaintext:
                 continue
-            for workload in _scrapers(ctx, target):
-                client = agent_client(ctx, workload, target, service_port, info)
-                if client.in_mesh:
-                    _require_destination_rules(ctx)
+            for workload, client in _scraping_clients(ctx, target, service_port, info):
                 if not client.in_mesh or client.tls not in ("ISTIO_MUTUAL", "MUTUAL"):
                     continue
                 agents[ctx.ref(workload)] = workload
@@ -1593,8 +1540,7 @@ class MtlsToPlaintextPort(Rule):
         else:
             evidence.append(FieldEvidence(ctx.ref(pod), "(inbound capture)", f"port(s) {ports} not redirected"))
         for one_target, _, _ in cases:
-            evidence += [_config_evidence(ctx, e) for e in one_target.endpoints]
-            evidence += _probe_evidence(ctx, one_target)
+            evidence += _scrape_evidence(ctx, one_target)
         rule_refs = [ctx.ref(r) for r in rules]
         service_ports = ", ".join(str(t.port) for t, _, _ in cases)
         urls = ", ".join(t.urls() for t, _, _ in cases)
@@ -1610,12 +1556,11 @@ class MtlsToPlaintextPort(Rule):
             message,
             objects=[*rule_refs, target.ref, agent_ref],
             evidence=evidence,
-            remediation=Remediation(
-                summary=f"Make the agent's sidecar send plaintext to {target.host} port(s) "
+            remediation=apply_manifests(
+                f"Make the agent's sidecar send plaintext to {target.host} port(s) "
                 f"{service_ports}: a DestinationRule for that exact host with TLS DISABLE on "
                 "those ports.",
-                manifests=(to_yaml(fixed),),
-                commands=dry_run_then_apply("<file>"),
+                [fixed],
                 safe=False,
                 alternatives=(
                     'Or take the agent out of the mesh (`sidecar.istio.io/inject: "false"` on its '
@@ -1635,15 +1580,7 @@ class MtlsToPlaintextPort(Rule):
         settings = [{"port": {"number": p}, "tls": {"mode": "DISABLE"}} for p in ports]
         host = str((rule.get("spec") or {}).get("host") or "")
         if host in (target.host, f"{target.ref.name}.{target.ref.namespace}", target.ref.name):
-            fixed = clean_copy(rule)
-            policy = fixed.setdefault("spec", {}).setdefault("trafficPolicy", {})
-            others = [
-                s
-                for s in policy.get("portLevelSettings") or []
-                if str((s.get("port") or {}).get("number")) not in {str(p) for p in ports}
-            ]
-            policy["portLevelSettings"] = [*others, *settings]
-            return fixed
+            return _with_port_settings(rule, ports, settings)
         spec: dict[str, Any] = {"host": target.host}
         if info.era == ISTIOD:
             namespace = _namespace(workload)
