@@ -360,6 +360,16 @@ def _pod_port(service_port: ServicePort, pod: Mapping[str, Any]) -> int | str:
     return number if number is not None else service_port.target_port
 
 
+def _declares_port(pods: Iterable[Mapping[str, Any]], port: int) -> bool:
+    """Whether a container of one of the pods declares that container port number."""
+    return any(
+        _port_number(p.get("containerPort")) == port
+        for pod in pods
+        for c in (pod.get("spec") or {}).get("containers") or []
+        for p in c.get("ports") or []
+    )
+
+
 def _short(obj: Mapping[str, Any]) -> str:
     labels = _labels(pod_template(dict(obj)) or obj) if obj.get("kind") != "Pod" else _labels(obj)
     for key in ("app.kubernetes.io/name", "app", "k8s-app", "name"):
@@ -480,7 +490,7 @@ class ServicePortMissing(Rule):
         else:
             name = "http-metrics"
             target_port_value = target.port
-            declared = self._declared_by_pods(ctx, target)
+            declared = _declares_port(_target_pods(ctx, target), target.port)
             why = (
                 "targetPort is the container port of that number the selected pods declare"
                 if declared
@@ -497,15 +507,6 @@ class ServicePortMissing(Rule):
             "set it in the installer's values too."
         )
         return apply_manifests(summary, [fixed], safe=safe and not notes)
-
-    @staticmethod
-    def _declared_by_pods(ctx: Context, target: ScrapeTarget) -> bool:
-        for pod in _target_pods(ctx, target):
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                for port in container.get("ports") or []:
-                    if _port_number(port.get("containerPort")) == target.port:
-                        return True
-        return False
 
 
 # -- MD302 ----------------------------------------------------------------------------------------
@@ -633,13 +634,7 @@ class NoReadyEndpoints(Rule):
 
         None unless the pods declare a container port of that number.
         """
-        declared = {
-            _port_number(p.get("containerPort"))
-            for pod in pods
-            for c in (pod.get("spec") or {}).get("containers") or []
-            for p in c.get("ports") or []
-        }
-        if target.port not in declared:
+        if not _declares_port(pods, target.port):
             return None
         fixed = clean_copy(target.service)
         ports = (fixed.get("spec") or {}).get("ports") or []
