@@ -42,8 +42,9 @@ from meshdoctor.istio_check import (
     runs_cont_init,
 )
 from meshdoctor.istio_mesh import ISTIOD, MIXER, MeshInfo, mesh_info
+from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import Category, Evidence, Finding, ObjectRef, Remediation, Severity
-from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import WORKLOAD_KINDS, pod_template, template_path
@@ -65,6 +66,15 @@ _AD_KINDS = [k for k in WORKLOAD_KINDS if k not in ("DaemonSet", "Deployment")]
 
 def _workloads_by_ref(ctx: Context) -> dict[ObjectRef, KubeObject]:
     return {ctx.ref(w): w for w in agent_workloads(ctx)}
+
+
+def _istio_volumes(ctx: Context) -> Iterator[tuple[KubeObject, ObjectRef, ConfigMapVolume]]:
+    """(agent workload, its reference, volume) for each ConfigMap volume meant for the istio check."""
+    for workload in agent_workloads(ctx):
+        ref = ctx.ref(workload)
+        for volume in configmap_volumes(ctx, workload):
+            if volume.istio:
+                yield workload, ref, volume
 
 
 def _configmap(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -151,48 +161,45 @@ class IstioCheckConfigMapMissing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         info: MeshInfo | None = None
-        for workload in agent_workloads(ctx):
-            ref = ctx.ref(workload)
-            for volume in configmap_volumes(ctx, workload):
-                if not volume.istio or volume.exists:
-                    continue
-                if any(c["metadata"]["name"] == volume.configmap for c in ctx.objects("ConfigMap")):
-                    continue  # elsewhere: MD207
-                if info is None:
-                    info = mesh_info(ctx)
-                telemetry = mixer_telemetry_deployed(ctx, info)
-                key = volume.items[0][0] if volume.items else "conf.yaml"
-                configmap = _configmap(
-                    ref.namespace, volume.configmap, {key: recommended_conf_yaml(info, telemetry)}
-                )
-                evidence = [_volume_evidence(ctx, workload, volume)]
-                evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
-                consequence = (
-                    "the volume is optional, so the pods start without the istio check"
-                    if volume.optional
-                    else "the agent pods cannot start (the kubelet cannot mount the volume)"
-                )
-                yield self.finding(
-                    f"{ref} mounts ConfigMap {ref.namespace}/{volume.configmap} (volume "
-                    f"{volume.volume}), "
-                    f"which does not exist; {consequence}.",
-                    objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
-                    evidence=evidence,
-                    remediation=Remediation(
-                        summary=f"Create ConfigMap {ref.namespace}/{volume.configmap} with an "
-                        "istio check "
-                        f"configuration for Istio {info.version or info.era} ({info.era} era); "
-                        "review the "
-                        "endpoints before applying.",
-                        manifests=(to_yaml(configmap),),
-                        commands=dry_run_then_apply("<file>"),
-                        safe=False,
-                        alternatives=(
-                            "or point the volume at the ConfigMap that holds the configuration",
-                        ),
+        for workload, ref, volume in _istio_volumes(ctx):
+            if volume.exists:
+                continue
+            if any(c["metadata"]["name"] == volume.configmap for c in ctx.objects("ConfigMap")):
+                continue  # elsewhere: MD207
+            if info is None:
+                info = mesh_info(ctx)
+            telemetry = mixer_telemetry_deployed(ctx, info)
+            key = volume.items[0][0] if volume.items else "conf.yaml"
+            configmap = _configmap(
+                ref.namespace, volume.configmap, {key: recommended_conf_yaml(info, telemetry)}
+            )
+            evidence = [_volume_evidence(ctx, workload, volume)]
+            evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
+            consequence = (
+                "the volume is optional, so the pods start without the istio check"
+                if volume.optional
+                else "the agent pods cannot start (the kubelet cannot mount the volume)"
+            )
+            yield self.finding(
+                f"{ref} mounts ConfigMap {ref.namespace}/{volume.configmap} (volume "
+                f"{volume.volume}), "
+                f"which does not exist; {consequence}.",
+                objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
+                evidence=evidence,
+                remediation=apply_manifests(
+                    f"Create ConfigMap {ref.namespace}/{volume.configmap} with an "
+                    "istio check "
+                    f"configuration for Istio {info.version or info.era} ({info.era} era); "
+                    "review the "
+                    "endpoints before applying.",
+                    [configmap],
+                    safe=False,
+                    alternatives=(
+                        "or point the volume at the ConfigMap that holds the configuration",
                     ),
-                    severity=Severity.WARNING if volume.optional else None,
-                )
+                ),
+                severity=Severity.WARNING if volume.optional else None,
+            )
 
 
 class IstioCheckNotConfigured(Rule):
@@ -265,12 +272,11 @@ class IstioCheckNotConfigured(Rule):
                 + "): no Istio metric reaches Datadog.",
                 objects=[ref],
                 evidence=[ctx.field(workload, f"{template_path(workload)}.spec.volumes", None)],
-                remediation=Remediation(
-                    summary=f"Create ConfigMap {ref.namespace}/{name} with a conf.yaml for Istio "
+                remediation=apply_manifests(
+                    f"Create ConfigMap {ref.namespace}/{name} with a conf.yaml for Istio "
                     f"{version} "
                     f"and mount it at {MOUNT_PATH} in {ref}.",
-                    manifests=(to_yaml(configmap), to_yaml(fixed)),
-                    commands=dry_run_then_apply("<file>"),
+                    [configmap, fixed],
                     safe=False,
                 ),
             )
@@ -339,16 +345,16 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 ),
                 None,
             )
-            manifests: list[str] = []
+            objects: list[KubeObject] = []
             if target is not None:
-                manifests.append(to_yaml(_with_istio_volume(target, name)))
+                objects.append(_with_istio_volume(target, name))
                 summary = f"Mount {cm_ref} into {ctx.ref(target)} at {MOUNT_PATH}."
             else:
                 target = next((w for w in agents if w.get("kind") == "DaemonSet"), agents[0])
                 tns = ctx.ref(target).namespace
                 copy = clean_copy(configmap)
                 copy["metadata"]["namespace"] = tns
-                manifests += [to_yaml(copy), to_yaml(_with_istio_volume(target, name))]
+                objects += [copy, _with_istio_volume(target, name)]
                 summary = (
                     f"A ConfigMap volume can only use its own namespace: copy {cm_ref} to {tns} "
                     "and "
@@ -359,10 +365,9 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 "mounts.",
                 objects=[cm_ref],
                 evidence=[ctx.field(configmap, f"data.{keys[0]}", "istio check instances")],
-                remediation=Remediation(
-                    summary=summary,
-                    manifests=tuple(manifests),
-                    commands=dry_run_then_apply("<file>"),
+                remediation=apply_manifests(
+                    summary,
+                    objects,
                     safe=False,
                     alternatives=("or delete the ConfigMap if it is stale",),
                 ),
@@ -390,54 +395,51 @@ class IstioCheckVolumeNotMounted(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for workload in agent_workloads(ctx):
-            ref = ctx.ref(workload)
+        for workload, ref, volume in _istio_volumes(ctx):
+            if not volume.exists:
+                continue
             template = pod_template(workload) or {}
             main = agent_container(template)
             main_name = (main or {}).get("name")
-            for volume in configmap_volumes(ctx, workload):
-                if not volume.istio or not volume.exists:
-                    continue
-                if any(m.init or m.container == main_name for m in volume.mounts):
-                    continue
-                fixed = clean_copy(workload)
-                fixed_main = agent_container(pod_template(fixed))
-                mount = {
-                    "name": volume.volume,
-                    "mountPath": posixpath.join(confd_path(main), "istio.d"),
-                    "readOnly": True,
-                }
-                if fixed_main is not None:
-                    fixed_main.setdefault("volumeMounts", []).append(mount)
-                elsewhere = sorted({m.container for m in volume.mounts})
-                where = f" (only {', '.join(elsewhere)} mounts it)" if elsewhere else ""
-                cindex = (
-                    ((template.get("spec") or {}).get("containers") or []).index(main)
-                    if main
-                    else 0
-                )
-                yield self.finding(
-                    f"{ref} declares volume {volume.volume} (ConfigMap {volume.configmap}) but "
-                    "the agent "
-                    f"container {main_name} does not mount it{where}: the istio check is not "
-                    "configured.",
-                    objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
-                    evidence=[
-                        _volume_evidence(ctx, workload, volume),
-                        ctx.field(
-                            workload,
-                            f"{template_path(workload)}.spec.containers[{cindex}].volumeMounts",
-                            None,
-                        ),
-                    ],
-                    remediation=Remediation(
-                        summary=f"Mount volume {volume.volume} in container {main_name} at "
-                        f"{mount['mountPath']}.",
-                        manifests=(to_yaml(fixed),),
-                        commands=dry_run_then_apply("<file>"),
-                        safe=True,
+            if any(m.init or m.container == main_name for m in volume.mounts):
+                continue
+            fixed = clean_copy(workload)
+            fixed_main = agent_container(pod_template(fixed))
+            mount = {
+                "name": volume.volume,
+                "mountPath": posixpath.join(confd_path(main), "istio.d"),
+                "readOnly": True,
+            }
+            if fixed_main is not None:
+                fixed_main.setdefault("volumeMounts", []).append(mount)
+            elsewhere = sorted({m.container for m in volume.mounts})
+            where = f" (only {', '.join(elsewhere)} mounts it)" if elsewhere else ""
+            cindex = (
+                ((template.get("spec") or {}).get("containers") or []).index(main)
+                if main
+                else 0
+            )
+            yield self.finding(
+                f"{ref} declares volume {volume.volume} (ConfigMap {volume.configmap}) but "
+                "the agent "
+                f"container {main_name} does not mount it{where}: the istio check is not "
+                "configured.",
+                objects=[ref, ObjectRef("ConfigMap", ref.namespace, volume.configmap)],
+                evidence=[
+                    _volume_evidence(ctx, workload, volume),
+                    ctx.field(
+                        workload,
+                        f"{template_path(workload)}.spec.containers[{cindex}].volumeMounts",
+                        None,
                     ),
-                )
+                ],
+                remediation=apply_manifests(
+                    f"Mount volume {volume.volume} in container {main_name} at "
+                    f"{mount['mountPath']}.",
+                    [fixed],
+                    safe=True,
+                ),
+            )
 
 
 def _right_mount_path(config: IstioCheckConfig, main: Mapping[str, Any]) -> str:
@@ -546,10 +548,9 @@ class IstioCheckMountPathNotRead(Rule):
                 "not run.",
                 objects=[config.agent, config.source_ref],
                 evidence=[ctx.field(workload, f"{field_path}.mountPath", mount.mount_path)],
-                remediation=Remediation(
-                    summary=f"Mount {config.source_ref} at {right} in container {mount.container}.",
-                    manifests=(to_yaml(fixed),),
-                    commands=dry_run_then_apply("<file>"),
+                remediation=apply_manifests(
+                    f"Mount {config.source_ref} at {right} in container {mount.container}.",
+                    [fixed],
                     safe=True,
                 ),
             )
@@ -576,76 +577,72 @@ class IstioCheckItemsKeyMissing(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for workload in agent_workloads(ctx):
-            ref = ctx.ref(workload)
+        for workload, ref, volume in _istio_volumes(ctx):
+            if not volume.missing_keys:
+                continue
             base = template_path(workload)
-            for volume in configmap_volumes(ctx, workload):
-                if not volume.istio or not volume.missing_keys:
-                    continue
-                configmap = ctx.get("ConfigMap", ref.namespace, volume.configmap) or {}
-                cm_ref = ObjectRef("ConfigMap", ref.namespace, volume.configmap)
-                present = sorted(configmap.get("data") or {})
-                istio_keys = istio_configmap_keys(configmap)
-                evidence: list[Evidence] = []
-                for index, (key, _) in enumerate(volume.items):
-                    if key in volume.missing_keys:
-                        evidence.append(
-                            ctx.field(
-                                workload, f"{volume.field_path(base)}.items[{index}].key", key
-                            )
+            configmap = ctx.get("ConfigMap", ref.namespace, volume.configmap) or {}
+            cm_ref = ObjectRef("ConfigMap", ref.namespace, volume.configmap)
+            present = sorted(configmap.get("data") or {})
+            istio_keys = istio_configmap_keys(configmap)
+            evidence: list[Evidence] = []
+            for index, (key, _) in enumerate(volume.items):
+                if key in volume.missing_keys:
+                    evidence.append(
+                        ctx.field(
+                            workload, f"{volume.field_path(base)}.items[{index}].key", key
                         )
-                evidence.append(ctx.field(configmap, "data", ",".join(present) or None))
-                evidence += _failed_mount_events(ctx, workload, "non-existent config key")
-                missing = ", ".join(volume.missing_keys)
-                if len(istio_keys) == 1 and len(volume.missing_keys) == 1:
-                    fixed = clean_copy(workload)
-                    spec = (pod_template(fixed) or {}).get("spec") or {}
-                    fixed_volume = spec["volumes"][volume.volume_index]
-                    source = (
-                        fixed_volume["configMap"]
-                        if volume.source_index is None
-                        else fixed_volume["projected"]["sources"][volume.source_index]["configMap"]
                     )
-                    for item in source.get("items") or []:
-                        if item.get("key") == volume.missing_keys[0]:
-                            item["key"] = istio_keys[0]
-                    remediation = Remediation(
-                        summary=f"Project key {istio_keys[0]} (the one holding the istio "
-                        "configuration) "
-                        f"instead of {missing}.",
-                        manifests=(to_yaml(fixed),),
-                        commands=dry_run_then_apply("<file>"),
-                        safe=True,
-                        alternatives=(f"or rename the ConfigMap's key to {missing}",),
-                    )
-                else:
-                    info, telemetry = _mesh(ctx)
-                    fixed_cm = clean_copy(configmap)
-                    data = fixed_cm.setdefault("data", {})
-                    for key in volume.missing_keys:
-                        data[key] = recommended_conf_yaml(info, telemetry)
-                    remediation = Remediation(
-                        summary=f"Add key {missing} to {cm_ref} with an istio check configuration "
-                        "for the "
-                        "mesh's version; review it.",
-                        manifests=(to_yaml(fixed_cm),),
-                        commands=dry_run_then_apply("<file>"),
-                        safe=False,
-                    )
-                consequence = (
-                    "the key is skipped (optional volume) and the check is not configured"
-                    if volume.optional
-                    else "the agent pods cannot start"
+            evidence.append(ctx.field(configmap, "data", ",".join(present) or None))
+            evidence += _failed_mount_events(ctx, workload, "non-existent config key")
+            missing = ", ".join(volume.missing_keys)
+            if len(istio_keys) == 1 and len(volume.missing_keys) == 1:
+                fixed = clean_copy(workload)
+                spec = (pod_template(fixed) or {}).get("spec") or {}
+                fixed_volume = spec["volumes"][volume.volume_index]
+                source = (
+                    fixed_volume["configMap"]
+                    if volume.source_index is None
+                    else fixed_volume["projected"]["sources"][volume.source_index]["configMap"]
                 )
-                yield self.finding(
-                    f"{ref} projects key {missing} of {cm_ref} (volume {volume.volume}), which "
-                    "has only "
-                    f"{', '.join(present) or 'no key'}: {consequence}.",
-                    objects=[ref, cm_ref],
-                    evidence=evidence,
-                    remediation=remediation,
-                    severity=Severity.WARNING if volume.optional else None,
+                for item in source.get("items") or []:
+                    if item.get("key") == volume.missing_keys[0]:
+                        item["key"] = istio_keys[0]
+                remediation = apply_manifests(
+                    f"Project key {istio_keys[0]} (the one holding the istio "
+                    "configuration) "
+                    f"instead of {missing}.",
+                    [fixed],
+                    safe=True,
+                    alternatives=(f"or rename the ConfigMap's key to {missing}",),
                 )
+            else:
+                info, telemetry = _mesh(ctx)
+                fixed_cm = clean_copy(configmap)
+                data = fixed_cm.setdefault("data", {})
+                for key in volume.missing_keys:
+                    data[key] = recommended_conf_yaml(info, telemetry)
+                remediation = apply_manifests(
+                    f"Add key {missing} to {cm_ref} with an istio check configuration "
+                    "for the "
+                    "mesh's version; review it.",
+                    [fixed_cm],
+                    safe=False,
+                )
+            consequence = (
+                "the key is skipped (optional volume) and the check is not configured"
+                if volume.optional
+                else "the agent pods cannot start"
+            )
+            yield self.finding(
+                f"{ref} projects key {missing} of {cm_ref} (volume {volume.volume}), which "
+                "has only "
+                f"{', '.join(present) or 'no key'}: {consequence}.",
+                objects=[ref, cm_ref],
+                evidence=evidence,
+                remediation=remediation,
+                severity=Severity.WARNING if volume.optional else None,
+            )
 
 
 class IstioCheckConfigMapInOtherNamespace(Rule):
@@ -670,43 +667,40 @@ class IstioCheckConfigMapInOtherNamespace(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for workload in agent_workloads(ctx):
-            ref = ctx.ref(workload)
-            for volume in configmap_volumes(ctx, workload):
-                if not volume.istio or volume.exists:
-                    continue
-                elsewhere = [
-                    c for c in ctx.objects("ConfigMap") if c["metadata"]["name"] == volume.configmap
-                ]
-                if not elsewhere:
-                    continue
-                chosen = next((c for c in elsewhere if istio_configmap_keys(c)), elsewhere[0])
-                chosen_ref = ctx.ref(chosen)
-                copy = clean_copy(chosen)
-                copy["metadata"]["namespace"] = ref.namespace
-                evidence = [
-                    _volume_evidence(ctx, workload, volume),
-                    ctx.field(chosen, "metadata.namespace", chosen_ref.namespace),
-                ]
-                evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
-                yield self.finding(
-                    f"{ref} (namespace {ref.namespace}) mounts ConfigMap {volume.configmap}, "
-                    "which exists "
-                    f"only in {', '.join(sorted(ctx.ref(c).namespace for c in elsewhere))}; a "
-                    "volume can only "
-                    "use a ConfigMap of its own namespace.",
-                    objects=[ref, chosen_ref],
-                    evidence=evidence,
-                    remediation=Remediation(
-                        summary=f"Create {volume.configmap} in {ref.namespace}, a copy of "
-                        f"{chosen_ref}.",
-                        manifests=(to_yaml(copy),),
-                        commands=dry_run_then_apply("<file>"),
-                        safe=True,
-                        alternatives=(f"and delete {chosen_ref} if nothing else uses it",),
-                    ),
-                    severity=Severity.WARNING if volume.optional else None,
-                )
+        for workload, ref, volume in _istio_volumes(ctx):
+            if volume.exists:
+                continue
+            elsewhere = [
+                c for c in ctx.objects("ConfigMap") if c["metadata"]["name"] == volume.configmap
+            ]
+            if not elsewhere:
+                continue
+            chosen = next((c for c in elsewhere if istio_configmap_keys(c)), elsewhere[0])
+            chosen_ref = ctx.ref(chosen)
+            copy = clean_copy(chosen)
+            copy["metadata"]["namespace"] = ref.namespace
+            evidence = [
+                _volume_evidence(ctx, workload, volume),
+                ctx.field(chosen, "metadata.namespace", chosen_ref.namespace),
+            ]
+            evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
+            yield self.finding(
+                f"{ref} (namespace {ref.namespace}) mounts ConfigMap {volume.configmap}, "
+                "which exists "
+                f"only in {', '.join(sorted(ctx.ref(c).namespace for c in elsewhere))}; a "
+                "volume can only "
+                "use a ConfigMap of its own namespace.",
+                objects=[ref, chosen_ref],
+                evidence=evidence,
+                remediation=apply_manifests(
+                    f"Create {volume.configmap} in {ref.namespace}, a copy of "
+                    f"{chosen_ref}.",
+                    [copy],
+                    safe=True,
+                    alternatives=(f"and delete {chosen_ref} if nothing else uses it",),
+                ),
+                severity=Severity.WARNING if volume.optional else None,
+            )
 
 
 class IstioCheckConfigInvalid(Rule):
@@ -762,12 +756,11 @@ class IstioCheckConfigInvalid(Rule):
                 f"{config.problems[0]}; the agent skips it.",
                 objects=[config.source_ref, *([config.agent] if config.agent else [])],
                 evidence=[ctx.field(configmap, f"data.{key}", value)],
-                remediation=Remediation(
-                    summary=f"Replace {key} with a valid istio check configuration for the mesh's "
+                remediation=apply_manifests(
+                    f"Replace {key} with a valid istio check configuration for the mesh's "
                     "version "
                     "(or correct the reported line); review it, your other options are not kept.",
-                    manifests=(to_yaml(fixed),),
-                    commands=dry_run_then_apply("<file>"),
+                    [fixed],
                     safe=False,
                 ),
             )
@@ -964,12 +957,7 @@ def _endpoint_remediation(
             f"Use the endpoints of Istio {info.version or info.era} in {endpoint.config_source} "
             f"({', '.join(sorted(set(drop)))} removed); other options are kept, comments are not."
         )
-        return Remediation(
-            summary=summary,
-            manifests=(to_yaml(fixed),),
-            commands=dry_run_then_apply("<file>"),
-            safe=False,
-        )
+        return apply_manifests(summary, [fixed], safe=False)
     if not replace:
         return Remediation(
             summary=f"Correct {endpoint.key} in {endpoint.config_source} key {key}: name a "
@@ -979,10 +967,9 @@ def _endpoint_remediation(
     for old, new in replace.items():
         text = text.replace(old, new)
     data[key] = text
-    return Remediation(
-        summary="; ".join(f"use {new} instead of {old}" for old, new in replace.items()) + ".",
-        manifests=(to_yaml(fixed),),
-        commands=dry_run_then_apply("<file>"),
+    return apply_manifests(
+        "; ".join(f"use {new} instead of {old}" for old, new in replace.items()) + ".",
+        [fixed],
         safe=True,
     )
 
