@@ -43,6 +43,7 @@ from meshdoctor.facts.agent_permissions import (
     required_features,
     resource_names,
 )
+from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -63,7 +64,7 @@ from meshdoctor.rbac import (
     Request,
     bindings_for_service_account,
 )
-from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template, pods_of, template_path
@@ -75,6 +76,8 @@ RBAC_API_GROUP = "rbac.authorization.k8s.io"
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 #: Kinds `env_value` reads for `envFrom` / `configMapKeyRef` / `secretRef` (key names only).
 ENV_KINDS = ("ConfigMap", "Secret")
+#: What the binding rules (MD403, MD404, MD405) read: the agents, RBAC, and their env sources.
+_BINDING_INPUTS = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
 
 #: The agent env vars that change which permissions it needs (meshdoctor.facts.agent_permissions);
 #: the same list the live source asks its SubjectAccessReviews with, so that requests match.
@@ -655,23 +658,22 @@ class AgentServiceAccountUnset(Rule):
         spec = template.setdefault("spec", {})
         spec.pop("serviceAccount", None)  # deprecated alias; serviceAccountName wins
         spec["serviceAccountName"] = account
-        manifests = []
+        objects = []
         if create_account:
-            manifests.append(to_yaml(service_account_manifest(namespace, account)))
-        manifests.append(to_yaml(fixed))
+            objects.append(service_account_manifest(namespace, account))
+        objects.append(fixed)
         name = _meta(workload).get("name")
         extra = (
             f" and create ServiceAccount {namespace}/{account}, which is bound but missing"
             if create_account
             else ""
         )
-        return Remediation(
-            summary=f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the "
+        return apply_manifests(
+            f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the "
             f"RBAC objects bind{extra}. The manifest is the whole DaemonSet with only "
             "serviceAccountName changed (literal secrets are replaced by a placeholder: put the "
             "Secret reference back before applying). Applying it recreates the agent pods.",
-            manifests=tuple(manifests),
-            commands=dry_run_then_apply("<file>"),
+            objects,
             safe=False,
         )
 
@@ -809,11 +811,10 @@ class AgentServiceAccountMissing(Rule):
             "service account).",
             objects=[account.ref, ObjectRef("ServiceAccount", account.namespace, account.name)],
             evidence=evidence,
-            remediation=Remediation(
-                summary=f"Create ServiceAccount {account.namespace}/{account.name}; the DaemonSet "
+            remediation=apply_manifests(
+                f"Create ServiceAccount {account.namespace}/{account.name}; the DaemonSet "
                 "controller then creates the agent pods.",
-                manifests=(to_yaml(service_account_manifest(account.namespace, account.name)),),
-                commands=dry_run_then_apply("<file>"),
+                [service_account_manifest(account.namespace, account.name)],
                 safe=True,
             ),
         )
@@ -861,7 +862,7 @@ class BindingSubjectWrongNamespace(Rule):
     title = "RBAC binding names the agent's service account in another namespace"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = _BINDING_INPUTS
     docs = RuleDocs(
         what="A ClusterRoleBinding (or a RoleBinding of the agent's namespace) whose "
         "ServiceAccount subject has the agent's account name but another namespace (or, in a "
@@ -918,12 +919,11 @@ class BindingSubjectWrongNamespace(Rule):
                 ctx.field(binding, f"subjects[{entry.subject_index}].namespace", written),
                 ctx.field(account.workload, account.field_path, account.field_value),
             ],
-            remediation=Remediation(
-                summary=f"Bind {entry.role.kind} {entry.role.name} to "
+            remediation=apply_manifests(
+                f"Bind {entry.role.kind} {entry.role.name} to "
                 f"{account.namespace}/{account.name}: the whole {entry.binding.kind} with the "
                 "subject's namespace corrected.",
-                manifests=(to_yaml(fixed),),
-                commands=dry_run_then_apply("<file>"),
+                [fixed],
                 safe=True,
             ),
         )
@@ -976,7 +976,7 @@ class BoundRoleMissing(Rule):
     title = "The agent's RBAC binding refers to a role that does not exist"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = _BINDING_INPUTS
     docs = RuleDocs(
         what="A ClusterRoleBinding or RoleBinding naming the agent's service account (or the "
         "group `system:serviceaccounts[:<namespace>]`) whose `roleRef` names a ClusterRole or Role "
@@ -1047,12 +1047,7 @@ class BoundRoleMissing(Rule):
                     binding, f"subjects[{entry.subject_index}].name", entry.subject.get("name")
                 ),
             ],
-            remediation=Remediation(
-                summary=summary,
-                manifests=tuple(to_yaml(m) for m in manifests),
-                commands=dry_run_then_apply("<file>"),
-                safe=False,
-            ),
+            remediation=apply_manifests(summary, manifests, safe=False),
         )
 
 
@@ -1106,7 +1101,7 @@ class AgentPermissionsMissing(Rule):
     title = "The agent's service account lacks permissions the agent needs"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = _BINDING_INPUTS
     docs = RuleDocs(
         what="For each agent DaemonSet, the authorization questions the features it uses raise "
         "(Kubernetes metadata, the kubelet, events with `DD_COLLECT_KUBERNETES_EVENTS`, leader "
@@ -1231,12 +1226,11 @@ class AgentPermissionsMissing(Rule):
                 account.name,
             )
             if not still_denied(ctx, account, [binding]):
-                return Remediation(
-                    summary=f"{entry.binding} grants ClusterRole {entry.role.name} in namespace "
+                return apply_manifests(
+                    f"{entry.binding} grants ClusterRole {entry.role.name} in namespace "
                     f"{entry.binding.namespace} only; the agent reads cluster-wide. Bind the same "
                     "ClusterRole with a ClusterRoleBinding.",
-                    manifests=(to_yaml(binding),),
-                    commands=dry_run_then_apply("<file>"),
+                    [binding],
                     safe=True,
                 )
         # 2. Bound cluster-wide to a ClusterRole it may edit: the whole role, rules added.
@@ -1255,12 +1249,11 @@ class AgentPermissionsMissing(Rule):
             if aggregation is None:
                 fixed = clean_copy(role)
                 fixed["rules"] = list(fixed.get("rules") or []) + copy.deepcopy(rules)
-                return Remediation(
-                    summary=f"ClusterRole {entry.role.name}, bound to the agent by "
+                return apply_manifests(
+                    f"ClusterRole {entry.role.name}, bound to the agent by "
                     f"{entry.binding}, with {len(rules)} rule(s) added for "
                     f"{', '.join(check.denied_features())}; everything else kept.",
-                    manifests=(to_yaml(fixed),),
-                    commands=dry_run_then_apply("<file>"),
+                    [fixed],
                     safe=False,
                 )
             labels = _aggregation_labels(aggregation)
@@ -1281,12 +1274,11 @@ class AgentPermissionsMissing(Rule):
                     },
                     "rules": rules,
                 }
-                return Remediation(
-                    summary=f"ClusterRole {entry.role.name} is aggregated (the controller "
+                return apply_manifests(
+                    f"ClusterRole {entry.role.name} is aggregated (the controller "
                     "overwrites its rules): add a ClusterRole carrying the labels its selector "
                     f"matches, with the rules for {', '.join(check.denied_features())}.",
-                    manifests=(to_yaml(created),),
-                    commands=dry_run_then_apply("<file>"),
+                    [created],
                     safe=False,
                 )
         # 3. A ClusterRole and a ClusterRoleBinding of the missing rules.
@@ -1299,12 +1291,11 @@ class AgentPermissionsMissing(Rule):
             "rules": rules,
         }
         binding = clusterrolebinding_manifest(binding_name, name, account.namespace, account.name)
-        return Remediation(
-            summary=f"Grant {account.namespace}/{account.name} what "
+        return apply_manifests(
+            f"Grant {account.namespace}/{account.name} what "
             f"{', '.join(check.denied_features())} need with a ClusterRole and a "
             "ClusterRoleBinding.",
-            manifests=(to_yaml(role), to_yaml(binding)),
-            commands=dry_run_then_apply("<file>"),
+            [role, binding],
             safe=False,
         )
 
