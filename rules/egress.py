@@ -58,6 +58,7 @@ from meshdoctor.istio_mesh import (
     service_entry_api_version,
     service_entry_has_export_to,
 )
+from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -68,7 +69,7 @@ from meshdoctor.model import (
     Remediation,
     Severity,
 )
-from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import clean_copy
 from meshdoctor.rule import NotChecked, Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import pod_template, pods_of, template_path
@@ -91,6 +92,10 @@ _CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
 
 #: ServiceEntry port protocol to write for what the agent speaks.
 _SE_PROTOCOL = {"HTTPS": "HTTPS", "TLS": "TLS", "HTTP": "HTTP", "TCP": "TCP"}
+
+#: What both intake rules (MD101, MD102) read, and what they read when it is in the input.
+_INTAKE_KINDS = ("DaemonSet", "Deployment", "ServiceEntry", "ConfigMap")
+_INTAKE_OPTIONAL_KINDS = ("Pod", "Namespace", "ReplicaSet", "MutatingWebhookConfiguration", "Sidecar")
 
 # Near-miss kinds, in the order istiod checks them.
 WRONG_SITE = "wrong-site"
@@ -401,14 +406,7 @@ class IntakeEgressBlocked(Rule):
     title = "The mesh blocks the agent's traffic to the Datadog intake"
     category = Category.EGRESS
     severity = Severity.ERROR
-    inputs = inputs(
-        "DaemonSet",
-        "Deployment",
-        "ServiceEntry",
-        "ConfigMap",
-        optional=["Pod", "Namespace", "ReplicaSet", "MutatingWebhookConfiguration", "Sidecar"],
-        logs=["agent"],
-    )
+    inputs = inputs(*_INTAKE_KINDS, optional=_INTAKE_OPTIONAL_KINDS, logs=["agent"])
     docs = RuleDocs(
         what="An agent workload whose pods run an Istio sidecar (or will get one: the injection "
         "webhook selects the namespace and the pod does not opt out) that captures their traffic "
@@ -489,14 +487,13 @@ class IntakeEgressBlocked(Rule):
             if info.minor is None or info.minor >= INJECT_LABEL_SINCE
             else "annotation"
         )
-        return Remediation(
-            summary=f"ServiceEntry {state.namespace}/{SERVICE_ENTRY_NAME} (MESH_EXTERNAL) for "
+        return apply_manifests(
+            f"ServiceEntry {state.namespace}/{SERVICE_ENTRY_NAME} (MESH_EXTERNAL) for "
             f"{', '.join(hosts)}, the {state.site} intake of the agent's products.{wildcard} "
             f'Or, instead, {ref} with sidecar.istio.io/inject: "false" ({how}) on its pod '
             "template, which takes the agent out of the mesh.",
-            manifests=(to_yaml(service_entry),),
-            alternative_manifests=(to_yaml(without_sidecar(state.workload, info)),),
-            commands=dry_run_then_apply("<file>"),
+            [service_entry],
+            alternative_objects=[without_sidecar(state.workload, info)],
             safe=False,
             alternatives=(
                 f"Or let the agent's pods bypass the sidecar for the intake only, with the pod "
@@ -736,13 +733,7 @@ class IntakeServiceEntryNearMiss(Rule):
     title = "A ServiceEntry for the Datadog intake does not cover what the agent uses"
     category = Category.EGRESS
     severity = Severity.ERROR
-    inputs = inputs(
-        "DaemonSet",
-        "Deployment",
-        "ServiceEntry",
-        "ConfigMap",
-        optional=["Pod", "Namespace", "ReplicaSet", "MutatingWebhookConfiguration", "Sidecar"],
-    )
+    inputs = inputs(*_INTAKE_KINDS, optional=_INTAKE_OPTIONAL_KINDS)
     docs = RuleDocs(
         what="An agent workload in the mesh whose intake endpoints a ServiceEntry almost covers: "
         "its hosts are another Datadog site's (`*.datadoghq.eu` for an agent on datadoghq.com) or "
@@ -871,12 +862,7 @@ class IntakeServiceEntryNearMiss(Rule):
             message,
             objects=[target, workload] if target == entry else [target, entry, workload],
             evidence=evidence,
-            remediation=Remediation(
-                summary=summary,
-                manifests=(to_yaml(fixed),),
-                commands=dry_run_then_apply("<file>"),
-                safe=miss.kind not in (SIDECAR_HIDDEN,),
-            ),
+            remediation=apply_manifests(summary, [fixed], safe=miss.kind not in (SIDECAR_HIDDEN,)),
         )
 
 
