@@ -32,8 +32,8 @@ from meshdoctor.facts.datadog_sites import HTTPS_PORT, site_of_host
 from meshdoctor.istio_egress import service_entry_manifest
 from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
 from meshdoctor.logscan import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
+from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
-from meshdoctor.remediation import dry_run_then_apply, to_yaml
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
 from meshdoctor.workloads import containers, pod_template, pods_of
@@ -374,13 +374,12 @@ def intake_remediation(
             api_version=service_entry_api_version(info),
             export_to_namespaces=(".",) if service_entry_has_export_to(info) else None,
         )
-        return Remediation(
-            summary=f"Let {ref}'s pods reach {host}:{port} through their sidecar: ServiceEntry "
+        return apply_manifests(
+            f"Let {ref}'s pods reach {host}:{port} through their sidecar: ServiceEntry "
             f"{ref.namespace}/{entry['metadata']['name']} (MESH_EXTERNAL, TLS {port}). If a "
             f"ServiceEntry should cover {host} already, check its hosts, ports and exportTo "
             "instead.",
-            manifests=(to_yaml(entry),),
-            commands=dry_run_then_apply("<file>"),
+            [entry],
             safe=False,
             alternatives=(
                 'Or take the agent out of the mesh (sidecar.istio.io/inject: "false" on its pod '
@@ -404,12 +403,32 @@ def logs_command(namespace: str, group: MatchGroup) -> str:
     return f"kubectl -n {namespace} logs {sample.pod} -c {container}{previous}"
 
 
-class AgentIntakeUnreachable(LogRule):
+class IntakeLogRule(LogRule):
+    """A log rule about traffic to the Datadog intake: one finding per host, a ServiceEntry as fix."""
+
+    families = frozenset({"egress"})
+
+    def host(self, group: MatchGroup) -> str | None:
+        """The intake host the lines name, which buckets them."""
+        return intake_host(group)
+
+    def bucket(self, group: MatchGroup) -> Any:
+        """One finding per intake host; lines without a host each on their own."""
+        host = self.host(group)
+        return host if host else (group.signature.id, group.key)
+
+    def remediation(
+        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
+    ) -> Remediation:
+        """A ServiceEntry for the host the lines name, when they mean it is blocked."""
+        return intake_remediation(ctx, workload, groups)
+
+
+class AgentIntakeUnreachable(IntakeLogRule):
     """MD601."""
 
     id = "MD601"
     title = "The agent's log shows its traffic to the Datadog intake does not get through"
-    families = frozenset({"egress"})
     docs = RuleDocs(
         what="Lines of the agent's own log (forwarder and logs agent) that say sending to the "
         "Datadog intake failed on the network: `Too many errors for endpoint`, connections "
@@ -430,10 +449,9 @@ class AgentIntakeUnreachable(LogRule):
         ),
     )
 
-    def bucket(self, group: MatchGroup) -> Any:
-        """One finding per intake host; lines without a host each on their own."""
-        host = group.values.get("host")
-        return host if host else (group.signature.id, group.key)
+    def host(self, group: MatchGroup) -> str | None:
+        """The host of the URL the forwarder names, as it wrote it."""
+        return group.values.get("host")
 
     def findings(
         self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]
@@ -443,20 +461,13 @@ class AgentIntakeUnreachable(LogRule):
         kept = [g for g in groups if not g.values.get("host") or g.values["host"] not in answered]
         yield from super().findings(ctx, logs, kept)
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
-        """A ServiceEntry for the host the lines name, when they mean it is blocked."""
-        return intake_remediation(ctx, workload, groups)
 
-
-class SidecarDropsIntakeTraffic(LogRule):
+class SidecarDropsIntakeTraffic(IntakeLogRule):
     """MD605."""
 
     id = "MD605"
     title = "The agent's sidecar drops or fails its traffic to the Datadog intake"
     source = SIDECAR
-    families = frozenset({"egress"})
     docs = RuleDocs(
         what="Access-log lines of the agent pods' `istio-proxy` (text or JSON format) for "
         "connections to the Datadog intake that went to BlackHoleCluster, failed upstream "
@@ -472,17 +483,6 @@ class SidecarDropsIntakeTraffic(LogRule):
             "https://istio.io/latest/docs/tasks/traffic-management/egress/egress-control/",
         ),
     )
-
-    def bucket(self, group: MatchGroup) -> Any:
-        """One finding per intake host (SNI or authority)."""
-        host = intake_host(group)
-        return host if host else (group.signature.id, group.key)
-
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
-        """A ServiceEntry for the SNI or authority the access log names."""
-        return intake_remediation(ctx, workload, groups)
 
 
 # -- MD602: API key -----------------------------------------------------------------------------
