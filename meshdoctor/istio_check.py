@@ -22,7 +22,7 @@ import json
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import yaml
@@ -439,6 +439,7 @@ def _volumes_and_files(
             data = (configmap or {}).get("data") or {}
             present = set(data) | set((configmap or {}).get("binaryData") or {})
             missing = tuple(k for k, _ in items if configmap is not None and k not in present)
+            # Whether it is meant for the istio check depends on its files: `istio` is set after them.
             staged = ConfigMapVolume(
                 ref,
                 name,
@@ -477,30 +478,8 @@ def _volumes_and_files(
                 )
                 or any(isinstance(v, str) and looks_like_istio_check(v) for v in data.values())
             )
-            final = ConfigMapVolume(
-                ref,
-                name,
-                volume_index,
-                source_index,
-                cm_name,
-                items,
-                bool(source.get("optional")),
-                configmap is not None,
-                missing,
-                mounts,
-                istio,
-            )
-            found.append(
-                (
-                    final,
-                    [
-                        MountedFile(
-                            final, f.mount, f.key, f.container_path, f.read_path, f.check, f.default
-                        )
-                        for f in files
-                    ],
-                )
-            )
+            final = replace(staged, istio=istio)
+            found.append((final, [replace(f, volume=final) for f in files]))
     return found
 
 
