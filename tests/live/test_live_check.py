@@ -171,6 +171,7 @@ class AppliedScenario:
         self.folder = SCENARIOS / name
         self.applied: list[dict[str, Any]] = []
         self.created_namespaces: list[str] = []
+        self.logs_set: set[tuple[str, str]] = set()
 
     def apply(self) -> AppliedScenario:
         cluster = self.cluster
@@ -187,7 +188,7 @@ class AppliedScenario:
         uids: dict[tuple[str, str, str], str] = {}
         # pods that name a service account the capture does not hold could not be created (the
         # ServiceAccount admission plugin): such accounts are created, and removed afterwards
-        accounts = {(o["metadata"]["namespace"], o["kind"] == "ServiceAccount" and o["metadata"]["name"]) for o in objects}
+        accounts = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects if o["kind"] == "ServiceAccount"}
         for obj in list(objects):
             if obj["kind"] == "Pod":
                 ns = obj["metadata"]["namespace"]
@@ -243,6 +244,7 @@ class AppliedScenario:
             container = path.name[: -len(".previous.log")] if previous else path.name[: -len(".log")]
             if self.cluster.get(f"/api/v1/namespaces/{ns}/pods/{pod}").ok:
                 self.cluster.set_pod_log(ns, pod, container, path.read_text(errors="replace"), previous=previous)
+                self.logs_set.add((ns, pod))
 
     def remove(self) -> None:
         cluster = self.cluster
@@ -258,6 +260,8 @@ class AppliedScenario:
                 selector = ",".join(f"{k}={v}" for k, v in labels.items())
                 cluster.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
                                 query={"labelSelector": selector, "gracePeriodSeconds": "0"})
+        for ns, pod in sorted(self.logs_set):  # a later scenario's pod of the same name must not get these logs
+            cluster.delete(f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{ns}/logs/{pod}")
         for ns in self.created_namespaces:
             cluster.delete(f"/api/v1/namespaces/{ns}")
         deadline = time.monotonic() + 120
