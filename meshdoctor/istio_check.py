@@ -554,6 +554,32 @@ def _json(text: Any) -> tuple[Any, str | None]:
         return None, str(error)
 
 
+def _annotation_config(
+    source_kind: str,
+    ref: ObjectRef,
+    name: str,
+    text: str | None,
+    parsed: Any,
+    instances: tuple[Mapping[str, Any], ...],
+    problems: list[str],
+    container: str,
+) -> IstioCheckConfig:
+    """An annotation's configuration: no agent or mount of its own, run when nothing is wrong."""
+    return IstioCheckConfig(
+        None,
+        source_kind,
+        ref,
+        None,
+        name,
+        text,
+        parsed,
+        instances,
+        tuple(problems),
+        effective=not problems,
+        container=container,
+    )
+
+
 def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[IstioCheckConfig]:
     annotations = _meta(template).get("annotations") or {}
     names = {str(c.get("name", "")) for _, _, c in _containers(template)}
@@ -571,18 +597,15 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
             if error is not None:
                 if '"istio"' in str(value):
                     found.append(
-                        IstioCheckConfig(
-                            None,
+                        _annotation_config(
                             AD_ANNOTATIONS_V2,
                             ref,
-                            None,
                             str(key),
                             str(value),
                             None,
                             (),
-                            (f"not valid JSON: {error}", *problems),
-                            effective=False,
-                            container=container,
+                            [f"not valid JSON: {error}", *problems],
+                            container,
                         )
                     )
                 continue
@@ -596,18 +619,8 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
             if not instances:
                 problems.append("has no `instances` for istio")
             found.append(
-                IstioCheckConfig(
-                    None,
-                    AD_ANNOTATIONS_V2,
-                    ref,
-                    None,
-                    str(key),
-                    str(value),
-                    check,
-                    instances,
-                    tuple(problems),
-                    effective=not problems,
-                    container=container,
+                _annotation_config(
+                    AD_ANNOTATIONS_V2, ref, str(key), str(value), check, instances, problems, container
                 )
             )
         elif option == "check_names":
@@ -637,18 +650,15 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
             if instance is not None and not instances:
                 problems.append("the istio instance is not a JSON object")
             found.append(
-                IstioCheckConfig(
-                    None,
+                _annotation_config(
                     AD_ANNOTATIONS,
                     ref,
-                    None,
                     instances_key,
                     None if raw_instances is None else str(raw_instances),
                     parsed_instances,
                     instances,
-                    tuple(problems),
-                    effective=not problems,
-                    container=container,
+                    problems,
+                    container,
                 )
             )
     return found
