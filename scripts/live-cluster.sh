@@ -507,6 +507,78 @@ EOF
     echo "ETCD_PID=$(cat "$DIR/pids/etcd")" >> "$DIR/env"
     wait_for etcd "etcd health" etcd_ok
 
+    # ---- egress: everything kube-apiserver sends "to the cluster" (kubelet logs/exec/proxy,
+    # pod/service proxy, webhooks, aggregated APIs) goes through an HTTP CONNECT proxy on a unix
+    # socket that always connects to kwok on 127.0.0.1, whatever address was asked for.  So a
+    # Node or Service object with a real-world address (e.g. replayed from a recorded cluster)
+    # can never make the API server send traffic anywhere but loopback.
+    local egress_sock="$DIR/egress.sock"
+    if ((${#egress_sock} > 100)); then # unix socket paths are limited to 108 bytes
+        egress_sock="$(mktemp -d /tmp/mdlive.XXXXXX)/egress.sock"
+    fi
+    cat > "$DIR/egress-proxy.py" <<'PROXY'
+"""HTTP CONNECT proxy on a unix socket; every tunnel goes to 127.0.0.1:PORT (kwok)."""
+import asyncio
+import os
+import sys
+
+SOCK, PORT = sys.argv[1], int(sys.argv[2])
+
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def handle(reader, writer):
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b"\r\n", 1)[0].decode("latin-1")
+        print(f"{target} -> 127.0.0.1:{PORT}", flush=True)
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", PORT)
+    except Exception as e:
+        print(f"error: {e!r}", flush=True)
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+        writer.close()
+        return
+    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    await writer.drain()
+    await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+
+async def main():
+    if os.path.exists(SOCK):
+        os.unlink(SOCK)
+    server = await asyncio.start_unix_server(handle, path=SOCK)
+    os.chmod(SOCK, 0o600)
+    async with server:
+        await server.serve_forever()
+
+
+asyncio.run(main())
+PROXY
+    spawn egress-proxy python3 "$DIR/egress-proxy.py" "$egress_sock" "$kwok_port"
+    echo "EGRESS_PROXY_PID=$(cat "$DIR/pids/egress-proxy")" >> "$DIR/env"
+    echo "EGRESS_SOCKET=$egress_sock" >> "$DIR/env"
+    wait_for egress-proxy "egress proxy socket" test -S "$egress_sock"
+    cat > "$DIR/egress-selector.yaml" <<EOF
+apiVersion: apiserver.k8s.io/v1beta1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: $egress_sock
+EOF
+
     # ---- kube-apiserver
     spawn kube-apiserver "$BIN/kube-apiserver" \
         --bind-address=127.0.0.1 \
@@ -528,6 +600,7 @@ EOF
         --kubelet-client-key="$DIR/pki/apiserver-kubelet-client.key" \
         --kubelet-certificate-authority="$DIR/pki/ca.crt" \
         --kubelet-preferred-address-types=InternalIP,Hostname \
+        --egress-selector-config-file="$DIR/egress-selector.yaml" \
         --audit-policy-file="$DIR/audit-policy.yaml" \
         --audit-log-path="$DIR/audit.log" \
         --audit-log-format=json \
@@ -583,12 +656,54 @@ spec:
   logs:
   - logsFile: $DIR/pod-logs/empty.log
 EOF
+        # Any Node (also one created by a test with real-world addresses) is reached at
+        # 127.0.0.1:KWOK_PORT: node-initialize (for not-Ready nodes, below) always sets
+        # InternalIP=127.0.0.1, and this stage fixes Ready nodes.  The two are mutually exclusive
+        # on purpose: kwok does not always re-run a second matching stage after a first one.
+        # (Selectors compare strings only, so there is no test on the port number.)
+        cat <<EOF
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: meshdoctor-node-loopback
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Node
+  selector:
+    matchExpressions:
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: In
+      values: ['True']
+    - key: '.status.addresses.[] | select( .type == "InternalIP" ) | .address'
+      operator: NotIn
+      values: ['127.0.0.1']
+  next:
+    statusTemplate: |
+      addresses:
+      - address: 127.0.0.1
+        type: InternalIP
+      daemonEndpoints:
+        kubeletEndpoint:
+          Port: $kwok_port
+EOF
+        echo "---"
+        # upstream only adds an InternalIP when the node has none; always set ours
+        # (statusTemplate is a strategic merge patch: addresses merge by type)
+        # shellcheck disable=SC2016  # literal template text
+        sed -e 's/{{ if or (not $hasInternalIP) (not $hasHostname) }}/{{ if true }}/' \
+            -e 's/{{ if not $hasInternalIP }}/{{ if true }}/' "$SHARE/node-initialize.yaml"
         local f
-        for f in node-initialize node-heartbeat-with-lease pod-ready pod-complete pod-delete; do
+        for f in node-heartbeat-with-lease pod-ready pod-complete pod-delete; do
             echo "---"
             cat "$SHARE/$f.yaml"
         done
     } > "$DIR/kwok.yaml"
+    # shellcheck disable=SC2016  # literal template text
+    if grep -q 'if not $hasInternalIP' "$DIR/kwok.yaml"; then
+        die "could not patch kwok's node-initialize stage (kwok $KWOK_VERSION changed it?)"
+    fi
     local i
     for ((i = 0; i < KWOK_NODES; i++)); do
         post /api/v1/nodes application/json "$(
@@ -643,7 +758,7 @@ cmd_stop() {
     # clients first (all at once, they exit in ~2 s each), then etcd
     local group
     local -a pids
-    for group in "kwok kube-scheduler kube-controller-manager kube-apiserver" etcd; do
+    for group in "kwok kube-scheduler kube-controller-manager kube-apiserver" "etcd egress-proxy"; do
         pids=()
         for name in $group; do
             pid="$(cat "$dir/pids/$name" 2>/dev/null)" || continue
@@ -669,6 +784,11 @@ cmd_stop() {
             log "stopped ${np%%:*} (pid ${np#*:})"
         done
     done
+    local sock
+    sock="$(sed -n 's/^EGRESS_SOCKET=//p' "$dir/env" 2>/dev/null)"
+    if [[ "$sock" == /tmp/mdlive.*/egress.sock ]]; then
+        rm -rf "$(dirname "$sock")"
+    fi
     [[ -f "$dir/env" ]] && sed -i '/_PID=/d' "$dir/env"
     return 0
 }
@@ -676,7 +796,7 @@ cmd_stop() {
 cmd_status() {
     [[ $# -eq 1 ]] || die "usage: $0 status DIR"
     local name pid rc=0
-    for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok watchdog; do
+    for name in egress-proxy etcd kube-apiserver kube-controller-manager kube-scheduler kwok watchdog; do
         pid="$(cat "$1/pids/$name" 2>/dev/null)" || continue
         if kill -0 "$pid" 2>/dev/null; then
             echo "$name running (pid $pid)"

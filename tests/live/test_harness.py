@@ -313,3 +313,51 @@ def test_startup_is_fast_when_built(live_cluster: LiveCluster) -> None:
     t0 = time.monotonic()
     live_cluster.get("/readyz", check=True)
     assert time.monotonic() - t0 < 5
+
+
+def test_node_with_real_world_address_is_reached_on_loopback(
+    live_cluster: LiveCluster, live_namespace: str
+) -> None:
+    # e.g. a Node replayed from a recorded cluster: kwok rewrites its InternalIP to 127.0.0.1,
+    # and the API server's egress to nodes only ever goes to kwok on loopback anyway
+    node = f"ip-10-1-2-{int(_uid(), 16) % 250}.ec2.internal"
+    live_cluster.post(
+        "/api/v1/nodes",
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": "10.1.2.3"},
+                    {"type": "Hostname", "address": node},
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            },
+        },
+        check=True,
+    )
+    try:
+
+        def fixed() -> dict | None:
+            got = live_cluster.get(f"/api/v1/nodes/{node}", check=True).body["status"]
+            loopback = {"type": "InternalIP", "address": "127.0.0.1"} in got["addresses"]
+            return got if loopback else None
+
+        got = live_cluster.wait_for(fixed, timeout=30, what=f"node {node} on 127.0.0.1")
+        assert got["daemonEndpoints"]["kubeletEndpoint"]["Port"] == int(
+            live_cluster.env["KWOK_PORT"]
+        )
+        live_cluster.post(
+            f"/api/v1/namespaces/{live_namespace}/pods", _pod("replayed", node, ["app"]),
+            check=True,
+        )
+        live_cluster.wait_pod_ready(live_namespace, "replayed")
+        # set_pod_log waits until the API server serves it, via kwok on 127.0.0.1
+        live_cluster.set_pod_log(live_namespace, "replayed", "app", "from a replayed node")
+        egress = (live_cluster.dir / "logs" / "egress-proxy.log").read_text()
+        assert "CONNECT" in egress and "10.1.2.3" not in egress.split("->")[0]
+    finally:
+        live_cluster.delete(f"/api/v1/namespaces/{live_namespace}/pods/replayed",
+                            query={"gracePeriodSeconds": "0"})
+        live_cluster.delete(f"/api/v1/nodes/{node}")
