@@ -10,7 +10,7 @@ Fixtures:
     A :class:`LiveCluster`: ``.server``, ``.ca_file``, ``.admin_token``, ``.restricted_token``,
     ``.admin_kubeconfig``, ``.restricted_kubeconfig``, ``.audit_log``, ``.node_names``, plus
     helpers ``.request()``, ``.get()/.post()/...``, ``.wait_for()``, ``.wait_pod_ready()``,
-    ``.set_pod_log()`` and ``.audit_events()``.
+    ``.ensure_namespace()``, ``.set_pod_log()`` and ``.audit_events()``.
 ``live_namespace`` (function)
     A fresh namespace (name returned) with its ``default`` ServiceAccount, deleted after the test.
 
@@ -214,6 +214,24 @@ class LiveCluster:
 
         return self.wait_for(ready, timeout, what=f"pod {namespace}/{name} Running/Ready")
 
+    def ensure_namespace(self, name: str, timeout: float = 30) -> None:
+        """Create namespace ``name`` if missing and wait for its ``default`` ServiceAccount
+        (made asynchronously by kube-controller-manager; until then the ServiceAccount admission
+        plugin rejects pods: "error looking up service account NS/default")."""
+        r = self.post(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+        if not r.ok and r.status != 409:
+            raise ApiError("POST", "/api/v1/namespaces", r.status, r.body)
+        if self.env.get("CONTROLLERS", "1") == "1":
+            self.wait_for(
+                lambda: self.get(f"/api/v1/namespaces/{name}/serviceaccounts/default").ok,
+                timeout,
+                interval=0.2,
+                what=f"serviceaccount {name}/default",
+            )
+
     # -- pod logs (served by kwok) ----------------------------------------------------------
     def pod_log_path(self, namespace: str, pod: str, container: str, previous: bool) -> Path:
         suffix = ".previous.log" if previous else ".log"
@@ -407,18 +425,7 @@ def live_cluster() -> Iterator[LiveCluster]:
 @pytest.fixture
 def live_namespace(live_cluster: LiveCluster) -> Iterator[str]:
     name = f"live-{uuid.uuid4().hex[:8]}"
-    live_cluster.post(
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        check=True,
-    )
-    if live_cluster.env.get("CONTROLLERS", "1") == "1":
-        # pods are only admitted once kube-controller-manager made the default ServiceAccount
-        live_cluster.wait_for(
-            lambda: live_cluster.get(f"/api/v1/namespaces/{name}/serviceaccounts/default").ok,
-            timeout=30,
-            what=f"serviceaccount {name}/default",
-        )
+    live_cluster.ensure_namespace(name)
     try:
         yield name
     finally:

@@ -19,17 +19,12 @@ def _uid() -> str:
 
 
 def _create_namespace(cluster: LiveCluster, name: str) -> None:
-    cluster.post(
+    r = cluster.post(
         "/api/v1/namespaces",
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-        check=True,
     )
-    # pods need the namespace's default ServiceAccount (made by kube-controller-manager)
-    cluster.wait_for(
-        lambda: cluster.get(f"/api/v1/namespaces/{name}/serviceaccounts/default").ok,
-        timeout=30,
-        what=f"serviceaccount {name}/default",
-    )
+    assert r.status == 201, r.body
+    cluster.ensure_namespace(name)  # waits for the default ServiceAccount
 
 
 def _pod(name: str, node: str | None, containers: list[str]) -> dict:
