@@ -176,7 +176,8 @@ def resolve_named_port(pod: Mapping[str, Any], name: str, protocol: str = "TCP")
     return None
 
 
-def _as_number(port: int | str | None) -> int | None:
+def port_number(port: int | str | None) -> int | None:
+    """A port as a number: an int, or a string of digits; None for a name or nothing."""
     if isinstance(port, bool) or port is None:
         return None
     if isinstance(port, int):
@@ -257,17 +258,17 @@ def port_matches(
     ruled = entry.get("port")
     if ruled is None:
         return True  # every port of that protocol
-    wanted = _as_number(port)
+    wanted = port_number(port)
     if wanted is None:
         wanted = resolve_named_port(destination, str(port), protocol)
-    ruled_number = _as_number(ruled)
+    ruled_number = port_number(ruled)
     if ruled_number is None:  # a named port: resolved on the destination pod
         if wanted is None:
             return str(ruled) == str(port)
         return resolve_named_port(destination, str(ruled), protocol) == wanted
     if wanted is None:
         return False
-    end = _as_number(entry.get("endPort"))
+    end = port_number(entry.get("endPort"))
     if end is not None:
         return ruled_number <= wanted <= end
     return ruled_number == wanted
@@ -441,7 +442,7 @@ def admitting_policy_manifest(
     }
     all_ports = [port, *[p for p in ports if p != port]]
     port_entries = [
-        {"protocol": protocol, "port": _as_number(p) if _as_number(p) is not None else p}
+        {"protocol": protocol, "port": port_number(p) if port_number(p) is not None else p}
         for p in all_ports
     ]
     target_labels = stable_labels(target_pod)

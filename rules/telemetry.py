@@ -64,6 +64,7 @@ from meshdoctor.network_policy import (
     admitting_policy_manifest,
     pod_like,
     policy_types,
+    port_number,
     stable_labels,
     traffic_allowed,
 )
@@ -163,14 +164,6 @@ class ScrapeTarget:
         return ", ".join(seen)
 
 
-def _port_number(port: int | str | None) -> int | None:
-    if isinstance(port, bool) or port is None:
-        return None
-    if isinstance(port, int):
-        return port
-    return int(port) if str(port).isdigit() else None
-
-
 def scrape_targets(ctx: Context) -> list[ScrapeTarget]:
     """The Service ports the agents' istio check scrapes, for Services that exist.
 
@@ -180,7 +173,7 @@ def scrape_targets(ctx: Context) -> list[ScrapeTarget]:
     grouped: dict[tuple[str, str, int], list[CheckEndpoint]] = {}
     services: dict[tuple[str, str, int], KubeObject] = {}
     for endpoint in configured_endpoints(ctx):
-        port = _port_number(endpoint.port)
+        port = port_number(endpoint.port)
         if not endpoint.service or not endpoint.namespace or port is None:
             continue
         key = (endpoint.namespace, endpoint.service, port)
@@ -363,7 +356,7 @@ def _pod_port(service_port: ServicePort, pod: Mapping[str, Any]) -> int | str:
 def _declares_port(pods: Iterable[Mapping[str, Any]], port: int) -> bool:
     """Whether a container of one of the pods declares that container port number."""
     return any(
-        _port_number(p.get("containerPort")) == port
+        port_number(p.get("containerPort")) == port
         for pod in pods
         for c in (pod.get("spec") or {}).get("containers") or []
         for p in c.get("ports") or []
@@ -614,7 +607,7 @@ class NoReadyEndpoints(Rule):
     @staticmethod
     def _port_index(service: Mapping[str, Any], port: int) -> int:
         for index, entry in enumerate((service.get("spec") or {}).get("ports") or []):
-            if _port_number(entry.get("port")) == port:
+            if port_number(entry.get("port")) == port:
                 return index
         return 0
 
@@ -729,7 +722,7 @@ class NoReadyEndpoints(Rule):
                     p
                     for c in (template.get("spec") or {}).get("containers") or []
                     for p in c.get("ports") or []
-                    if (isinstance(wanted, int) and _port_number(p.get("containerPort")) == wanted)
+                    if (isinstance(wanted, int) and port_number(p.get("containerPort")) == wanted)
                     or (isinstance(wanted, str) and p.get("name") == wanted)
                 ]
                 if declared:
@@ -1139,7 +1132,7 @@ def _numbered_pod_ports(ctx: Context, target: ScrapeTarget, service_port: Servic
     """(pod, container port number) behind the target, one pod per kind; unresolved names left out."""
     found = []
     for pod in _representatives(_target_pods(ctx, target)):
-        port = _port_number(_pod_port(service_port, pod))
+        port = port_number(_pod_port(service_port, pod))
         if port is not None:
             found.append((pod, port))
     return found
