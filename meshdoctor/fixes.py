@@ -13,8 +13,8 @@ from pathlib import Path
 
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Finding, Remediation, Report
-from meshdoctor.renderers import plural
 from meshdoctor.remediation import FILE_PLACEHOLDER
+from meshdoctor.renderers import plural
 from meshdoctor.renderers.markdown import code_span, fence, inline, table_cell
 
 #: Characters allowed in a file name; anything else in a kind, namespace or name becomes `_`.

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from meshdoctor.model import Remediation
 from meshdoctor.snapshot import KubeObject
 
 #: metadata fields the API server sets; a manifest to apply must not carry them.
@@ -99,4 +100,28 @@ def dry_run_then_apply(file_hint: str = FILE_PLACEHOLDER) -> tuple[str, ...]:
     return (
         f"kubectl apply --dry-run=server -f {file_hint}",
         f"kubectl apply -f {file_hint}",
+    )
+
+
+def apply_manifests(
+    summary: str,
+    objects: Iterable[KubeObject],
+    *,
+    safe: bool,
+    before: Iterable[str] = (),
+    alternatives: Iterable[str] = (),
+    alternative_objects: Iterable[KubeObject] = (),
+) -> Remediation:
+    """A remediation applying `objects` (as YAML, in order) after the commands `before`.
+
+    Every family's fix made of manifests ends the same way — YAML, a server-side dry run, the
+    apply — so it is assembled here. `alternative_objects` are another way out, applied instead.
+    """
+    return Remediation(
+        summary=summary,
+        manifests=manifests(objects),
+        commands=(*before, *dry_run_then_apply()),
+        safe=safe,
+        alternatives=tuple(alternatives),
+        alternative_manifests=manifests(alternative_objects),
     )

@@ -13,7 +13,7 @@ from typing import Any
 from meshdoctor.datadog_agent import agent_workloads
 from meshdoctor.facts.kubernetes_apis import LEGACY_DAEMONSET_UPDATE_STRATEGY, REMOVED_WORKLOAD_APIS
 from meshdoctor.model import Category, Finding, Remediation, Severity
-from meshdoctor.remediation import clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import apply_manifests, clean_copy, dry_run_then_apply, to_yaml
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import pod_template, pods_of, template_path
@@ -100,11 +100,11 @@ class ApiKeyInManifest(Rule):
                     var.pop("value")
                     var["valueFrom"] = {"secretKeyRef": {"name": secret_name, "key": SECRET_KEYS[var["name"]]}}
         if existing is not None:
-            return Remediation(
-                summary=f"Secret {namespace}/{secret_name} already holds {', '.join(sorted(wanted))}: reference it "
+            return apply_manifests(
+                f"Secret {namespace}/{secret_name} already holds {', '.join(sorted(wanted))}: reference it "
                 "with secretKeyRef instead of the literal, then rotate the exposed key in Datadog.",
-                manifests=(to_yaml(fixed),),
-                commands=dry_run_then_apply(),
+                [fixed],
+                safe=True,
             )
         secret = {
             "apiVersion": "v1",
@@ -226,11 +226,10 @@ class LogCollectionWithoutHostMounts(Rule):
             if (name, host_path, mount_path) != POINTER_DIR:
                 mount["readOnly"] = True
             mounts.append(mount)
-        return Remediation(
-            summary="Mount the node's container log directories (read-only) and a host pointer directory "
+        return apply_manifests(
+            "Mount the node's container log directories (read-only) and a host pointer directory "
             "into the agent container.",
-            manifests=(to_yaml(fixed),),
-            commands=dry_run_then_apply("<file>"),
+            [fixed],
             safe=False,
         )
 
@@ -297,10 +296,9 @@ class RemovedWorkloadApi(Rule):
             notes.append("kept the old default update strategy OnDelete explicitly (apps/v1 would default "
                          "to RollingUpdate)")
         ordered = {"apiVersion": fixed.pop("apiVersion"), "kind": fixed.pop("kind"), **fixed}
-        return Remediation(
-            summary=f"The same {ordered['kind']} as {replacement}: " + "; ".join(notes or ["no other change"]) + ".",
-            manifests=(to_yaml(ordered),),
-            commands=dry_run_then_apply("<file>"),
+        return apply_manifests(
+            f"The same {ordered['kind']} as {replacement}: " + "; ".join(notes or ["no other change"]) + ".",
+            [ordered],
             safe=False,
         )
 
@@ -373,7 +371,7 @@ class UnpinnedAgentImage(Rule):
         if pinned:
             summary = (f"Pin {', '.join(pinned)} to the digest the pods run now (nothing changes on the "
                        "nodes); replace it with a release tag when you next upgrade.")
-            return Remediation(summary=summary, manifests=(to_yaml(fixed),), commands=dry_run_then_apply("<file>"))
+            return apply_manifests(summary, [fixed], safe=True)
         meta = workload.get("metadata") or {}
         labels = (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels")
                   or ((pod_template(workload) or {}).get("metadata") or {}).get("labels") or {})

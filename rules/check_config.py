@@ -42,9 +42,8 @@ from meshdoctor.istio_check import (
     runs_cont_init,
 )
 from meshdoctor.istio_mesh import ISTIOD, MIXER, MeshInfo, mesh_info
-from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import Category, Evidence, Finding, ObjectRef, Remediation, Severity
-from meshdoctor.remediation import clean_copy
+from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import WORKLOAD_KINDS, pod_template, template_path

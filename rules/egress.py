@@ -58,7 +58,6 @@ from meshdoctor.istio_mesh import (
     service_entry_api_version,
     service_entry_has_export_to,
 )
-from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -69,8 +68,8 @@ from meshdoctor.model import (
     Remediation,
     Severity,
 )
-from meshdoctor.remediation import clean_copy
-from meshdoctor.rule import NotChecked, Context, Rule, RuleDocs, inputs
+from meshdoctor.remediation import apply_manifests, clean_copy
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import pod_template, pods_of, template_path
 

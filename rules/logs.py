@@ -32,8 +32,8 @@ from meshdoctor.facts.datadog_sites import HTTPS_PORT, site_of_host
 from meshdoctor.istio_egress import service_entry_manifest
 from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
 from meshdoctor.logscan import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
-from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
+from meshdoctor.remediation import apply_manifests
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
 from meshdoctor.workloads import containers, pod_template, pods_of

@@ -43,7 +43,6 @@ from meshdoctor.facts.agent_permissions import (
     required_features,
     resource_names,
 )
-from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -64,7 +63,7 @@ from meshdoctor.rbac import (
     Request,
     bindings_for_service_account,
 )
-from meshdoctor.remediation import clean_copy
+from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, ObjectReader
 from meshdoctor.workloads import pod_template, pods_of, template_path

@@ -45,7 +45,6 @@ from meshdoctor.istio_mtls import (
     effective_mtls,
 )
 from meshdoctor.labels import map_selector_matches
-from meshdoctor.manifest_remediation import apply_manifests
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -68,7 +67,7 @@ from meshdoctor.network_policy import (
     stable_labels,
     traffic_allowed,
 )
-from meshdoctor.remediation import clean_copy
+from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.service_endpoints import (
     FROM_ENDPOINTS,
