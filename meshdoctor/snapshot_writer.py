@@ -36,11 +36,15 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 
 def kind_file_name(kind: str) -> str:
-    """`pods.yaml`, `daemonsets.apps.yaml`, `serviceentries.networking.istio.io.yaml`."""
+    """`pods.core.yaml`, `daemonsets.apps.yaml`, `serviceentries.networking.istio.io.yaml`.
+
+    Core kinds say `.core`: a bare `nodes.yaml` or `pods.yaml` is the layout of
+    `kubectl cluster-info dump -o yaml`, and the folder would be read back as a partial dump.
+    """
     info = KINDS.get(kind)
     if info is None:
         return f"{kind.lower()}.yaml"
-    return f"{info.resource}.yaml"
+    return f"{info.resource}.yaml" if info.group else f"{info.resource}.core.yaml"
 
 
 def log_path(key: LogKey) -> Path:

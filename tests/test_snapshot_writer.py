@@ -100,7 +100,7 @@ def snapshot_with_everything() -> Snapshot:
 
 
 def test_file_names() -> None:
-    assert kind_file_name("Pod") == "pods.yaml"
+    assert kind_file_name("Pod") == "pods.core.yaml"
     assert kind_file_name("DaemonSet") == "daemonsets.apps.yaml"
     assert kind_file_name("ServiceEntry") == "serviceentries.networking.istio.io.yaml"
     assert kind_file_name("Frobnicator") == "frobnicator.yaml"
@@ -114,19 +114,22 @@ def test_round_trip_through_load_offline(tmp_path: Path) -> None:
     names = sorted(str(p.relative_to(out)) for p in written)
     assert names == [
         "clusterroles.rbac.authorization.k8s.io.yaml",
-        "configmaps.yaml",
+        "configmaps.core.yaml",
         "daemonsets.apps.yaml",
         "logs/datadog/datadog-agent-abcde/agent.log",
         "logs/datadog/datadog-agent-abcde/agent.previous.log",
         "logs/datadog/datadog-agent-abcde/istio-proxy.log",
-        "namespaces.yaml",
-        "nodes.yaml",
-        "pods.yaml",
+        "namespaces.core.yaml",
+        "nodes.core.yaml",
+        "pods.core.yaml",
         "serviceentries.networking.istio.io.yaml",
         "snapshot.txt",
     ]
+    from meshdoctor.sources.dump import is_dump_dir
+
+    assert not is_dump_dir(out), "a snapshot folder must not read back as a partial cluster-info dump"
     # each file is a List
-    pods = yaml.safe_load((out / "pods.yaml").read_text())
+    pods = yaml.safe_load((out / "pods.core.yaml").read_text())
     assert (pods["apiVersion"], pods["kind"], [p["metadata"]["name"] for p in pods["items"]]) == (
         "v1",
         "List",
