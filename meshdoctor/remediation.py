@@ -39,9 +39,15 @@ SECRET_PLACEHOLDER = "<redacted: was a literal secret; use a secretKeyRef>"
 FILE_PLACEHOLDER = "<file>"
 
 
-def clean_copy(obj: KubeObject) -> KubeObject:
-    """A deep copy without status and server-owned metadata, with literal secrets replaced."""
+def clean_copy(obj: KubeObject, served: bool = True) -> KubeObject:
+    """A deep copy without status and server-owned metadata, with literal secrets replaced.
+
+    With `served`, a workload written in an API version Kubernetes stopped serving
+    (extensions/v1beta1 DaemonSet…) comes back in its replacement, so the fix can be applied.
+    """
     clean = copy.deepcopy(obj)
+    if served:
+        to_served_api(clean)
     clean.pop("status", None)
     meta = clean.get("metadata") or {}
     for field_name in SERVER_OWNED_METADATA:
@@ -53,6 +59,36 @@ def clean_copy(obj: KubeObject) -> KubeObject:
             meta.pop("annotations", None)
     redact_literal_secrets(clean)
     return clean
+
+
+def to_served_api(obj: KubeObject) -> list[str]:
+    """Rewrite a workload of a removed API version in its replacement; say what changed.
+
+    apps/v1 requires `spec.selector` (taken from the pod template's labels), and a DaemonSet of
+    extensions/v1beta1 defaulted to the OnDelete update strategy, which is kept explicitly.
+    """
+    from meshdoctor.facts.kubernetes_apis import LEGACY_DAEMONSET_UPDATE_STRATEGY, REMOVED_WORKLOAD_APIS
+
+    removed = REMOVED_WORKLOAD_APIS.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+    if removed is None:
+        return []
+    notes = [f"written as {removed[1]} instead of {obj.get('apiVersion')}"]
+    spec = obj.setdefault("spec", {})
+    if not spec.get("selector"):
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        spec["selector"] = {"matchLabels": dict(labels)}
+        notes.append("added spec.selector from the pod template's labels (required by apps/v1)")
+    if obj.get("kind") == "DaemonSet" and "updateStrategy" not in spec:
+        spec["updateStrategy"] = {"type": LEGACY_DAEMONSET_UPDATE_STRATEGY}
+        notes.append("kept the old default update strategy OnDelete explicitly (apps/v1 would default to RollingUpdate)")
+    ordered_spec = {key: spec.pop(key) for key in ("selector", "updateStrategy") if key in spec}
+    ordered_spec.update(spec)
+    obj["spec"] = ordered_spec
+    kind = obj["kind"]
+    rest = {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")}
+    obj.clear()
+    obj.update({"apiVersion": removed[1], "kind": kind, **rest})
+    return notes
 
 
 def redact_literal_secrets(obj: Any) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from meshdoctor.datadog_agent import agent_workloads
-from meshdoctor.facts.kubernetes_apis import LEGACY_DAEMONSET_UPDATE_STRATEGY, REMOVED_WORKLOAD_APIS
+from meshdoctor.facts.kubernetes_apis import REMOVED_WORKLOAD_APIS
 from meshdoctor.model import Category, Finding, Remediation, Severity
-from meshdoctor.remediation import apply_manifests, clean_copy, dry_run_then_apply, to_yaml
+from meshdoctor.remediation import apply_manifests, clean_copy, dry_run_then_apply, to_served_api, to_yaml
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 from meshdoctor.workloads import pod_template, pods_of, template_path
@@ -283,22 +283,11 @@ class RemovedWorkloadApi(Rule):
             )
 
     def _remediation(self, workload: KubeObject, replacement: str) -> Remediation:
-        fixed = clean_copy(workload)
-        fixed["apiVersion"] = replacement
-        spec = fixed.setdefault("spec", {})
-        notes = []
-        if not spec.get("selector"):
-            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-            spec["selector"] = {"matchLabels": dict(labels)}
-            notes.append("added spec.selector from the pod template's labels (required by apps/v1)")
-        if fixed.get("kind") == "DaemonSet" and "updateStrategy" not in spec:
-            spec["updateStrategy"] = {"type": LEGACY_DAEMONSET_UPDATE_STRATEGY}
-            notes.append("kept the old default update strategy OnDelete explicitly (apps/v1 would default "
-                         "to RollingUpdate)")
-        ordered = {"apiVersion": fixed.pop("apiVersion"), "kind": fixed.pop("kind"), **fixed}
+        fixed = clean_copy(workload, served=False)
+        notes = to_served_api(fixed)
         return apply_manifests(
-            f"The same {ordered['kind']} as {replacement}: " + "; ".join(notes or ["no other change"]) + ".",
-            [ordered],
+            f"The same {fixed['kind']} as {replacement}: " + "; ".join(notes[1:] or ["no other change"]) + ".",
+            [fixed],
             safe=False,
         )
 
