@@ -425,7 +425,8 @@ def test_every_remediation_manifest_passes_a_server_side_dry_run(live_cluster: A
     manifests: list[tuple[str, dict[str, Any]]] = []
     for report in (offline_report(scenario.folder)[1], live_report(live_cluster.admin_kubeconfig)[1]):
         for finding in report["findings"]:
-            for text in (finding.get("remediation") or {}).get("manifests") or []:
+            remediation = finding.get("remediation") or {}
+            for text in [*remediation.get("manifests", []), *remediation.get("alternative_manifests", [])]:
                 for doc in yaml.safe_load_all(text):
                     if isinstance(doc, dict):
                         manifests.append((finding["rule"], doc))
