@@ -55,7 +55,9 @@ def rules_markdown(rules: Sequence[type[Rule]]) -> str:
     """A Markdown table of the rules, then each rule's documentation (the README's rule reference)."""
     lines = ["| Rule | Category | Severity | Title |", "| --- | --- | --- | --- |"]
     for rule in rules:
-        lines.append(f"| [{rule.id}](#{rule.id.lower()}) | {rule.category.value} | {rule.severity.value} | {_cell(rule.title)} |")
+        lines.append(
+            f"| [{rule.id}](#{rule.id.lower()}) | {rule.category.value} | {rule.severity.value} | {_cell(rule.title)} |"
+        )
     for rule in rules:
         lines += ["", f"### {rule.id}", "", f"**{rule.title}** ({rule.category.value}, {rule.severity.value})", ""]
         lines += _doc_sections(rule, markdown=True)
@@ -85,7 +87,11 @@ def _doc_sections(rule: type[Rule], *, markdown: bool) -> list[str]:
     docs = rule.docs
     out: list[str] = []
     for heading, body in (("What it checks", docs.what), ("Why it matters", docs.why), ("How to fix", docs.fix)):
-        out += [f"**{heading}**" if markdown else f"{heading}:", "", body.strip(), ""] if markdown else [f"{heading}:", body.strip(), ""]
+        out += (
+            [f"**{heading}**" if markdown else f"{heading}:", "", body.strip(), ""]
+            if markdown
+            else [f"{heading}:", body.strip(), ""]
+        )
     if docs.references:
         out.append("**References**" if markdown else "References:")
         if markdown:

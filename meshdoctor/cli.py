@@ -45,21 +45,54 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--from", "from_paths", multiple=True, metavar="PATH",
-              help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, or - for stdin. Repeatable.")
-@click.option("--logs", "logs_dir", metavar="DIR", help="Container logs laid out as DIR/<namespace>/<pod>/<container>.log.")
-@click.option("-o", "--output", "output", type=click.Choice(OUTPUT_FORMATS), default="text", show_default=True,
-              help="Report format.")
-@click.option("--fail-on", type=click.Choice(FAIL_ON), default="error", show_default=True,
-              help="Exit 1 when a finding at or above this severity is found.")
-@click.option("--emit-fixes", "emit_fixes_dir", metavar="DIR",
-              help="Write each finding's remediation manifests to DIR, with an index.md.")
+@click.option(
+    "--from",
+    "from_paths",
+    multiple=True,
+    metavar="PATH",
+    help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, or - for stdin. Repeatable.",
+)
+@click.option(
+    "--logs", "logs_dir", metavar="DIR", help="Container logs laid out as DIR/<namespace>/<pod>/<container>.log."
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding at or above this severity is found.",
+)
+@click.option(
+    "--emit-fixes",
+    "emit_fixes_dir",
+    metavar="DIR",
+    help="Write each finding's remediation manifests to DIR, with an index.md.",
+)
 @click.option("--rule", "rule_ids", multiple=True, metavar="ID", help="Run only this rule. Repeatable.")
-@click.option("--category", "categories", multiple=True, metavar="C",
-              help="Run only rules of this category (egress, check-config, telemetry, rbac, agent, logs). Repeatable.")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="C",
+    help="Run only rules of this category (egress, check-config, telemetry, rbac, agent, logs). Repeatable.",
+)
 @click.option("--skip", "skip_ids", multiple=True, metavar="ID", help="Do not run this rule. Repeatable.")
-@click.option("--rules", "rule_folders", multiple=True, metavar="PATH",
-              help="Also load rules from the Python modules in this folder. Repeatable.")
+@click.option(
+    "--rules",
+    "rule_folders",
+    multiple=True,
+    metavar="PATH",
+    help="Also load rules from the Python modules in this folder. Repeatable.",
+)
 @click.option("--width", type=int, default=None, help="Text report width (default: the terminal's, or 100).")
 @live_options
 def check(
@@ -115,8 +148,15 @@ def check(
 
 
 @cli.command("rules")
-@click.option("-o", "--output", "output", type=click.Choice(("text", "json", "markdown")), default="text",
-              show_default=True, help="Listing format.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Choice(("text", "json", "markdown")),
+    default="text",
+    show_default=True,
+    help="Listing format.",
+)
 @click.option("--rules", "rule_folders", multiple=True, metavar="PATH", help="Also load rules from this folder.")
 def list_rules(output: str, rule_folders: tuple[str, ...]) -> int:
     """List every rule with its id, category, severity and title."""
@@ -157,8 +197,7 @@ def _terminal_width() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 findings, 2 usage or input error)."""
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="meshdoctor",
-                          standalone_mode=False)
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="meshdoctor", standalone_mode=False)
     except UsageError as exc:
         click.echo(f"meshdoctor: error: {exc}", err=True)
         return EXIT_USAGE

@@ -335,7 +335,7 @@ def _file_map(source: Mapping[str, Any], configmap: Mapping[str, Any] | None) ->
         return {str(i.get("key", "")): str(i.get("path") or i.get("key", "")) for i in items}
     if configmap is None:
         return {}
-    keys = list((configmap.get("data") or {})) + list((configmap.get("binaryData") or {}))
+    keys = list(configmap.get("data") or {}) + list(configmap.get("binaryData") or {})
     return {str(k): str(k) for k in keys}
 
 

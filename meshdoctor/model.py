@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 class Severity(enum.Enum):
@@ -159,7 +159,7 @@ class ProbeEvidence:
     kind: str = "probe"
 
 
-Evidence = Union[FieldEvidence, LogEvidence, ProbeEvidence]
+Evidence = FieldEvidence | LogEvidence | ProbeEvidence
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,9 @@ def to_served_api(obj: KubeObject) -> list[str]:
         notes.append("added spec.selector from the pod template's labels (required by apps/v1)")
     if obj.get("kind") == "DaemonSet" and "updateStrategy" not in spec:
         spec["updateStrategy"] = {"type": LEGACY_DAEMONSET_UPDATE_STRATEGY}
-        notes.append("kept the old default update strategy OnDelete explicitly (apps/v1 would default to RollingUpdate)")
+        notes.append(
+            "kept the old default update strategy OnDelete explicitly (apps/v1 would default to RollingUpdate)"
+        )
     ordered_spec = {key: spec.pop(key) for key in ("selector", "updateStrategy") if key in spec}
     ordered_spec.update(spec)
     obj["spec"] = ordered_spec
@@ -122,8 +124,9 @@ _ManifestDumper.add_representer(str, _str_representer)
 
 def to_yaml(obj: KubeObject) -> str:
     """One YAML document, fields in their given order, multi-line strings as blocks."""
-    return yaml.dump(obj, Dumper=_ManifestDumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=1000)
+    return yaml.dump(
+        obj, Dumper=_ManifestDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
+    )
 
 
 def manifests(objs: Iterable[KubeObject]) -> tuple[str, ...]:

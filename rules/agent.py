@@ -88,7 +88,9 @@ class ApiKeyInManifest(Rule):
     def _remediation(self, ctx: Context, workload: KubeObject, namespace: str, names: list[str]) -> Remediation:
         wanted = {SECRET_KEYS[name] for name in names}
         secret_name, existing = SECRET_NAME, ctx.get("Secret", namespace, SECRET_NAME)
-        if existing is not None and not wanted <= set(existing.get("data") or {}) | set(existing.get("stringData") or {}):
+        if existing is not None and not wanted <= set(existing.get("data") or {}) | set(
+            existing.get("stringData") or {}
+        ):
             # Never overwrite a Secret that holds other keys: use a name of our own.
             secret_name = f"{SECRET_NAME}-keys"
             existing = ctx.get("Secret", namespace, secret_name)
@@ -137,6 +139,16 @@ POINTER_DIR = ("pointerdir", "/var/lib/datadog-agent/logs", "/opt/datadog-agent/
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
+def _host_mounts(template: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """Mount paths of a container that come from a hostPath volume."""
+    volumes = {v.get("name"): v for v in (template.get("spec") or {}).get("volumes") or []}
+    return {
+        str(m.get("mountPath", "")).rstrip("/")
+        for m in container.get("volumeMounts") or []
+        if (volumes.get(m.get("name")) or {}).get("hostPath")
+    }
+
+
 class LogCollectionWithoutHostMounts(Rule):
     """MD502."""
 
@@ -163,8 +175,10 @@ class LogCollectionWithoutHostMounts(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         from meshdoctor.datadog_agent import agent_container, env_value
 
-        runtimes = {str(((n.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", "")).split(":")[0]
-                    for n in ctx.objects("Node")} - {""}
+        runtimes = {
+            str(((n.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", "")).split(":")[0]
+            for n in ctx.objects("Node")
+        } - {""}
         for workload in agent_workloads(ctx):
             if workload.get("kind") != "DaemonSet":
                 continue
@@ -172,16 +186,25 @@ class LogCollectionWithoutHostMounts(Rule):
             container = agent_container(template)
             if container is None:
                 continue
-            if str(env_value(ctx, template, container, "DD_LOGS_ENABLED", namespace=ctx.ref(workload).namespace) or "").lower() != "true":
+            if (
+                str(
+                    env_value(ctx, template, container, "DD_LOGS_ENABLED", namespace=ctx.ref(workload).namespace) or ""
+                ).lower()
+                != "true"
+            ):
                 continue
-            mounts = {m.get("mountPath", "").rstrip("/"): m.get("name") for m in container.get("volumeMounts") or []}
-            volumes = {v.get("name"): v for v in (template.get("spec") or {}).get("volumes") or []}
+            host_mounted = _host_mounts(template, container).__contains__
 
-            def host_mounted(mount_path: str) -> bool:
-                volume = volumes.get(mounts.get(mount_path))
-                return bool(volume and volume.get("hostPath"))
-
-            use_file = str(env_value(ctx, template, container, "DD_LOGS_CONFIG_K8S_CONTAINER_USE_FILE", namespace=ctx.ref(workload).namespace) or "").lower()
+            use_file = str(
+                env_value(
+                    ctx,
+                    template,
+                    container,
+                    "DD_LOGS_CONFIG_K8S_CONTAINER_USE_FILE",
+                    namespace=ctx.ref(workload).namespace,
+                )
+                or ""
+            ).lower()
             via_socket = host_mounted(DOCKER_SOCKET) and use_file != "true" and runtimes <= {"docker"}
             needed = []
             if not via_socket:
@@ -202,7 +225,11 @@ class LogCollectionWithoutHostMounts(Rule):
             runtime_note = f" (nodes run {', '.join(sorted(runtimes))})" if runtimes else ""
             yield self.finding(
                 f"{ref} collects logs but does not mount {', '.join(lacking)} from the host{runtime_note}; "
-                + ("the agent finds no container log to tail." if missing else "log positions are lost at every restart."),
+                + (
+                    "the agent finds no container log to tail."
+                    if missing
+                    else "log positions are lost at every restart."
+                ),
                 objects=[ref],
                 evidence=evidence,
                 remediation=self._remediation(workload, cindex, missing + ([POINTER_DIR] if pointer_missing else [])),
@@ -260,8 +287,14 @@ class RemovedWorkloadApi(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        versions = [v for v in (_version(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", ""))
-                                for n in ctx.objects("Node")) if v]
+        versions = [
+            v
+            for v in (
+                _version(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", ""))
+                for n in ctx.objects("Node")
+            )
+            if v
+        ]
         cluster = max(versions) if versions else None
         for workload in agent_workloads(ctx):
             api = (workload.get("apiVersion"), workload.get("kind"))
@@ -338,7 +371,7 @@ class UnpinnedAgentImage(Rule):
             )
 
     def _running_digests(self, ctx: Context, workload: KubeObject) -> dict[str, str]:
-        """container name -> the digest its pods run now, where all pods agree."""
+        """Container name -> the digest its pods run now, where all pods agree."""
         seen: dict[str, set[str]] = {}
         for pod in pods_of(ctx, workload):
             for status in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -358,19 +391,26 @@ class UnpinnedAgentImage(Rule):
                 container["image"] = f"{repo}@{digest}"
                 pinned.append(container["name"])
         if pinned:
-            summary = (f"Pin {', '.join(pinned)} to the digest the pods run now (nothing changes on the "
-                       "nodes); replace it with a release tag when you next upgrade.")
+            summary = (
+                f"Pin {', '.join(pinned)} to the digest the pods run now (nothing changes on the "
+                "nodes); replace it with a release tag when you next upgrade."
+            )
             return apply_manifests(summary, [fixed], safe=True)
         meta = workload.get("metadata") or {}
-        labels = (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels")
-                  or ((pod_template(workload) or {}).get("metadata") or {}).get("labels") or {})
+        labels = (
+            ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels")
+            or ((pod_template(workload) or {}).get("metadata") or {}).get("labels")
+            or {}
+        )
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         return Remediation(
             summary="Set the image to an explicit release tag, e.g. gcr.io/datadoghq/agent:7.<minor>.<patch> "
             "(see the Agent release notes), on every agent container; the pods do not show which digest "
             "runs now, so meshdoctor cannot choose it for you.",
-            commands=(f"kubectl -n {meta.get('namespace', 'default')} get pods -l {selector} "
-                      "-o jsonpath='{..imageID}'  # the digests that run now",),
+            commands=(
+                f"kubectl -n {meta.get('namespace', 'default')} get pods -l {selector} "
+                "-o jsonpath='{..imageID}'  # the digests that run now",
+            ),
         )
 
 
@@ -403,8 +443,10 @@ class AgentRolloutIncomplete(Rule):
                 continue
             with_status += 1
             desired = int(status.get("desiredNumberScheduled") or 0)
-            counts = {key: int(status.get(key) or 0) for key in
-                      ("currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable")}
+            counts = {
+                key: int(status.get(key) or 0)
+                for key in ("currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable")
+            }
             short = {key: value for key, value in counts.items() if value < desired}
             if not short and not status.get("numberMisscheduled"):
                 continue
@@ -422,8 +464,11 @@ class AgentRolloutIncomplete(Rule):
                         detail += f", {cstatus['restartCount']} restarts"
                     reasons.append(f"{pod['metadata']['name']}/{cstatus.get('name')}: {detail}")
                     evidence.append(ctx.field(pod, f"status.containerStatuses[{index}]", detail))
-            message = (f"{ref}: {counts['numberReady']} of {desired} pods ready"
-                       + (f" ({'; '.join(reasons[:4])})" if reasons else "") + ".")
+            message = (
+                f"{ref}: {counts['numberReady']} of {desired} pods ready"
+                + (f" ({'; '.join(reasons[:4])})" if reasons else "")
+                + "."
+            )
             namespace = ref.namespace
             yield self.finding(
                 message,
@@ -435,8 +480,12 @@ class AgentRolloutIncomplete(Rule):
                     commands=(
                         f"kubectl -n {namespace} rollout status daemonset/{ref.name}",
                         f"kubectl -n {namespace} get pods -o wide -l "
-                        + ",".join(f"{k}={v}" for k, v in sorted(
-                            (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())),
+                        + ",".join(
+                            f"{k}={v}"
+                            for k, v in sorted(
+                                (((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items()
+                            )
+                        ),
                         f"kubectl -n {namespace} get events --field-selector involvedObject.kind=Pod",
                     ),
                 ),
@@ -445,4 +494,10 @@ class AgentRolloutIncomplete(Rule):
             raise NotChecked("no agent DaemonSet status in the input (manifests that are not applied yet)")
 
 
-RULES = [ApiKeyInManifest, LogCollectionWithoutHostMounts, RemovedWorkloadApi, UnpinnedAgentImage, AgentRolloutIncomplete]
+RULES = [
+    ApiKeyInManifest,
+    LogCollectionWithoutHostMounts,
+    RemovedWorkloadApi,
+    UnpinnedAgentImage,
+    AgentRolloutIncomplete,
+]
