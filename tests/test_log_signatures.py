@@ -65,7 +65,7 @@ def test_catalogue_size_and_coverage() -> None:
         Category.TELEMETRY,
         Category.CHECK_CONFIG,
     }
-    assert {sig.source for sig in SIGNATURES} == {"agent", "istio-proxy"}
+    assert {sig.source for sig in SIGNATURES} == {"agent", "istio-proxy", "istiod", "mixer"}
 
 
 def test_ids_are_unique_and_well_formed() -> None:
