@@ -5,7 +5,10 @@ istio check cannot scrape its endpoints, MD604 the API server or kubelet denies 
 MD605 the agent's sidecar drops or fails its intake traffic.
 
 Each rule reads the logs of the agent workloads' pods (`agent` containers: every container but
-the sidecar; `istio-proxy`: the sidecar), scans them with the shared `Scanner` of
+the sidecar; `istio-proxy`: the sidecar); MD601 and MD603 also read the control plane's
+(`telemetry`: the istio-telemetry / istiod / pilot Deployments' pods, every container but the
+sidecar) for istiod's rejections of ServiceEntries and Mixer's prometheus adapter errors. Logs
+are scanned with the shared `Scanner` of
 `meshdoctor/log_signatures.yaml`, and yields one finding per group of like lines (one signature,
 one key: a host, a permission...) per workload, with the count, first and last timestamps and up
 to two sample lines. The finding's `supports` names the signature's family: the engine moves the
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from meshdoctor.datadog_agent import agent_workloads, datadog_site
+from meshdoctor.facts.datadog_paths import MESH_PORT_MIXER
 from meshdoctor.facts.datadog_sites import HTTPS_PORT, site_of_host
 from meshdoctor.istio_egress import service_entry_manifest
 from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
@@ -36,6 +40,7 @@ from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediat
 from meshdoctor.remediation import apply_manifests
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
+from meshdoctor.sources.live import TELEMETRY_POD_LABELS
 from meshdoctor.workloads import containers, pod_template, pods_of
 
 #: The sidecar's container name (Istio's injection template, every version).
@@ -59,6 +64,12 @@ SERVICE_ENTRY_SIGNATURES = frozenset(
     }
 )
 
+#: Signature sources of the control plane's logs (the `telemetry` log group), and which sources
+#: each log group is scanned for.
+CONTROL_PLANE_SOURCES = frozenset({"istiod", "mixer"})
+TELEMETRY = "telemetry"
+_GROUP_SOURCES = {"agent": ("agent",), SIDECAR: (SIDECAR,), TELEMETRY: ("istiod", "mixer")}
+
 #: The signature that proves the network path to a host works (the intake answered 403).
 API_KEY_INVALID = "LOG-AGENT-API-KEY-INVALID"
 
@@ -71,9 +82,13 @@ _POD_SUFFIX = {
 
 
 @functools.lru_cache(maxsize=4)
-def shared_scanner(source: str) -> Scanner:
-    """The built-in signatures of one source (`agent`, `istio-proxy`), compiled once per process."""
-    return Scanner([s for s in load_signatures() if s.source == source])
+def shared_scanner(group: str) -> Scanner:
+    """The built-in signatures of one log group's sources, compiled once per process.
+
+    `agent` and `istio-proxy` are their own source; `telemetry` scans for `istiod` and `mixer`.
+    """
+    sources = _GROUP_SOURCES.get(group, (group,))
+    return Scanner([s for s in load_signatures() if s.source in sources])
 
 
 # -- reading the agent's logs -----------------------------------------------------------------
@@ -143,16 +158,63 @@ def agent_logs(ctx: Context) -> list[AgentLogs]:
     return out
 
 
+def telemetry_workloads(ctx: Context) -> list[KubeObject]:
+    """The Deployments whose pods make the `telemetry` log group (istio-telemetry, istiod, pilot).
+
+    Picked by the pod labels the live source collects that group by (on the Deployment or its
+    pod template); istio-policy's Mixer is not one of them.
+    """
+    out = []
+    for deployment in ctx.objects("Deployment"):
+        template = pod_template(deployment) or {}
+        labels = {
+            **((template.get("metadata") or {}).get("labels") or {}),
+            **((deployment.get("metadata") or {}).get("labels") or {}),
+        }
+        if any(str(labels.get(k)) == v for k, v in TELEMETRY_POD_LABELS):
+            out.append(deployment)
+    return out
+
+
+def telemetry_logs(ctx: Context) -> list[AgentLogs]:
+    """Every telemetry Deployment with the groups of istiod and Mixer lines its pods logged."""
+    out = []
+    for workload in telemetry_workloads(ctx):
+        groups: list[MatchGroup] = []
+        for namespace, pod, container in log_targets(ctx, workload):
+            if container == SIDECAR:
+                continue
+            for previous in (False, True):
+                log = ctx.logs(namespace, pod, container, previous)
+                if log is not None:
+                    groups.extend(
+                        _scanned(ctx, log, namespace, pod, container, previous, TELEMETRY)
+                    )
+        out.append(AgentLogs(workload, merge_groups(groups)))
+    return out
+
+
 def _scanned(
-    ctx: Context, log: LogSource, namespace: str, pod: str, container: str, previous: bool
+    ctx: Context,
+    log: LogSource,
+    namespace: str,
+    pod: str,
+    container: str,
+    previous: bool,
+    group: str | None = None,
 ) -> list[MatchGroup]:
-    """The groups of one log, scanned once per run (memoised in the run's context cache)."""
+    """The groups of one log, scanned once per run (memoised in the run's context cache).
+
+    `group` is the log group whose signatures apply; by default the agent's or its sidecar's,
+    by container name.
+    """
     from meshdoctor.logscan import group_matches
 
-    key = ("rules.logs", namespace, pod, container, previous)
+    group = group or (SIDECAR if container == SIDECAR else "agent")
+    key = ("rules.logs", group, namespace, pod, container, previous)
     cached = ctx.cache.get(key)
     if cached is None:
-        scanner = shared_scanner(SIDECAR if container == SIDECAR else "agent")
+        scanner = shared_scanner(group)
         shown = container + PREVIOUS if previous else container
         cached = group_matches(_scan(scanner, log, namespace, pod, shown))
         ctx.cache[key] = cached
@@ -266,14 +328,20 @@ class LogRule(Rule):
     #: The signature source and families this rule reports.
     source: ClassVar[str] = "agent"
     families: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the rule also reads the control plane's logs (its `istiod` and `mixer` lines).
+    control_plane: ClassVar[bool] = False
 
     def wanted(self, signature: Signature) -> bool:
         """Whether lines of this signature are this rule's."""
-        return signature.source == self.source and signature.supports in self.families
+        sources = {self.source} | (CONTROL_PLANE_SOURCES if self.control_plane else set())
+        return signature.source in sources and signature.supports in self.families
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per workload and bucket of groups of this rule's signatures."""
-        for logs in agent_logs(ctx):
+        workloads = agent_logs(ctx)
+        if self.control_plane:
+            workloads += telemetry_logs(ctx)
+        for logs in workloads:
             groups = [g for g in logs.groups if self.wanted(g.signature)]
             yield from self.findings(ctx, logs, groups)
 
@@ -429,11 +497,20 @@ class AgentIntakeUnreachable(IntakeLogRule):
 
     id = "MD601"
     title = "The agent's log shows its traffic to the Datadog intake does not get through"
+    control_plane = True
+    inputs = inputs(
+        "DaemonSet",
+        "Deployment",
+        optional=["Pod", "ReplicaSet"],
+        logs=["agent", SIDECAR, TELEMETRY],
+    )
     docs = RuleDocs(
         what="Lines of the agent's own log (forwarder and logs agent) that say sending to the "
         "Datadog intake failed on the network: `Too many errors for endpoint`, connections "
         "refused, timed out, closed (EOF) or reset, names that do not resolve, certificates "
-        "rejected, 5xx answers from a proxy. One finding per agent workload and intake host.",
+        "rejected, 5xx answers from a proxy. One finding per agent workload and intake host. "
+        "Also istiod's log (its validation webhook) refusing a ServiceEntry whose host is `*`, "
+        "or a wildcard with resolution DNS: one finding per istiod Deployment and host.",
         why="These lines are what an agent in a mesh that does not let it out looks like from the "
         "inside: nothing reaches Datadog while the pod stays Running. When MD101 or MD102 "
         "already explains them, the lines are shown on that finding instead; alone, they point "
@@ -560,6 +637,10 @@ class ApiKeyRejected(LogRule):
 
 # -- MD603: the istio check ---------------------------------------------------------------------
 
+#: Mixer's telemetry Service (istio/istio release-1.0 to 1.4 charts/mixer), whose port
+#: `MESH_PORT_MIXER` its prometheus adapter serves.
+MIXER_SERVICE = "istio-telemetry"
+
 
 def service_of_host(ctx: Context, host: str, namespace: str) -> ObjectRef | None:
     """The Service a host names (`svc`, `svc.ns`, `svc.ns.svc[.cluster.local]`), when it exists."""
@@ -578,17 +659,21 @@ class IstioCheckCannotScrape(LogRule):
     id = "MD603"
     title = "The agent's log shows the istio check failing"
     families = frozenset({"telemetry", "check-config"})
+    control_plane = True
     inputs = inputs(
         "DaemonSet",
         "Deployment",
         optional=["Pod", "ReplicaSet", "Service"],
-        logs=["agent", SIDECAR],
+        logs=["agent", SIDECAR, TELEMETRY],
     )
     docs = RuleDocs(
         what="Agent log lines of the istio check: its endpoint refuses connections, does not "
         "resolve, times out, resets the connection, answers 5xx or 404, or its configuration "
         "names no usable endpoint or cannot be loaded. One finding per agent workload, family "
-        "(telemetry or check configuration) and endpoint.",
+        "(telemetry or check configuration) and endpoint. Also Mixer's log (istio-telemetry, "
+        "Istio < 1.5) saying its prometheus adapter did not start, its metrics server on 42422 "
+        "stopped, or a scrape got only part of the istio_* metrics: one finding per Mixer "
+        "Deployment and handler.",
         why="The check then sends no Istio metrics. When a telemetry or check-config rule "
         "(MD2xx, MD3xx) explains the lines on the same agent or the same Service, they are shown "
         "there; alone, they point at something the input does not show.",
@@ -610,8 +695,10 @@ class IstioCheckCannotScrape(LogRule):
         return (group.signature.id, group.key)
 
     def targets(self, ctx: Context, ref: ObjectRef, group: MatchGroup) -> list[ObjectRef]:
-        """The Service the failing endpoint names, when it is in the input."""
+        """The Service the failing endpoint names (Mixer's own lines: istio-telemetry), if any."""
         host = group.values.get("host")
+        if group.signature.source == "mixer":
+            host = MIXER_SERVICE
         service = service_of_host(ctx, host, ref.namespace) if host else None
         return [service] if service is not None else []
 
@@ -621,6 +708,16 @@ class IstioCheckCannotScrape(LogRule):
         """What to check for the failing endpoint or configuration."""
         lead = groups[0]
         ref = ctx.ref(workload)
+        if lead.signature.source in CONTROL_PLANE_SOURCES:
+            return Remediation(
+                summary=f"{lead.signature.title}: fix the handler the line names (or remove "
+                f"it), then restart {ref} so that it serves istio_* metrics on "
+                f"{MESH_PORT_MIXER} again.",
+                commands=(
+                    logs_command(ref.namespace, lead),
+                    f"kubectl -n {ref.namespace} rollout restart {ref.kind.lower()}/{ref.name}",
+                ),
+            )
         host, port = lead.values.get("host"), lead.values.get("port")
         if lead.signature.supports == "telemetry" and host:
             parts = host.split(".")
