@@ -385,7 +385,7 @@ def _prefilter_literals(literals: Iterable[str]) -> tuple[str, ...]:
 # -- timestamps and JSON lines ----------------------------------------------------------------
 
 _TIMESTAMP = re.compile(
-    r"(?:(?P<k8s>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) )?"
+    r"(?:(?P<k8s>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)[ \t])?"
     r"(?:(?P<agent>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: (?P<tz>[A-Za-z]{2,5}|[+-]\d{4}))? \|"
     r"|(?P<rfc>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)) \|"
     r"|\[(?P<envoy>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\])?"
@@ -396,7 +396,7 @@ _JSON_TIME_KEYS = ("time", "start_time", "timestamp", "ts", "@timestamp")
 
 
 def line_timestamp(line: str, record: Mapping[str, Any] | None = None) -> str | None:
-    """When a log line was written, from the agent, Envoy, JSON or `kubectl --timestamps` format.
+    """When a log line was written: agent, Envoy, JSON, Istio (time, tab, level) or `kubectl --timestamps`.
 
     The agent's `2019-02-18 10:11:12 UTC` becomes `2019-02-18T10:11:12Z`; other forms are kept
     as written.

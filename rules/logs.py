@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 from meshdoctor.datadog_agent import agent_workloads, datadog_site
 from meshdoctor.facts.datadog_paths import MESH_PORT_MIXER
 from meshdoctor.facts.datadog_sites import HTTPS_PORT, site_of_host
+from meshdoctor.facts.istio_versions import TELEMETRY_POD_LABELS
 from meshdoctor.istio_egress import service_entry_manifest
 from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
 from meshdoctor.logscan import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
@@ -40,7 +41,6 @@ from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediat
 from meshdoctor.remediation import apply_manifests
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
-from meshdoctor.sources.live import TELEMETRY_POD_LABELS
 from meshdoctor.workloads import containers, pod_template, pods_of
 
 #: The sidecar's container name (Istio's injection template, every version).

@@ -66,7 +66,7 @@ def test_md603_reports_mixer_prometheus_adapter_on_istio_telemetry() -> None:
         "handler prometheus.handler.istio-system (adapter instantiation error: could not start "
         "prometheus metrics server: listen tcp :42422: bind: address already in use): "
         "istio-telemetry's port 42422 serves none of the istio_* metrics the istio check "
-        "collects. Seen 2 times in 1 log."
+        "collects. Seen 2 times in 1 log, 2020-03-02T10:14:01.123456Z to 2020-03-02T10:14:31.223456Z."
     )
     assert [(e.container, e.line, e.count) for e in finding.evidence] == [("mixer", 2, 2), ("mixer", 4, 2)]
     assert finding.remediation is not None

@@ -181,3 +181,13 @@ def telemetry_endpoints(
         for e in TELEMETRY_ENDPOINTS
         if e.served_by(version) and (component is None or e.component == component)
     ]
+
+
+#: Pod labels of the pods whose logs make the `telemetry` group: Mixer's istio-telemetry
+#: (istio/istio 1.0.7 charts/mixer: `istio: mixer`, `istio-mixer-type: telemetry`) and istiod
+#: (1.5+ istio-discovery chart: `app: istiod`), plus pilot before 1.5 (`istio: pilot`).
+TELEMETRY_POD_LABELS: tuple[tuple[str, str], ...] = (
+    ("istio-mixer-type", "telemetry"),
+    ("app", "istiod"),
+    ("istio", "pilot"),
+)

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from meshdoctor.errors import UsageError
+from meshdoctor.facts.istio_versions import TELEMETRY_POD_LABELS
 from meshdoctor.kinds import KINDS, KindInfo, with_type
 from meshdoctor.kubeconfig import ClusterConfig, resolve, with_exec_credentials
 from meshdoctor.model import SourceInfo
@@ -54,15 +55,6 @@ LOG_SINCE_SECONDS = 3600
 
 #: Container name of the injected sidecar (istio/istio injection templates, every version).
 SIDECAR = "istio-proxy"
-
-#: Pod labels of the pods whose logs make the `telemetry` group: Mixer's istio-telemetry
-#: (istio/istio 1.0.7 charts/mixer: `istio: mixer`, `istio-mixer-type: telemetry`) and istiod
-#: (1.5+ istio-discovery chart: `app: istiod`), plus pilot before 1.5 (`istio: pilot`).
-TELEMETRY_POD_LABELS: tuple[tuple[str, str], ...] = (
-    ("istio-mixer-type", "telemetry"),
-    ("app", "istiod"),
-    ("istio", "pilot"),
-)
 
 #: Kinds the agent-permission SubjectAccessReviews are asked for (the rbac rules read these).
 RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
