@@ -90,6 +90,22 @@ class Request:
         """The namespace whose RoleBindings apply: none for a non-resource request."""
         return self.namespace if self.is_resource_request else ""
 
+    def access_review(self) -> dict[str, Any]:
+        """The SubjectAccessReview that asks the API server this same question."""
+        spec: dict[str, Any] = {"user": self.user, "groups": list(self.groups)}
+        if self.non_resource_url:
+            spec["nonResourceAttributes"] = {"path": self.non_resource_url, "verb": self.verb}
+        else:
+            spec["resourceAttributes"] = {
+                "verb": self.verb,
+                "group": self.api_group,
+                "resource": self.resource,
+                "subresource": self.subresource,
+                "namespace": self.namespace,
+                "name": self.name,
+            }
+        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+
     def for_subject(self, user: str, groups: Sequence[str]) -> Request:
         """The same request, asked for another user."""
         return Request(

@@ -35,6 +35,7 @@ from meshdoctor.facts.agent_permissions import (
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
     METADATA,
+    PERMISSION_ENV,
     Permission,
     clusterrole_manifest,
     clusterrolebinding_manifest,
@@ -77,17 +78,6 @@ RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 ENV_KINDS = ("ConfigMap", "Secret")
 #: What the binding rules (MD403, MD404, MD405) read: the agents, RBAC, and their env sources.
 _BINDING_INPUTS = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
-
-#: The agent env vars that change which permissions it needs (meshdoctor.facts.agent_permissions);
-#: the same list the live source asks its SubjectAccessReviews with, so that requests match.
-PERMISSION_ENV = (
-    "DD_COLLECT_KUBERNETES_EVENTS",
-    "DD_LEADER_ELECTION",
-    "DD_LEADER_ELECTION_DEFAULT_RESOURCE",
-    "DD_LEADER_LEASE_NAME",
-    "DD_CLUSTER_AGENT_TOKEN_NAME",
-    "DD_KUBE_RESOURCES_NAMESPACE",
-)
 
 #: How bad a missing permission is, by feature: without metadata and the kubelet the agent has no
 #: Kubernetes tags and no container metrics; the others lose one data source each.

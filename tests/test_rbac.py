@@ -1123,3 +1123,22 @@ def test_kinds_read_are_declared() -> None:
     RbacEvaluator(ctx).allows(req("get", "pods", "d"))
     bindings_for_service_account(ctx, "datadog", "agent")
     assert ctx.kinds_read == set(KINDS)
+
+
+def test_access_review_asks_the_api_server_the_same_question():
+    from meshdoctor.rbac import Request
+
+    resource = Request(user="system:serviceaccount:datadog:datadog-agent", groups=("system:serviceaccounts",),
+                       verb="get", api_group="", resource="nodes", subresource="proxy", name="node-1")
+    assert resource.access_review() == {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": "system:serviceaccount:datadog:datadog-agent",
+            "groups": ["system:serviceaccounts"],
+            "resourceAttributes": {"verb": "get", "group": "", "resource": "nodes", "subresource": "proxy",
+                                   "namespace": "", "name": "node-1"},
+        },
+    }
+    url = Request(user="u", verb="get", non_resource_url="/metrics")
+    assert url.access_review()["spec"] == {"user": "u", "groups": [], "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}

@@ -300,3 +300,16 @@ def clusterrolebinding_manifest(
         },
         "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": sa_ns}],
     }
+
+
+#: The agent env vars that change which permissions it needs (the features above read them); the
+#: rbac rules and the live source's SubjectAccessReviews both resolve exactly these, so that the
+#: questions asked live are the ones the rules look up.
+PERMISSION_ENV = (
+    "DD_COLLECT_KUBERNETES_EVENTS",
+    "DD_LEADER_ELECTION",
+    "DD_LEADER_ELECTION_DEFAULT_RESOURCE",
+    "DD_LEADER_LEASE_NAME",
+    "DD_CLUSTER_AGENT_TOKEN_NAME",
+    "DD_KUBE_RESOURCES_NAMESPACE",
+)

@@ -573,19 +573,7 @@ class LiveCollector:
     def _review(self, request: Any) -> dict[str, Any] | str:
         from meshdoctor.probes import request_record
 
-        spec: dict[str, Any] = {"user": request.user, "groups": list(request.groups)}
-        if request.non_resource_url:
-            spec["nonResourceAttributes"] = {"path": request.non_resource_url, "verb": request.verb}
-        else:
-            spec["resourceAttributes"] = {
-                "verb": request.verb,
-                "group": request.api_group,
-                "resource": request.resource,
-                "subresource": request.subresource,
-                "namespace": request.namespace,
-                "name": request.name,
-            }
-        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        body = request.access_review()
         try:
             answer = self.conn.post_json("/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
         except ApiStatusError as exc:
@@ -695,17 +683,6 @@ def log_targets(snapshot: Snapshot, groups: Iterable[str]) -> list[LogKey]:
     return sorted(keys)
 
 
-#: The agent env vars that change which permissions it needs (see meshdoctor.facts.agent_permissions).
-_PERMISSION_ENV = (
-    "DD_COLLECT_KUBERNETES_EVENTS",
-    "DD_LEADER_ELECTION",
-    "DD_LEADER_ELECTION_DEFAULT_RESOURCE",
-    "DD_LEADER_LEASE_NAME",
-    "DD_CLUSTER_AGENT_TOKEN_NAME",
-    "DD_KUBE_RESOURCES_NAMESPACE",
-)
-
-
 def agent_requests(snapshot: Snapshot) -> list[Any]:
     """Every permission question of every feature, for each agent workload's service account.
 
@@ -713,7 +690,7 @@ def agent_requests(snapshot: Snapshot) -> list[Any]:
     answer; resource names and the agent's own namespace follow each agent's env.
     """
     from meshdoctor.datadog_agent import agent_container, agent_workloads, env_value
-    from meshdoctor.facts.agent_permissions import FEATURES, requests_for
+    from meshdoctor.facts.agent_permissions import FEATURES, PERMISSION_ENV, requests_for
     from meshdoctor.workloads import pod_template
 
     seen: set[Any] = set()
@@ -725,7 +702,7 @@ def agent_requests(snapshot: Snapshot) -> list[Any]:
         account = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
         container = agent_container(template)
         env = {}
-        for name in _PERMISSION_ENV:
+        for name in PERMISSION_ENV:
             value = env_value(snapshot, template, container, name, namespace)
             if value is not None:
                 env[name] = value

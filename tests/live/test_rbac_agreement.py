@@ -205,23 +205,7 @@ def requests(ns_a: str, ns_b: str) -> list[dict[str, str]]:
 
 
 def _sar(live_cluster: Any, request: Request) -> bool:
-    spec: dict[str, Any] = {"user": request.user, "groups": list(request.groups)}
-    if request.non_resource_url:
-        spec["nonResourceAttributes"] = {"path": request.non_resource_url, "verb": request.verb}
-    else:
-        spec["resourceAttributes"] = {
-            "verb": request.verb,
-            "group": request.api_group,
-            "resource": request.resource,
-            "subresource": request.subresource,
-            "namespace": request.namespace,
-            "name": request.name,
-        }
-    r = live_cluster.post(
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec},
-        check=True,
-    )
+    r = live_cluster.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", request.access_review(), check=True)
     return bool(r.body["status"].get("allowed"))
 
 
