@@ -39,7 +39,7 @@ from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_
 from meshdoctor.logscan import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
 from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
 from meshdoctor.remediation import apply_manifests
-from meshdoctor.rule import Context, Rule, RuleDocs, inputs
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
 from meshdoctor.workloads import containers, pod_template, pods_of
 
@@ -102,6 +102,8 @@ class AgentLogs:
     """The agent DaemonSet or Deployment."""
     groups: list[MatchGroup]
     """Groups in order of first appearance (pods by name, agent containers then the sidecar)."""
+    lines_read: bool = False
+    """Whether any of its logs had a line at all: with none, the logs say nothing either way."""
 
 
 def log_targets(ctx: Context, workload: KubeObject) -> list[tuple[str, str, str]]:
@@ -149,13 +151,26 @@ def agent_logs(ctx: Context) -> list[AgentLogs]:
     out = []
     for workload in agent_workloads(ctx):
         groups: list[MatchGroup] = []
+        lines_read = False
         for namespace, pod, container in log_targets(ctx, workload):
             for previous in (False, True):
                 log = ctx.logs(namespace, pod, container, previous)
                 if log is not None:
+                    lines_read = lines_read or _has_a_line(log)
                     groups.extend(_scanned(ctx, log, namespace, pod, container, previous))
-        out.append(AgentLogs(workload, merge_groups(groups)))
+        out.append(AgentLogs(workload, merge_groups(groups), lines_read))
     return out
+
+
+def _has_a_line(log: LogSource) -> bool:
+    """Whether a log has at least one line (reads one line, not the log)."""
+    lines = iter(log.lines())
+    try:
+        return next(lines, None) is not None
+    finally:
+        close = getattr(lines, "close", None)
+        if callable(close):
+            close()
 
 
 def telemetry_workloads(ctx: Context) -> list[KubeObject]:
@@ -181,16 +196,18 @@ def telemetry_logs(ctx: Context) -> list[AgentLogs]:
     out = []
     for workload in telemetry_workloads(ctx):
         groups: list[MatchGroup] = []
+        lines_read = False
         for namespace, pod, container in log_targets(ctx, workload):
             if container == SIDECAR:
                 continue
             for previous in (False, True):
                 log = ctx.logs(namespace, pod, container, previous)
                 if log is not None:
+                    lines_read = lines_read or _has_a_line(log)
                     groups.extend(
                         _scanned(ctx, log, namespace, pod, container, previous, TELEMETRY)
                     )
-        out.append(AgentLogs(workload, merge_groups(groups)))
+        out.append(AgentLogs(workload, merge_groups(groups), lines_read))
     return out
 
 
@@ -341,6 +358,12 @@ class LogRule(Rule):
         workloads = agent_logs(ctx)
         if self.control_plane:
             workloads += telemetry_logs(ctx)
+        if not any(logs.lines_read for logs in workloads):
+            what = "agent or control-plane" if self.control_plane else "agent"
+            raise NotChecked(
+                f"no {what} log lines in the input (a live check reads them; offline, give --logs DIR "
+                "or a dump with logs.txt)"
+            )
         for logs in workloads:
             groups = [g for g in logs.groups if self.wanted(g.signature)]
             yield from self.findings(ctx, logs, groups)
