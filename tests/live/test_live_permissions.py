@@ -181,7 +181,7 @@ def test_audit_log_shows_only_reads_and_one_list_per_kind(live_cluster: Any, liv
         for e in live_cluster.audit_events()
         if str(e.get("userAgent", "")).startswith("meshdoctor/")
         and _stamp(e) >= started
-        and e["user"]["username"] == "meshdoctor-admin"
+        and (e.get("user") or {}).get("username") == "meshdoctor-admin"
         and e.get("stage") == "ResponseComplete"
     ]  # long-running requests (logs) also log ResponseStarted
     assert ours
