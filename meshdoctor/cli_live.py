@@ -150,21 +150,15 @@ def live_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def union_inputs(rules: Iterable[type[Rule]]) -> Inputs:
-    """What a set of rules reads, together (the engine's own union)."""
-    from meshdoctor.engine import required_inputs
-
-    return required_inputs(rules)
-
-
 def collect_for_rules(rules: Iterable[type[Rule]], live: LiveFlags) -> tuple[Snapshot, SourceInfo]:
     """Collect, from the cluster the flags name, exactly what these rules declare."""
+    from meshdoctor.engine import required_inputs
     from meshdoctor.progress import make_progress
     from meshdoctor.sources.live import collect_live
 
     options = live.options()
     with make_progress(live.quiet) as progress:
-        return collect_live(options, union_inputs(rules), progress)
+        return collect_live(options, required_inputs(rules), progress)
 
 
 @click.command("snapshot")
@@ -188,6 +182,7 @@ def collect_for_rules(rules: Iterable[type[Rule]], live: LiveFlags) -> tuple[Sna
 @live_options
 def snapshot(output_dir: str, rule_folders: tuple[str, ...], all_kinds: bool, live: LiveFlags) -> int:
     """Capture what every rule reads from the live cluster into a folder (Secrets left out)."""
+    from meshdoctor.engine import required_inputs
     from meshdoctor.kinds import KINDS
     from meshdoctor.progress import make_progress
     from meshdoctor.registry import load_rules
@@ -197,7 +192,7 @@ def snapshot(output_dir: str, rule_folders: tuple[str, ...], all_kinds: bool, li
     target = Path(output_dir)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} exists and is not an empty folder: give a new folder to -o")
-    inputs = union_inputs(load_rules(rule_folders))
+    inputs = required_inputs(load_rules(rule_folders))
     if all_kinds:
         inputs = Inputs(inputs.kinds, frozenset(set(KINDS) - inputs.kinds), inputs.logs, inputs.probes)
     inputs = Inputs(inputs.kinds, inputs.optional_kinds, inputs.logs | LOG_GROUPS, inputs.probes)
