@@ -34,7 +34,7 @@ def peak():
 mode, root = sys.argv[1], sys.argv[2]
 wall, cpu = time.perf_counter(), time.process_time()
 if mode == "check":
-    from meshdoctor.cli import main
+    from meshdoctor.cli.main import main
     devnull = open(os.devnull, "w")
     stdout, sys.stdout = sys.stdout, devnull
     code = main(["check", "--from", root, "-o", "json", "--fail-on", "never"])
@@ -75,8 +75,10 @@ def main() -> int:
         print(f"dump: {args.pods} pods, {args.nodes} nodes ({root})")
         print(f"json.load of the files        wall {bare[0]:.2f} s  cpu {bare[1]:.2f} s  peak RSS {bare[2]:.0f} MB")
         print(f"meshdoctor check -o json      wall {check[0]:.2f} s  cpu {check[1]:.2f} s  peak RSS {check[2]:.0f} MB")
-        print(f"ratio (cpu): {check[1] / bare[1]:.2f}x (budget 1.5x); under 3 s: {'yes' if check[0] < 3 else 'NO'}; "
-              f"under 400 MB: {'yes' if check[2] < 400 else 'NO'}")
+        print(
+            f"ratio (cpu): {check[1] / bare[1]:.2f}x (budget 1.5x); under 3 s: {'yes' if check[0] < 3 else 'NO'}; "
+            f"under 400 MB: {'yes' if check[2] < 400 else 'NO'}"
+        )
     finally:
         if not args.out:
             shutil.rmtree(root, ignore_errors=True)

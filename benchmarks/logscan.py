@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshdoctor.logscan import Scanner, load_signatures
+from meshdoctor.logs.scanner import Scanner, load_signatures
 
 MB = 1024 * 1024
 
@@ -269,7 +269,7 @@ def run_grep(path: Path) -> tuple[float, float, int]:
 
 _SCAN = """
 import json, resource, sys, time
-from meshdoctor.logscan import Scanner
+from meshdoctor.logs.scanner import Scanner
 
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -350,9 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time Scanner.scan over decoded lines (the LogSource path)",
     )
-    parser.add_argument(
-        "--workers", type=int, default=1, help="also time scan_file with this many processes"
-    )
+    parser.add_argument("--workers", type=int, default=1, help="also time scan_file with this many processes")
     parser.add_argument("--compare-prefilter", action="store_true")
     args = parser.parse_args(argv)
     if shutil.which("grep") is None:
@@ -383,9 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{mb / md_cpu:6.0f} MB/s CPU ({md_cpu:5.2f} s)  {best['lines']} lines "
         f"({best['matches']} matches)"
     )
-    print(
-        f"ratio meshdoctor/grep: {grep_s / best['seconds']:.2f}x wall, {grep_cpu / md_cpu:.2f}x CPU"
-    )
+    print(f"ratio meshdoctor/grep: {grep_s / best['seconds']:.2f}x wall, {grep_cpu / md_cpu:.2f}x CPU")
     print(
         f"peak RSS: {best['rss_kb'] / 1024:.0f} MiB "
         f"(after import and compile, before the scan: {best['rss_before_kb'] / 1024:.0f} MiB)"

@@ -100,9 +100,7 @@ IMAGES = [
 ]
 
 
-def _meta(
-    name: str, ns: str | None, rng: random.Random, labels: dict[str, str], **extra: Any
-) -> dict[str, Any]:
+def _meta(name: str, ns: str | None, rng: random.Random, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if ns is not None:
         meta["namespace"] = ns
@@ -323,10 +321,7 @@ def write_logs(root: Path, ns: str, pod_name: str, containers: list[str]) -> Non
         for c in ["istio-init", *containers]:
             out.write(f"==== START logs for container {c} of pod {ns}/{pod_name} ====\n")
             for n in range(5):
-                out.write(
-                    f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | "
-                    f"line {n} of {c}\n"
-                )
+                out.write(f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | line {n} of {c}\n")
             out.write(f"==== END logs for container {c} of pod {ns}/{pod_name} ====\n")
 
 
@@ -351,9 +346,7 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
                 "selector": {"matchLabels": {"app": "datadog-agent"}},
                 "template": {
                     "metadata": {"labels": {"app": "datadog-agent"}},
-                    "spec": pod("t", "datadog", "", ("DaemonSet", "x"), agent_containers, rng, {})[
-                        "spec"
-                    ],
+                    "spec": pod("t", "datadog", "", ("DaemonSet", "x"), agent_containers, rng, {})["spec"],
                 },
             },
             "status": {"desiredNumberScheduled": nodes, "numberReady": nodes},
@@ -454,18 +447,14 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
             write_list(root / ns / f"{file}.json", kind, api, files.get(file, []))
         if logs:
             for p in files.get("pods", []):
-                write_logs(
-                    root, ns, p["metadata"]["name"], [c["name"] for c in p["spec"]["containers"]]
-                )
+                write_logs(root, ns, p["metadata"]["name"], [c["name"] for c in p["spec"]["containers"]])
 
 
 def measure(args: list[str], repeat: int) -> list[float]:
     """Best run (by CPU time) of a measurement subprocess: the numbers it printed."""
     best: list[float] | None = None
     for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, "-c", *args], capture_output=True, text=True, check=True
-        )
+        out = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, check=True)
         got = [float(x) for x in out.stdout.split()]
         if best is None or got[1] < best[1]:
             best = got

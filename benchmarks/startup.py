@@ -22,7 +22,7 @@ COMMANDS = [
     ["explain", "MD101"],
 ]
 PROBE = (
-    "import sys, meshdoctor.cli as c; code = c.main({args!r});"
+    "import sys, meshdoctor.cli.main as c; code = c.main({args!r});"
     "print('IMPORTED', 'kubernetes' in sys.modules, 'rich' in sys.modules, file=sys.stderr)"
 )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from meshdoctor import __version__
 from meshdoctor.errors import UsageError
-from meshdoctor.log_join import join_log_evidence, settle_results
+from meshdoctor.logs.join import join_log_evidence, settle_results
 from meshdoctor.model import (
     Category,
     ClusterInfo,
@@ -128,8 +128,8 @@ def run(
 
 def describe_cluster(snapshot: Snapshot) -> ClusterInfo:
     """Istio version and era, and the agents' Datadog site."""
-    from meshdoctor.datadog_agent import agent_workloads, datadog_site
-    from meshdoctor.istio_mesh import mesh_info
+    from meshdoctor.datadog.agent import agent_workloads, datadog_site
+    from meshdoctor.istio.mesh import mesh_info
 
     info = mesh_info(snapshot)
     agents = agent_workloads(snapshot)

@@ -205,7 +205,7 @@ class Finding:
     supports: str | None = field(default=None, compare=False)
     """For a finding made of log lines only: the family of structural rules whose finding would
     explain them (`egress`, `check-config`, `telemetry`, `rbac`, `agent-api-key`...). The engine
-    reads it to join log evidence (`meshdoctor.log_join`); no output format renders it."""
+    reads it to join log evidence (`meshdoctor.logs.join`); no output format renders it."""
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: worst first, then rule id, then objects, then message."""

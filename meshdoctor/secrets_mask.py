@@ -33,9 +33,7 @@ KEEP = 5
 _BEARER = re.compile(r"\b([Bb]earer\s+)([A-Za-z0-9\-._~+/]+=*)")
 _HEX64 = re.compile(r"[a-fA-F0-9]{64}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}")
-_HINTED = re.compile(
-    r"(?i)\b((?:dd[_-])?(?:api|app|application)[_-]?key[\"']?\s*[=:]\s*[\"']?)([A-Za-z0-9]{6,})"
-)
+_HINTED = re.compile(r"(?i)\b((?:dd[_-])?(?:api|app|application)[_-]?key[\"']?\s*[=:]\s*[\"']?)([A-Za-z0-9]{6,})")
 _APP_KEY = re.compile(r"\b[a-fA-F0-9]{40}\b")
 _API_KEY = re.compile(r"\b[a-fA-F0-9]{32}\b")
 

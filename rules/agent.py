@@ -10,13 +10,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from meshdoctor.datadog_agent import agent_workloads
-from meshdoctor.facts.kubernetes_apis import REMOVED_WORKLOAD_APIS
+from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy, dry_run_then_apply, to_served_api, to_yaml
+from meshdoctor.kube.removed_apis import REMOVED_WORKLOAD_APIS
+from meshdoctor.kube.workloads import pod_template, pods_of, template_path
 from meshdoctor.model import Category, Finding, Remediation, Severity
-from meshdoctor.remediation import apply_manifests, clean_copy, dry_run_then_apply, to_served_api, to_yaml
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
-from meshdoctor.workloads import pod_template, pods_of, template_path
 
 API_KEY_ENV = ("DD_API_KEY", "DD_APP_KEY")
 SECRET_NAME = "datadog-secret"
@@ -173,7 +173,7 @@ class LogCollectionWithoutHostMounts(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        from meshdoctor.datadog_agent import agent_container, env_value
+        from meshdoctor.datadog.agent import agent_container, env_value
 
         runtimes = {
             str(((n.get("status") or {}).get("nodeInfo") or {}).get("containerRuntimeVersion", "")).split(":")[0]

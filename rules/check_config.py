@@ -8,7 +8,7 @@ Service, MD210 endpoint of the wrong mesh era.
 Split with the telemetry family (MD3xx): here, whether the configuration names endpoints that can
 exist at all (a Service of that name; the keys and ports of the mesh's version). Whether that
 Service has the port, ready endpoints, and whether NetworkPolicy or mTLS let the agent in, is
-telemetry's, built on the same `meshdoctor.istio_check.configured_endpoints`.
+telemetry's, built on the same `meshdoctor.datadog.istio_check.configured_endpoints`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ from typing import Any
 
 import yaml
 
-from meshdoctor.datadog_agent import agent_container, agent_workloads
-from meshdoctor.facts import datadog_paths as paths
-from meshdoctor.facts.istio_versions import (
-    MIXER_REMOVED_IN,
-    TELEMETRY_ENDPOINTS,
-    telemetry_endpoints,
-)
-from meshdoctor.istio_check import (
+from meshdoctor.datadog import paths
+from meshdoctor.datadog.agent import agent_container, agent_workloads
+from meshdoctor.datadog.istio_check import (
     CheckEndpoint,
     ConfigMapVolume,
     IstioCheckConfig,
@@ -41,12 +36,17 @@ from meshdoctor.istio_check import (
     recommended_instance,
     runs_cont_init,
 )
-from meshdoctor.istio_mesh import ISTIOD, MIXER, MeshInfo, mesh_info
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy
+from meshdoctor.istio.mesh import ISTIOD, MIXER, MeshInfo, mesh_info
+from meshdoctor.istio.versions import (
+    MIXER_REMOVED_IN,
+    TELEMETRY_ENDPOINTS,
+    telemetry_endpoints,
+)
+from meshdoctor.kube.workloads import WORKLOAD_KINDS, pod_template, template_path
 from meshdoctor.model import Category, Evidence, Finding, ObjectRef, Remediation, Severity
-from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
-from meshdoctor.workloads import WORKLOAD_KINDS, pod_template, template_path
 
 #: Name and mount of the ConfigMap the remediations write when none exists.
 CONFIGMAP_NAME = "datadog-istio-check"
@@ -55,9 +55,7 @@ MOUNT_PATH = posixpath.join(paths.CONFD_PATH, "istio.d")
 
 DOCS_CHECK = "https://docs.datadoghq.com/integrations/istio/"
 DOCS_CONFIGMAP_VOLUME = "https://kubernetes.io/docs/concepts/storage/volumes/#configmap"
-DOCS_AGENT_CONFD = (
-    "https://github.com/DataDog/datadog-agent/tree/main/Dockerfiles/agent#optional-volumes"
-)
+DOCS_AGENT_CONFD = "https://github.com/DataDog/datadog-agent/tree/main/Dockerfiles/agent#optional-volumes"
 
 #: Workload kinds whose pod templates can carry Autodiscovery annotations (read when present).
 _AD_KINDS = [k for k in WORKLOAD_KINDS if k not in ("DaemonSet", "Deployment")]
@@ -99,8 +97,7 @@ def _failed_mount_events(ctx: Context, workload: KubeObject, needle: str) -> lis
         if (
             event.get("reason") == "FailedMount"
             and involved.get("kind") == "Pod"
-            and involved.get("namespace", (event.get("metadata") or {}).get("namespace"))
-            == ref.namespace
+            and involved.get("namespace", (event.get("metadata") or {}).get("namespace")) == ref.namespace
             and str(involved.get("name", "")).startswith(f"{ref.name}-")
             and needle in str(event.get("message", ""))
         ):
@@ -109,9 +106,7 @@ def _failed_mount_events(ctx: Context, workload: KubeObject, needle: str) -> lis
 
 
 def _volume_evidence(ctx: Context, workload: KubeObject, volume: ConfigMapVolume) -> Evidence:
-    return ctx.field(
-        workload, f"{volume.field_path(template_path(workload))}.name", volume.configmap
-    )
+    return ctx.field(workload, f"{volume.field_path(template_path(workload))}.name", volume.configmap)
 
 
 def _with_istio_volume(workload: KubeObject, configmap: str) -> KubeObject:
@@ -169,9 +164,7 @@ class IstioCheckConfigMapMissing(Rule):
                 info = mesh_info(ctx)
             telemetry = mixer_telemetry_deployed(ctx, info)
             key = volume.items[0][0] if volume.items else "conf.yaml"
-            configmap = _configmap(
-                ref.namespace, volume.configmap, {key: recommended_conf_yaml(info, telemetry)}
-            )
+            configmap = _configmap(ref.namespace, volume.configmap, {key: recommended_conf_yaml(info, telemetry)})
             evidence = [_volume_evidence(ctx, workload, volume)]
             evidence += _failed_mount_events(ctx, workload, f'"{volume.configmap}"')
             consequence = (
@@ -193,9 +186,7 @@ class IstioCheckConfigMapMissing(Rule):
                     "endpoints before applying.",
                     [configmap],
                     safe=False,
-                    alternatives=(
-                        "or point the volume at the ConfigMap that holds the configuration",
-                    ),
+                    alternatives=("or point the volume at the ConfigMap that holds the configuration",),
                 ),
                 severity=Severity.WARNING if volume.optional else None,
             )
@@ -254,20 +245,14 @@ class IstioCheckNotConfigured(Rule):
             name = CONFIGMAP_NAME
             if ctx.get("ConfigMap", ref.namespace, name) is not None:
                 name = f"{CONFIGMAP_NAME}-conf"
-            configmap = _configmap(
-                ref.namespace, name, {"conf.yaml": recommended_conf_yaml(info, telemetry)}
-            )
+            configmap = _configmap(ref.namespace, name, {"conf.yaml": recommended_conf_yaml(info, telemetry)})
             fixed = _with_istio_volume(workload, name)
             version = info.version or info.era
             yield self.finding(
                 f"Istio {version} runs in {info.namespace}, but {ref} has no istio check "
                 "configuration "
                 "(no ConfigMap in conf.d/istio.d, no Autodiscovery annotation"
-                + (
-                    ", and the agent image predates the istio auto_conf.yaml"
-                    if info.era == ISTIOD
-                    else ""
-                )
+                + (", and the agent image predates the istio auto_conf.yaml" if info.era == ISTIOD else "")
                 + "): no Istio metric reaches Datadog.",
                 objects=[ref],
                 evidence=[ctx.field(workload, f"{template_path(workload)}.spec.volumes", None)],
@@ -323,8 +308,7 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 spec = (pod_template(other) or {}).get("spec") or {}
                 for volume in spec.get("volumes") or []:
                     sources = [volume.get("configMap")] + [
-                        s.get("configMap")
-                        for s in (volume.get("projected") or {}).get("sources") or []
+                        s.get("configMap") for s in (volume.get("projected") or {}).get("sources") or []
                     ]
                     for source in sources:
                         if isinstance(source, Mapping) and source.get("name"):
@@ -337,11 +321,7 @@ class IstioCheckConfigMapNotReferenced(Rule):
                 continue
             cm_ref = ctx.ref(configmap)
             target = next(
-                (
-                    w
-                    for w in agents
-                    if ctx.ref(w).namespace == namespace and w.get("kind") == "DaemonSet"
-                ),
+                (w for w in agents if ctx.ref(w).namespace == namespace and w.get("kind") == "DaemonSet"),
                 None,
             )
             objects: list[KubeObject] = []
@@ -360,8 +340,7 @@ class IstioCheckConfigMapNotReferenced(Rule):
                     f"mount it into {ctx.ref(target)} at {MOUNT_PATH}."
                 )
             yield self.finding(
-                f"{cm_ref} holds an istio check configuration ({', '.join(keys)}) that no agent "
-                "mounts.",
+                f"{cm_ref} holds an istio check configuration ({', '.join(keys)}) that no agent mounts.",
                 objects=[cm_ref],
                 evidence=[ctx.field(configmap, f"data.{keys[0]}", "istio check instances")],
                 remediation=apply_manifests(
@@ -413,11 +392,7 @@ class IstioCheckVolumeNotMounted(Rule):
                 fixed_main.setdefault("volumeMounts", []).append(mount)
             elsewhere = sorted({m.container for m in volume.mounts})
             where = f" (only {', '.join(elsewhere)} mounts it)" if elsewhere else ""
-            cindex = (
-                ((template.get("spec") or {}).get("containers") or []).index(main)
-                if main
-                else 0
-            )
+            cindex = ((template.get("spec") or {}).get("containers") or []).index(main) if main else 0
             yield self.finding(
                 f"{ref} declares volume {volume.volume} (ConfigMap {volume.configmap}) but "
                 "the agent "
@@ -433,8 +408,7 @@ class IstioCheckVolumeNotMounted(Rule):
                     ),
                 ],
                 remediation=apply_manifests(
-                    f"Mount volume {volume.volume} in container {main_name} at "
-                    f"{mount['mountPath']}.",
+                    f"Mount volume {volume.volume} in container {main_name} at {mount['mountPath']}.",
                     [fixed],
                     safe=True,
                 ),
@@ -528,14 +502,9 @@ class IstioCheckMountPathNotRead(Rule):
             target = (fixed_template.get("spec") or {})[group][mount.container_index]
             target["volumeMounts"][mount.mount_index]["mountPath"] = right
             reason = ""
-            if (
-                mount.mount_path.startswith(paths.COPIED_CONFD + "/")
-                and not runs_cont_init(main)
-                and not mount.init
-            ):
+            if mount.mount_path.startswith(paths.COPIED_CONFD + "/") and not runs_cont_init(main) and not mount.init:
                 reason = (
-                    " (the container's command replaces the image entrypoint, which is what copies "
-                    "/conf.d into conf.d)"
+                    " (the container's command replaces the image entrypoint, which is what copies /conf.d into conf.d)"
                 )
             field_path = mount.field_path(template_path(workload))
             yield self.finding(
@@ -587,11 +556,7 @@ class IstioCheckItemsKeyMissing(Rule):
             evidence: list[Evidence] = []
             for index, (key, _) in enumerate(volume.items):
                 if key in volume.missing_keys:
-                    evidence.append(
-                        ctx.field(
-                            workload, f"{volume.field_path(base)}.items[{index}].key", key
-                        )
-                    )
+                    evidence.append(ctx.field(workload, f"{volume.field_path(base)}.items[{index}].key", key))
             evidence.append(ctx.field(configmap, "data", ",".join(present) or None))
             evidence += _failed_mount_events(ctx, workload, "non-existent config key")
             missing = ", ".join(volume.missing_keys)
@@ -608,9 +573,7 @@ class IstioCheckItemsKeyMissing(Rule):
                     if item.get("key") == volume.missing_keys[0]:
                         item["key"] = istio_keys[0]
                 remediation = apply_manifests(
-                    f"Project key {istio_keys[0]} (the one holding the istio "
-                    "configuration) "
-                    f"instead of {missing}.",
+                    f"Project key {istio_keys[0]} (the one holding the istio configuration) instead of {missing}.",
                     [fixed],
                     safe=True,
                     alternatives=(f"or rename the ConfigMap's key to {missing}",),
@@ -669,9 +632,7 @@ class IstioCheckConfigMapInOtherNamespace(Rule):
         for workload, ref, volume in _istio_volumes(ctx):
             if volume.exists:
                 continue
-            elsewhere = [
-                c for c in ctx.objects("ConfigMap") if c["metadata"]["name"] == volume.configmap
-            ]
+            elsewhere = [c for c in ctx.objects("ConfigMap") if c["metadata"]["name"] == volume.configmap]
             if not elsewhere:
                 continue
             chosen = next((c for c in elsewhere if istio_configmap_keys(c)), elsewhere[0])
@@ -692,8 +653,7 @@ class IstioCheckConfigMapInOtherNamespace(Rule):
                 objects=[ref, chosen_ref],
                 evidence=evidence,
                 remediation=apply_manifests(
-                    f"Create {volume.configmap} in {ref.namespace}, a copy of "
-                    f"{chosen_ref}.",
+                    f"Create {volume.configmap} in {ref.namespace}, a copy of {chosen_ref}.",
                     [copy],
                     safe=True,
                     alternatives=(f"and delete {chosen_ref} if nothing else uses it",),
@@ -726,24 +686,16 @@ class IstioCheckConfigInvalid(Rule):
         seen: set[tuple[ObjectRef, str]] = set()
         info: tuple[MeshInfo, bool] | None = None
         for config in istio_check_configs(ctx, annotations=False):
-            if (
-                config.read_path is None
-                or config.effective
-                or (config.source_ref, config.file_name or "") in seen
-            ):
+            if config.read_path is None or config.effective or (config.source_ref, config.file_name or "") in seen:
                 continue
             if config.parsed is not None and config.instances:
                 continue  # a shadowed .default, not invalid
             seen.add((config.source_ref, config.file_name or ""))
-            configmap = (
-                ctx.get("ConfigMap", config.source_ref.namespace, config.source_ref.name) or {}
-            )
+            configmap = ctx.get("ConfigMap", config.source_ref.namespace, config.source_ref.name) or {}
             key = config.file_name or "conf.yaml"
             lines = (config.text or "").splitlines()
             if config.yaml_error_line is not None and 0 < config.yaml_error_line <= len(lines):
-                value: Any = (
-                    f"line {config.yaml_error_line}: {lines[config.yaml_error_line - 1].strip()}"
-                )
+                value: Any = f"line {config.yaml_error_line}: {lines[config.yaml_error_line - 1].strip()}"
             else:
                 value = "no instances"
             if info is None:
@@ -768,9 +720,7 @@ class IstioCheckConfigInvalid(Rule):
 # -- endpoints ------------------------------------------------------------------------------------
 
 
-def era_problem(
-    endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool
-) -> tuple[str, str | None] | None:
+def era_problem(endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool) -> tuple[str, str | None] | None:
     """(why the endpoint belongs to another era or version, the right URL or None) or None."""
     minor = info.minor
     if info.era not in (MIXER, ISTIOD):
@@ -795,24 +745,13 @@ def era_problem(
                 "(no istio-telemetry Deployment; Mixer was removed in 1.8)",
                 None,
             )
-    component = (
-        endpoint.service
-        if endpoint.service in ("istio-telemetry", "istio-pilot", "istio-galley")
-        else None
-    )
-    if (
-        component is None
-        or minor is None
-        or not isinstance(port, int)
-        or key == "istio_mesh_endpoint"
-    ):
+    component = endpoint.service if endpoint.service in ("istio-telemetry", "istio-pilot", "istio-galley") else None
+    if component is None or minor is None or not isinstance(port, int) or key == "istio_mesh_endpoint":
         return None
     served = {e.port: e for e in telemetry_endpoints(minor, component)}
     known = {e.port for e in TELEMETRY_ENDPOINTS if e.component == component}
     if port in known and port not in served:
-        names = {
-            e.port_name for e in TELEMETRY_ENDPOINTS if e.component == component and e.port == port
-        }
+        names = {e.port_name for e in TELEMETRY_ENDPOINTS if e.component == component and e.port == port}
         right = next((p for p, e in served.items() if e.port_name in names), None)
         if right is None:
             return None
@@ -863,9 +802,7 @@ class IstioCheckEndpointNoService(Rule):
                 continue
             if era_problem(endpoint, info, telemetry) is not None:
                 continue  # MD210 says why
-            same_name = sorted(
-                ctx.ref(s).namespace for s in services if s["metadata"]["name"] == endpoint.service
-            )
+            same_name = sorted(ctx.ref(s).namespace for s in services if s["metadata"]["name"] == endpoint.service)
             right = None
             if len(same_name) == 1:
                 right = endpoint.url.replace(
@@ -877,11 +814,7 @@ class IstioCheckEndpointNoService(Rule):
                     ),
                     1,
                 )
-            hint = (
-                f" (a Service {endpoint.service} exists in {', '.join(same_name)})"
-                if same_name
-                else ""
-            )
+            hint = f" (a Service {endpoint.service} exists in {', '.join(same_name)})" if same_name else ""
             yield self.finding(
                 f"{endpoint.key} {endpoint.url} in {endpoint.config_source} names Service "
                 f"{endpoint.namespace}/{endpoint.service}, which does not exist{hint}.",
@@ -897,17 +830,13 @@ class IstioCheckEndpointNoService(Rule):
 
 
 def _endpoint_evidence(ctx: Context, endpoint: CheckEndpoint) -> list[Evidence]:
-    source = ctx.get(
-        endpoint.config_source.kind, endpoint.config_source.namespace, endpoint.config_source.name
-    )
+    source = ctx.get(endpoint.config_source.kind, endpoint.config_source.namespace, endpoint.config_source.name)
     if source is None:
         return []
     if endpoint.config_source.kind == "ConfigMap":
         return [ctx.field(source, f"data.{endpoint.file_name}", f"{endpoint.key}: {endpoint.url}")]
     annotations_path = (
-        f"{template_path(source)}.metadata.annotations"
-        if template_path(source)
-        else "metadata.annotations"
+        f"{template_path(source)}.metadata.annotations" if template_path(source) else "metadata.annotations"
     )
     return [ctx.field(source, annotations_path, f"{endpoint.key}: {endpoint.url}")]
 
@@ -926,13 +855,9 @@ def _endpoint_remediation(
             summary=f"Correct {endpoint.key} in the Autodiscovery annotation {endpoint.file_name} "
             "of "
             f"{endpoint.config_source}: "
-            + (
-                f"use {next(iter(replace.values()))}." if replace else "name a Service that exists."
-            ),
+            + (f"use {next(iter(replace.values()))}." if replace else "name a Service that exists."),
         )
-    configmap = (
-        ctx.get("ConfigMap", endpoint.config_source.namespace, endpoint.config_source.name) or {}
-    )
+    configmap = ctx.get("ConfigMap", endpoint.config_source.namespace, endpoint.config_source.name) or {}
     fixed = clean_copy(configmap)
     data = fixed.setdefault("data", {})
     key = endpoint.file_name or "conf.yaml"
@@ -948,9 +873,7 @@ def _endpoint_remediation(
             kept = {k: v for k, v in instance.items() if k not in drop and k not in right}
             new_instances.append({**right, **kept})
         parsed["instances"] = new_instances
-        body = yaml.safe_dump(
-            {"instances": parsed["instances"]}, sort_keys=False, default_flow_style=False
-        )
+        body = yaml.safe_dump({"instances": parsed["instances"]}, sort_keys=False, default_flow_style=False)
         data[key] = "init_config:\n\n" + body
         summary = (
             f"Use the endpoints of Istio {info.version or info.era} in {endpoint.config_source} "
@@ -1011,15 +934,11 @@ class IstioCheckEndpointWrongEra(Rule):
         info, telemetry = _mesh(ctx)
         if info.era not in (MIXER, ISTIOD):
             raise NotChecked("the mesh's Istio version and era are unknown")
-        problems: dict[
-            tuple[ObjectRef, str | None], list[tuple[CheckEndpoint, str, str | None]]
-        ] = {}
+        problems: dict[tuple[ObjectRef, str | None], list[tuple[CheckEndpoint, str, str | None]]] = {}
         for endpoint in configured_endpoints(ctx):
             problem = era_problem(endpoint, info, telemetry)
             if problem is not None:
-                problems.setdefault((endpoint.config_source, endpoint.file_name), []).append(
-                    (endpoint, *problem)
-                )
+                problems.setdefault((endpoint.config_source, endpoint.file_name), []).append((endpoint, *problem))
         for (_source, _file), found in problems.items():
             first = found[0][0]
             replace = {e.url: right for e, _, right in found if right is not None}

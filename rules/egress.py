@@ -18,15 +18,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshdoctor.datadog_agent import (
+from meshdoctor.datadog.agent import (
     RequiredEndpoint,
     agent_container,
     agent_workloads,
     datadog_site,
     required_endpoints,
 )
-from meshdoctor.facts.datadog_sites import site_of_host
-from meshdoctor.istio_egress import (
+from meshdoctor.datadog.sites import site_of_host
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy
+from meshdoctor.istio.egress import (
     DEFAULT_ROOT_NAMESPACE,
     Coverage,
     covering_service_entries,
@@ -41,14 +42,14 @@ from meshdoctor.istio_egress import (
     service_entry_manifest,
     sidecar_imports,
 )
-from meshdoctor.istio_injection import (
+from meshdoctor.istio.injection import (
     INJECT_KEY,
     Injection,
     injection_decision,
     injector_configmap,
     sidecar_redirects_traffic,
 )
-from meshdoctor.istio_mesh import (
+from meshdoctor.istio.mesh import (
     REGISTRY_ONLY,
     MeshInfo,
     mesh_config,
@@ -58,6 +59,7 @@ from meshdoctor.istio_mesh import (
     service_entry_api_version,
     service_entry_has_export_to,
 )
+from meshdoctor.kube.workloads import pod_template, pods_of, template_path
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -68,10 +70,8 @@ from meshdoctor.model import (
     Remediation,
     Severity,
 )
-from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
-from meshdoctor.workloads import pod_template, pods_of, template_path
 
 #: The agent's forwarder logs this once an endpoint's circuit breaker is open (datadog-agent
 #: pkg/forwarder/worker.go `process`: "Too many errors for endpoint '%s': retrying later"), and
@@ -83,7 +83,7 @@ SERVICE_ENTRY_NAME = "datadog-intake"
 
 #: Istio 1.12 made the injector read the `sidecar.istio.io/inject` label (it wins over the
 #: annotation); the istiod charts' webhook objectSelectors read the label too
-#: (see meshdoctor.istio_injection).
+#: (see meshdoctor.istio.injection).
 INJECT_LABEL_SINCE = (1, 12)
 
 #: Hosts of in-cluster Services: always in the registry, never blocked by REGISTRY_ONLY.
@@ -156,14 +156,10 @@ def agent_egress(ctx: Context, workload: KubeObject, info: MeshInfo) -> AgentEgr
     mesh_policy = outbound_traffic_policy(ctx, info)
     policy = effective_outbound_policy(ctx, subject, mesh_policy)
     template = pod_template(subject) or {}
-    labels = {
-        str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()
-    }
+    labels = {str(k): str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()}
     root = str(mesh_config(ctx, info).get("rootNamespace") or DEFAULT_ROOT_NAMESPACE)
     sidecar = effective_sidecar(ctx, namespace, labels, root)
-    sidecar_mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get(
-        "mode"
-    )
+    sidecar_mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
     state = AgentEgress(
         workload=workload,
         subject=subject,
@@ -270,9 +266,7 @@ def _injection_evidence(ctx: Context, state: AgentEgress) -> list[Evidence]:
 
 def _policy_evidence(ctx: Context, state: AgentEgress, info: MeshInfo) -> list[Evidence]:
     if state.sidecar_policy is not None:
-        mode = ((state.sidecar_policy.get("spec") or {}).get("outboundTrafficPolicy") or {}).get(
-            "mode"
-        )
+        mode = ((state.sidecar_policy.get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
         return [ctx.field(state.sidecar_policy, "spec.outboundTrafficPolicy.mode", mode)]
     found: list[Evidence] = []
     cm = mesh_config_map(ctx, info)
@@ -360,9 +354,7 @@ def _upgrade_proof(host: str) -> str:
     return f"*.agent.{match.group('site')}" if match else host
 
 
-def intake_service_entry(
-    namespace: str, endpoints: Sequence[RequiredEndpoint], info: MeshInfo
-) -> dict[str, Any]:
+def intake_service_entry(namespace: str, endpoints: Sequence[RequiredEndpoint], info: MeshInfo) -> dict[str, Any]:
     """The ServiceEntry that lets an agent in `namespace` reach all its endpoints, for the era.
 
     The versioned metrics host becomes `*.agent.<site>` (it changes with every agent upgrade; the
@@ -481,11 +473,7 @@ class IntakeEgressBlocked(Rule):
             if any(h.startswith("*") for h in hosts)
             else ""
         )
-        how = (
-            "label and annotation"
-            if info.minor is None or info.minor >= INJECT_LABEL_SINCE
-            else "annotation"
-        )
+        how = "label and annotation" if info.minor is None or info.minor >= INJECT_LABEL_SINCE else "annotation"
         return apply_manifests(
             f"ServiceEntry {state.namespace}/{SERVICE_ENTRY_NAME} (MESH_EXTERNAL) for "
             f"{', '.join(hosts)}, the {state.site} intake of the agent's products.{wildcard} "
@@ -571,10 +559,7 @@ def _visible(
             "metadata": {**(sidecar.get("metadata") or {}), "namespace": state.namespace},
         }
     entry_ns = str((entry.get("metadata") or {}).get("namespace") or "")
-    return any(
-        sidecar_imports(scoped, entry_ns, str(h), port)
-        for h in (entry.get("spec") or {}).get("hosts") or []
-    )
+    return any(sidecar_imports(scoped, entry_ns, str(h), port) for h in (entry.get("spec") or {}).get("hosts") or [])
 
 
 def _key(obj: KubeObject) -> tuple[str, str, str]:
@@ -599,9 +584,7 @@ def near_misses(ctx: Context, state: AgentEgress) -> list[NearMiss]:
             kind = near_miss_kind(entry, endpoint_state.endpoint, state.namespace, default)
             if state.policy != REGISTRY_ONLY and (
                 kind != WRONG_PROTOCOL
-                or not _visible(
-                    entry, state, coverage.sidecar, default, endpoint_state.endpoint.port
-                )
+                or not _visible(entry, state, coverage.sidecar, default, endpoint_state.endpoint.port)
             ):
                 continue
             target = coverage.sidecar if kind == SIDECAR_HIDDEN and coverage.sidecar else entry
@@ -610,9 +593,7 @@ def near_misses(ctx: Context, state: AgentEgress) -> list[NearMiss]:
             if endpoint_state.endpoint not in miss.endpoints:
                 miss.endpoints.append(endpoint_state.endpoint)
     order = [WRONG_SITE, MISSING_HOST, WRONG_PORT, WRONG_PROTOCOL, NOT_EXPORTED, SIDECAR_HIDDEN]
-    return sorted(
-        grouped.values(), key=lambda m: (order.index(m.kind), _key(m.target), _key(m.entry))
-    )
+    return sorted(grouped.values(), key=lambda m: (order.index(m.kind), _key(m.target), _key(m.entry)))
 
 
 def _se_port_protocol(endpoint: RequiredEndpoint) -> str:
@@ -671,10 +652,7 @@ def corrected_service_entry(
     if not exported_to(fixed, namespace, default):
         current = [v for v in export_to(fixed, default) if v != "~"]
         spec["exportTo"] = current + [namespace]
-    if (
-        any(h.startswith("*") for h in spec["hosts"])
-        and str(spec.get("resolution", "")).upper() == "DNS"
-    ):
+    if any(h.startswith("*") for h in spec["hosts"]) and str(spec.get("resolution", "")).upper() == "DNS":
         spec["resolution"] = "NONE"
     return fixed
 
@@ -687,9 +665,7 @@ def _unique_name(name: str, names: set[str]) -> str:
     return candidate
 
 
-def corrected_sidecar(
-    sidecar: KubeObject, entry: KubeObject, endpoints: Sequence[RequiredEndpoint]
-) -> dict[str, Any]:
+def corrected_sidecar(sidecar: KubeObject, entry: KubeObject, endpoints: Sequence[RequiredEndpoint]) -> dict[str, Any]:
     """The whole Sidecar with `<entry namespace>/<entry host>` added to its egress hosts.
 
     The host goes to the listener of the endpoints' port, else the first one without a port.
@@ -796,10 +772,7 @@ class IntakeServiceEntryNearMiss(Rule):
             )
             evidence.append(ctx.field(miss.entry, "spec.hosts", hosts))
         elif miss.kind == WRONG_PORT:
-            listed = sorted(
-                {_port_number(p) for p in spec.get("ports") or [] if isinstance(p, Mapping)}
-                - {None}
-            )  # type: ignore[type-var]
+            listed = sorted({_port_number(p) for p in spec.get("ports") or [] if isinstance(p, Mapping)} - {None})  # type: ignore[type-var]
             missing = sorted({e.port for e in miss.endpoints})
             detail = (
                 f"{entry} covers the hosts but declares ports "
@@ -810,13 +783,9 @@ class IntakeServiceEntryNearMiss(Rule):
         elif miss.kind == WRONG_PROTOCOL:
             bad = []
             for index, port in enumerate(spec.get("ports") or []):
-                if isinstance(port, Mapping) and _port_number(port) in {
-                    e.port for e in miss.endpoints
-                }:
+                if isinstance(port, Mapping) and _port_number(port) in {e.port for e in miss.endpoints}:
                     bad.append(f"{_port_number(port)}/{port_protocol(port) or 'unset'}")
-                    evidence.append(
-                        ctx.field(miss.entry, f"spec.ports[{index}].protocol", port.get("protocol"))
-                    )
+                    evidence.append(ctx.field(miss.entry, f"spec.ports[{index}].protocol", port.get("protocol")))
             detail = (
                 f"{entry} declares {', '.join(bad)} but the agent speaks TLS there: the sidecar "
                 f"parses the handshake as plaintext HTTP and the connection fails ({eps})."
@@ -840,9 +809,7 @@ class IntakeServiceEntryNearMiss(Rule):
                 f"({', '.join(map(str, egress_hosts))}) "
                 f"do not import {entry}: {eps} not covered."
             )
-            evidence.append(
-                ctx.field(miss.target, "spec.egress", (miss.target.get("spec") or {}).get("egress"))
-            )
+            evidence.append(ctx.field(miss.target, "spec.egress", (miss.target.get("spec") or {}).get("egress")))
         words = _KIND_WORDS[miss.kind]
         message = f"{words[0].upper()}{words[1:]}: {detail}"
         if miss.kind == SIDECAR_HIDDEN:

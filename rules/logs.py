@@ -9,11 +9,11 @@ the sidecar; `istio-proxy`: the sidecar); MD601 and MD603 also read the control 
 (`telemetry`: the istio-telemetry / istiod / pilot Deployments' pods, every container but the
 sidecar) for istiod's rejections of ServiceEntries and Mixer's prometheus adapter errors. Logs
 are scanned with the shared `Scanner` of
-`meshdoctor/log_signatures.yaml`, and yields one finding per group of like lines (one signature,
+`meshdoctor/logs/signatures.yaml`, and yields one finding per group of like lines (one signature,
 one key: a host, a permission...) per workload, with the count, first and last timestamps and up
 to two sample lines. The finding's `supports` names the signature's family: the engine moves the
 lines of an egress, check-config, telemetry or rbac finding onto the structural finding that
-explains them (`meshdoctor.log_join`), so a log finding is reported only when nothing structural
+explains them (`meshdoctor.logs.join`), so a log finding is reported only when nothing structural
 explains it. MD602 is never joined: no structural rule can see that a key is invalid.
 
 Each log is scanned once per run, whatever the number of rules reading it (the groups are kept in
@@ -30,18 +30,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from meshdoctor.datadog_agent import agent_workloads, datadog_site
-from meshdoctor.facts.datadog_paths import MESH_PORT_MIXER
-from meshdoctor.facts.datadog_sites import HTTPS_PORT, site_of_host
-from meshdoctor.facts.istio_versions import TELEMETRY_POD_LABELS
-from meshdoctor.istio_egress import service_entry_manifest
-from meshdoctor.istio_mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
-from meshdoctor.logscan import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
+from meshdoctor.datadog.agent import agent_workloads, datadog_site
+from meshdoctor.datadog.paths import MESH_PORT_MIXER
+from meshdoctor.datadog.sites import HTTPS_PORT, site_of_host
+from meshdoctor.fixes.manifests import apply_manifests
+from meshdoctor.istio.egress import service_entry_manifest
+from meshdoctor.istio.mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
+from meshdoctor.istio.versions import TELEMETRY_POD_LABELS
+from meshdoctor.kube.workloads import containers, pod_template, pods_of
+from meshdoctor.logs.scanner import SAMPLES_PER_GROUP, MatchGroup, Scanner, Signature, load_signatures
 from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
-from meshdoctor.remediation import apply_manifests
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, LogSource
-from meshdoctor.workloads import containers, pod_template, pods_of
 
 #: The sidecar's container name (Istio's injection template, every version).
 SIDECAR = "istio-proxy"
@@ -204,9 +204,7 @@ def telemetry_logs(ctx: Context) -> list[AgentLogs]:
                 log = ctx.logs(namespace, pod, container, previous)
                 if log is not None:
                     lines_read = lines_read or _has_a_line(log)
-                    groups.extend(
-                        _scanned(ctx, log, namespace, pod, container, previous, TELEMETRY)
-                    )
+                    groups.extend(_scanned(ctx, log, namespace, pod, container, previous, TELEMETRY))
         out.append(AgentLogs(workload, merge_groups(groups), lines_read))
     return out
 
@@ -225,7 +223,7 @@ def _scanned(
     `group` is the log group whose signatures apply; by default the agent's or its sidecar's,
     by container name.
     """
-    from meshdoctor.logscan import group_matches
+    from meshdoctor.logs.scanner import group_matches
 
     group = group or (SIDECAR if container == SIDECAR else "agent")
     key = ("rules.logs", group, namespace, pod, container, previous)
@@ -295,9 +293,7 @@ def seen_words(group: MatchGroup) -> str:
     return f"Seen {times} {where}{when}."
 
 
-def group_objects(
-    ctx: Context, workload: KubeObject, groups: Iterable[MatchGroup]
-) -> list[ObjectRef]:
+def group_objects(ctx: Context, workload: KubeObject, groups: Iterable[MatchGroup]) -> list[ObjectRef]:
     """The workload, then every pod whose log has the lines (a pod is named once)."""
     refs = [ctx.ref(workload)]
     namespace = refs[0].namespace
@@ -316,11 +312,10 @@ def group_evidence(groups: Iterable[MatchGroup], limit: int = 3) -> list[LogEvid
                 out.append(items[rank])
     return out
 
+
 def also_words(groups: Iterable[MatchGroup]) -> str:
     """` Also: <title> (3 lines); ...` for the other groups of a finding; empty when none."""
-    parts = [
-        f"{g.signature.title} ({g.count} line{'s' if g.count != 1 else ''})" for g in groups
-    ]
+    parts = [f"{g.signature.title} ({g.count} line{'s' if g.count != 1 else ''})" for g in groups]
     return f" Also: {'; '.join(parts)}." if parts else ""
 
 
@@ -336,9 +331,7 @@ def _supporting(finding: Finding, family: str) -> Finding:
 class LogRule(Rule):
     """A rule whose findings are groups of log lines of some signatures, bucketed."""
 
-    inputs = inputs(
-        "DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"], logs=["agent", SIDECAR]
-    )
+    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"], logs=["agent", SIDECAR])
     severity = Severity.ERROR
     category = Category.LOGS
 
@@ -372,9 +365,7 @@ class LogRule(Rule):
         """Groups with the same bucket make one finding; by default each group is its own."""
         return (group.signature.id, group.key)
 
-    def findings(
-        self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]
-    ) -> Iterator[Finding]:
+    def findings(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]) -> Iterator[Finding]:
         """The findings of one workload's groups: one per bucket, in order of first appearance."""
         buckets: dict[Any, list[MatchGroup]] = {}
         for group in groups:
@@ -382,9 +373,7 @@ class LogRule(Rule):
         for members in buckets.values():
             yield self.group_finding(ctx, logs.workload, _by_weight(members))
 
-    def group_finding(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Finding:
+    def group_finding(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Finding:
         """Groups as one finding: the leading group's message, objects, samples, remediation."""
         ref = ctx.ref(workload)
         lead = groups[0]
@@ -405,9 +394,7 @@ class LogRule(Rule):
         """Objects the lines point at, after the workload and pods (none by default)."""
         return []
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """What to do about these lines."""
         raise NotImplementedError
 
@@ -447,9 +434,7 @@ def service_entry_name(host: str) -> str:
     return name[:63].rstrip("-")
 
 
-def intake_remediation(
-    ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-) -> Remediation:
+def intake_remediation(ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
     """A ServiceEntry for the host the lines name when they mean it is blocked; else words."""
     ref = ctx.ref(workload)
     blocked = [g for g in groups if g.signature.id in SERVICE_ENTRY_SIGNATURES and intake_host(g)]
@@ -472,10 +457,7 @@ def intake_remediation(
             "instead.",
             [entry],
             safe=False,
-            alternatives=(
-                'Or take the agent out of the mesh (sidecar.istio.io/inject: "false" on its pod '
-                "template).",
-            ),
+            alternatives=('Or take the agent out of the mesh (sidecar.istio.io/inject: "false" on its pod template).',),
         )
     lead = groups[0]
     return Remediation(
@@ -508,9 +490,7 @@ class IntakeLogRule(LogRule):
         host = self.host(group)
         return host if host else (group.signature.id, group.key)
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """A ServiceEntry for the host the lines name, when they mean it is blocked."""
         return intake_remediation(ctx, workload, groups)
 
@@ -553,9 +533,7 @@ class AgentIntakeUnreachable(IntakeLogRule):
         """The host of the URL the forwarder names, as it wrote it."""
         return group.values.get("host")
 
-    def findings(
-        self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]
-    ) -> Iterator[Finding]:
+    def findings(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]) -> Iterator[Finding]:
         """Leave out hosts that answered 403: their network path works."""
         answered = {g.values.get("host") for g in logs.groups if g.signature.id == API_KEY_INVALID}
         kept = [g for g in groups if not g.values.get("host") or g.values["host"] not in answered]
@@ -621,9 +599,7 @@ class ApiKeyRejected(LogRule):
         """All of a workload's API-key lines make one finding."""
         return self.id
 
-    def group_finding(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Finding:
+    def group_finding(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Finding:
         """One finding saying it is the key, not the network."""
         ref = ctx.ref(workload)
         site = datadog_site(ctx, workload)
@@ -632,8 +608,7 @@ class ApiKeyRejected(LogRule):
         # The 403 signature's own message says the path works; the others need saying it.
         path = "" if hosts else " This is an API-key problem, not an egress one."
         finding = self.finding(
-            f"{ref} (DD_SITE {site}): {lead.message}{path} {seen_words(lead)}"
-            f"{also_words(groups[1:])}",
+            f"{ref} (DD_SITE {site}): {lead.message}{path} {seen_words(lead)}{also_words(groups[1:])}",
             objects=group_objects(ctx, workload, groups),
             evidence=group_evidence(groups),
             remediation=self.remediation(ctx, workload, groups),
@@ -641,9 +616,7 @@ class ApiKeyRejected(LogRule):
         )
         return _supporting(finding, "agent-api-key")
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """Replace the key (or the site), restart the pods."""
         ref = ctx.ref(workload)
         site = datadog_site(ctx, workload)
@@ -651,9 +624,7 @@ class ApiKeyRejected(LogRule):
             summary=f"Replace DD_API_KEY of {ref} with a valid API key of the organisation on "
             f"{site} (in the Secret it reads), then restart the agent pods. If the key is right, "
             "DD_SITE names the wrong site.",
-            commands=(
-                f"kubectl -n {ref.namespace} rollout restart {ref.kind.lower()}/{ref.name}",
-            ),
+            commands=(f"kubectl -n {ref.namespace} rollout restart {ref.kind.lower()}/{ref.name}",),
             safe=False,
         )
 
@@ -725,9 +696,7 @@ class IstioCheckCannotScrape(LogRule):
         service = service_of_host(ctx, host, ref.namespace) if host else None
         return [service] if service is not None else []
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """What to check for the failing endpoint or configuration."""
         lead = groups[0]
         ref = ctx.ref(workload)
@@ -759,9 +728,7 @@ class IstioCheckCannotScrape(LogRule):
         return Remediation(
             summary=f"{lead.signature.title}: rewrite the istio check's conf.yaml (in the "
             f"ConfigMap mounted at conf.d/istio.d of {ref}) for the mesh's version.",
-            commands=(
-                f"kubectl -n {ref.namespace} exec {pod} -c {container} -- agent configcheck",
-            ),
+            commands=(f"kubectl -n {ref.namespace} exec {pod} -c {container} -- agent configcheck",),
         )
 
 
@@ -831,14 +798,9 @@ class AgentForbidden(LogRule):
         values = group.values
         who = "the kubelet" if "subresource" in values else "the API server"
         user = values.get("user") or "the agent"
-        return (
-            f"{who} denies {user} to {missing_permission(values)}: no role bound to it grants "
-            "that permission."
-        )
+        return f"{who} denies {user} to {missing_permission(values)}: no role bound to it grants that permission."
 
-    def remediation(
-        self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]
-    ) -> Remediation:
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """Which permission to grant to whom, and the question to ask the API server."""
         values = groups[0].values
         return Remediation(

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshdoctor.datadog_agent import agent_container, agent_workloads, env_value
-from meshdoctor.facts.agent_permissions import (
+from meshdoctor.datadog.agent import agent_container, agent_workloads, env_value
+from meshdoctor.datadog.permissions import (
     ALTERNATIVES,
     APISERVER_URLS,
     COMPONENT_STATUSES,
@@ -44,6 +44,19 @@ from meshdoctor.facts.agent_permissions import (
     required_features,
     resource_names,
 )
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy
+from meshdoctor.kube.meta import metadata
+from meshdoctor.kube.rbac import (
+    ALL_SERVICE_ACCOUNTS_GROUP,
+    BindingSubject,
+    Decision,
+    MissingRole,
+    RbacEvaluator,
+    Request,
+    bindings_for_service_account,
+    rbac_answer,
+)
+from meshdoctor.kube.workloads import pod_template, pods_of, template_path
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -54,25 +67,13 @@ from meshdoctor.model import (
     Remediation,
     Severity,
 )
-from meshdoctor.probes import rbac_answer
-from meshdoctor.rbac import (
-    ALL_SERVICE_ACCOUNTS_GROUP,
-    BindingSubject,
-    Decision,
-    MissingRole,
-    RbacEvaluator,
-    Request,
-    bindings_for_service_account,
-)
-from meshdoctor.remediation import apply_manifests, clean_copy
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject, ObjectReader
-from meshdoctor.workloads import pod_template, pods_of, template_path
 
 DEFAULT_ACCOUNT = "default"
 RBAC_API_GROUP = "rbac.authorization.k8s.io"
 
-#: The kinds `RbacEvaluator` reads (meshdoctor.rbac.KINDS): required by every rule that evaluates.
+#: The kinds `RbacEvaluator` reads (meshdoctor.kube.rbac.KINDS): required by every rule that evaluates.
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 #: Kinds `env_value` reads for `envFrom` / `configMapKeyRef` / `secretRef` (key names only).
 ENV_KINDS = ("ConfigMap", "Secret")
@@ -147,12 +148,8 @@ BOOTSTRAP_POLICY: tuple[KubeObject, ...] = (
 )
 
 
-def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return (obj or {}).get("metadata") or {}
-
-
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
-    meta = _meta(obj)
+    meta = metadata(obj)
     return (
         str(obj.get("kind") or ""),
         str(meta.get("namespace") or ""),
@@ -170,9 +167,7 @@ class LayeredReader:
     same kind/namespace/name; without it (defaults laid under the snapshot) the base one stays.
     """
 
-    def __init__(
-        self, base: ObjectReader, extra: Iterable[KubeObject], *, extra_wins: bool
-    ) -> None:
+    def __init__(self, base: ObjectReader, extra: Iterable[KubeObject], *, extra_wins: bool) -> None:
         self._base = base
         self._extra: dict[tuple[str, str, str], KubeObject] = {_key(o): o for o in extra}
         self._extra_wins = extra_wins
@@ -226,20 +221,18 @@ class AgentAccount:
     @property
     def ref(self) -> ObjectRef:
         """The DaemonSet's reference."""
-        return ObjectRef("DaemonSet", self.namespace, str(_meta(self.workload).get("name") or ""))
+        return ObjectRef("DaemonSet", self.namespace, str(metadata(self.workload).get("name") or ""))
 
     def as_account(self, name: str) -> AgentAccount:
         """The same agent, as if it ran as another account of its namespace."""
-        return AgentAccount(
-            self.workload, self.namespace, name, self.field_path, self.field_value, self.env
-        )
+        return AgentAccount(self.workload, self.namespace, name, self.field_path, self.field_value, self.env)
 
 
 def agent_accounts(ctx: Context) -> list[AgentAccount]:
     """Every agent DaemonSet with its service account and permission-relevant env."""
     found = []
     for workload in agent_workloads(ctx, kinds=("DaemonSet",)):
-        namespace = str(_meta(workload).get("namespace") or "default")
+        namespace = str(metadata(workload).get("namespace") or "default")
         template = pod_template(workload) or {}
         spec = template.get("spec") or {}
         base = template_path(workload)
@@ -315,9 +308,7 @@ def _leader_resource_pinned(env: Mapping[str, str]) -> bool:
     return env.get("DD_LEADER_ELECTION_DEFAULT_RESOURCE", "").strip() != ""
 
 
-def check_permissions(
-    evaluator: RbacEvaluator, probes: Mapping[str, Any], account: AgentAccount
-) -> PermissionCheck:
+def check_permissions(evaluator: RbacEvaluator, probes: Mapping[str, Any], account: AgentAccount) -> PermissionCheck:
     """Judge each request of the features the agent uses, alternatives (ConfigMap, Lease) applied.
 
     A feature with ALTERNATIVES is satisfied by either set of permissions unless the env pins the
@@ -498,9 +489,7 @@ def _free_name(reader: ObjectReader, kind: str, wanted: Sequence[str]) -> str:
     return wanted[-1]
 
 
-def still_denied(
-    reader: ObjectReader, account: AgentAccount, added: Sequence[KubeObject]
-) -> list[Request]:
+def still_denied(reader: ObjectReader, account: AgentAccount, added: Sequence[KubeObject]) -> list[Request]:
     """The agent's requests still denied once `added` is applied (offline evaluation)."""
     evaluator = RbacEvaluator(LayeredReader(with_bootstrap_policy(reader), added, extra_wins=True))
     check = check_permissions(evaluator, {}, account)
@@ -519,9 +508,7 @@ def bound_accounts(ctx: Context, namespace: str) -> dict[str, list[tuple[KubeObj
     found: dict[str, list[tuple[KubeObject, int]]] = {}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in ctx.objects(kind):
-            binding_namespace = (
-                str(_meta(binding).get("namespace") or "") if kind == "RoleBinding" else ""
-            )
+            binding_namespace = str(metadata(binding).get("namespace") or "") if kind == "RoleBinding" else ""
             for index, subject in enumerate(binding.get("subjects") or []):
                 if not isinstance(subject, Mapping) or subject.get("kind") != "ServiceAccount":
                     continue
@@ -557,9 +544,7 @@ class DefaultAccountFault:
     """What `default` is denied."""
 
 
-def default_account_fault(
-    ctx: Context, evaluator: RbacEvaluator, account: AgentAccount
-) -> DefaultAccountFault | None:
+def default_account_fault(ctx: Context, evaluator: RbacEvaluator, account: AgentAccount) -> DefaultAccountFault | None:
     """MD401's condition for one agent, or None."""
     if account.name != DEFAULT_ACCOUNT:
         return None
@@ -632,15 +617,11 @@ class AgentServiceAccountUnset(Rule):
                 f"{describe_denied(fault.check)}.",
                 objects=[ref, binding_ref],
                 evidence=evidence,
-                remediation=self._remediation(
-                    workload, fault.chosen, namespace, service_account is None
-                ),
+                remediation=self._remediation(workload, fault.chosen, namespace, service_account is None),
             )
 
     @staticmethod
-    def _remediation(
-        workload: KubeObject, account: str, namespace: str, create_account: bool
-    ) -> Remediation:
+    def _remediation(workload: KubeObject, account: str, namespace: str, create_account: bool) -> Remediation:
         fixed = clean_copy(workload)
         template = pod_template(fixed)
         assert template is not None  # agent_workloads only yields objects with a template
@@ -651,11 +632,9 @@ class AgentServiceAccountUnset(Rule):
         if create_account:
             objects.append(service_account_manifest(namespace, account))
         objects.append(fixed)
-        name = _meta(workload).get("name")
+        name = metadata(workload).get("name")
         extra = (
-            f" and create ServiceAccount {namespace}/{account}, which is bound but missing"
-            if create_account
-            else ""
+            f" and create ServiceAccount {namespace}/{account}, which is bound but missing" if create_account else ""
         )
         return apply_manifests(
             f"Run DaemonSet {namespace}/{name} as {namespace}/{account}, the account the "
@@ -685,7 +664,7 @@ def _forbidden_lines(ctx: Context, workload: KubeObject, namespace: str) -> list
     name = str(container.get("name", ""))
     found: list[Evidence] = []
     for pod in pods_of(ctx, workload):
-        pod_name = str(_meta(pod).get("name") or "")
+        pod_name = str(metadata(pod).get("name") or "")
         log = ctx.logs(namespace, pod_name, name)
         if log is None:
             continue
@@ -773,9 +752,7 @@ class AgentServiceAccountMissing(Rule):
                 f"DaemonSet tells whether {names} exists"
             )
 
-    def _finding(
-        self, ctx: Context, account: AgentAccount, events: list[KubeObject], listed: bool
-    ) -> Finding:
+    def _finding(self, ctx: Context, account: AgentAccount, events: list[KubeObject], listed: bool) -> Finding:
         workload = account.workload
         status = workload.get("status") or {}
         evidence: list[Evidence] = [ctx.field(workload, account.field_path, account.field_value)]
@@ -812,9 +789,7 @@ class AgentServiceAccountMissing(Rule):
 # -- MD403 --------------------------------------------------------------------------------------
 
 
-def misnamespaced_subjects(
-    ctx: Context, account: AgentAccount, agents: set[tuple[str, str]]
-) -> list[BindingSubject]:
+def misnamespaced_subjects(ctx: Context, account: AgentAccount, agents: set[tuple[str, str]]) -> list[BindingSubject]:
     """Bindings naming the agent's account name in another namespace, that no agent runs as.
 
     ClusterRoleBindings (any other namespace, or none) and RoleBindings of the agent's own
@@ -835,9 +810,7 @@ def _binding_object(reader: ObjectReader, ref: ObjectRef) -> KubeObject | None:
     return reader.get(ref.kind, ref.namespace, ref.name)
 
 
-def corrected_binding(
-    binding: KubeObject, entry: BindingSubject, account: AgentAccount
-) -> KubeObject:
+def corrected_binding(binding: KubeObject, entry: BindingSubject, account: AgentAccount) -> KubeObject:
     """The whole binding with the subject's namespace set to the agent's."""
     fixed = clean_copy(binding)
     fixed["subjects"][entry.subject_index]["namespace"] = account.namespace
@@ -928,9 +901,7 @@ def _agent_grants(reader: ObjectReader, account: AgentAccount) -> list[BindingSu
     return found.named + [e for e in found.via_groups if e.subject.get("name") in groups]
 
 
-def missing_role_fix(
-    account: AgentAccount, binding: KubeObject, missing: MissingRole
-) -> tuple[list[KubeObject], str]:
+def missing_role_fix(account: AgentAccount, binding: KubeObject, missing: MissingRole) -> tuple[list[KubeObject], str]:
     """The objects that give a binding's missing role back, granting what the agent uses."""
     role = missing.role
     created = clusterrole_manifest(role.name, role_features(account), env=account.env)
@@ -1019,11 +990,7 @@ class BoundRoleMissing(Rule):
         else:
             subject = f"{account.namespace}/{account.name}"
         manifests, summary = missing_role_fix(account, binding, missing)
-        why = (
-            "does not exist"
-            if missing.reason == "not found"
-            else f"it cannot use ({missing.reason})"
-        )
+        why = "does not exist" if missing.reason == "not found" else f"it cannot use ({missing.reason})"
         return self.finding(
             f"{missing.binding} binds {subject} to {role.kind} "
             f"{role.name}, which {why}: the binding grants nothing and the agent is denied "
@@ -1032,9 +999,7 @@ class BoundRoleMissing(Rule):
             evidence=[
                 ctx.field(binding, "roleRef.name", role.name),
                 ctx.field(binding, "roleRef.kind", role.kind),
-                ctx.field(
-                    binding, f"subjects[{entry.subject_index}].name", entry.subject.get("name")
-                ),
+                ctx.field(binding, f"subjects[{entry.subject_index}].name", entry.subject.get("name")),
             ],
             remediation=apply_manifests(summary, manifests, safe=False),
         )
@@ -1150,9 +1115,7 @@ class AgentPermissionsMissing(Rule):
         after: Sequence[str],
     ) -> Finding:
         severity = max(FEATURE_SEVERITY[f] for f in check.denied_features())
-        evidence: list[Evidence] = [
-            ctx.field(actual.workload, actual.field_path, actual.field_value)
-        ]
+        evidence: list[Evidence] = [ctx.field(actual.workload, actual.field_path, actual.field_value)]
         objects = [account.ref]
         for entry in _agent_grants(ctx, account):
             binding = _binding_object(ctx, entry.binding)
@@ -1190,9 +1153,7 @@ class AgentPermissionsMissing(Rule):
             severity=severity,
         )
 
-    def _remediation(
-        self, ctx: ObjectReader, account: AgentAccount, check: PermissionCheck
-    ) -> Remediation:
+    def _remediation(self, ctx: ObjectReader, account: AgentAccount, check: PermissionCheck) -> Remediation:
         """The fix, judged on `ctx`: the snapshot, or the snapshot with the other fixes in."""
         evaluator = rbac_evaluator(ctx)
         entries = _agent_grants(ctx, account)
@@ -1224,11 +1185,7 @@ class AgentPermissionsMissing(Rule):
                 )
         # 2. Bound cluster-wide to a ClusterRole it may edit: the whole role, rules added.
         for entry in sorted(
-            (
-                e
-                for e in entries
-                if e.binding.kind == "ClusterRoleBinding" and e.role.kind == "ClusterRole"
-            ),
+            (e for e in entries if e.binding.kind == "ClusterRoleBinding" and e.role.kind == "ClusterRole"),
             key=lambda e: (e.role.name != account.name, e.role.name),
         ):
             role = ctx.get("ClusterRole", "", entry.role.name)

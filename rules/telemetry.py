@@ -4,7 +4,7 @@ Ids: MD301 Service lacks the scraped port, MD302 no ready endpoint behind it, MD
 NetworkPolicy drops the scrape, MD304 mTLS the plaintext scraper cannot pass, MD305 the agent's
 sidecar sends mTLS to a port that speaks plaintext.
 
-The endpoints come from `meshdoctor.istio_check.configured_endpoints` (ConfigMaps the agents read
+The endpoints come from `meshdoctor.datadog.istio_check.configured_endpoints` (ConfigMaps the agents read
 and Autodiscovery annotations). This family looks only at endpoints that name a Service that
 exists: an endpoint naming no Service, or the wrong era's endpoint, is the check-config family's.
 """
@@ -16,20 +16,20 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshdoctor.datadog_agent import agent_workloads
-from meshdoctor.facts.istio_versions import TELEMETRY_ENDPOINTS, TelemetryEndpoint
-from meshdoctor.istio_check import (
+from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.datadog.istio_check import (
     AD_ANNOTATIONS,
     AD_ANNOTATIONS_V2,
     CheckEndpoint,
     configured_endpoints,
 )
-from meshdoctor.istio_injection import (
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy
+from meshdoctor.istio.injection import (
     injection_decision,
     proxy_container_path,
     sidecar_redirects_traffic,
 )
-from meshdoctor.istio_mesh import (
+from meshdoctor.istio.mesh import (
     ISTIOD,
     MIXER,
     MeshInfo,
@@ -37,25 +37,17 @@ from meshdoctor.istio_mesh import (
     mesh_info,
     service_entry_api_version,
 )
-from meshdoctor.istio_mtls import (
+from meshdoctor.istio.mtls import (
     CLUSTER_DOMAIN,
     MtlsMode,
     behind_capturing_sidecar,
     client_tls_rule,
     effective_mtls,
 )
-from meshdoctor.labels import map_selector_matches
-from meshdoctor.model import (
-    Category,
-    Evidence,
-    FieldEvidence,
-    Finding,
-    ObjectRef,
-    ProbeEvidence,
-    Remediation,
-    Severity,
-)
-from meshdoctor.network_policy import (
+from meshdoctor.istio.versions import TELEMETRY_ENDPOINTS, TelemetryEndpoint
+from meshdoctor.kube.labels import map_selector_matches
+from meshdoctor.kube.meta import labels_of, metadata, name_of, namespace_of
+from meshdoctor.kube.network_policy import (
     EGRESS,
     INGRESS,
     NAMESPACE_NAME_LABEL,
@@ -67,9 +59,7 @@ from meshdoctor.network_policy import (
     stable_labels,
     traffic_allowed,
 )
-from meshdoctor.remediation import apply_manifests, clean_copy
-from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
-from meshdoctor.service_endpoints import (
+from meshdoctor.kube.service_endpoints import (
     FROM_ENDPOINTS,
     FROM_PODS,
     FROM_SLICES,
@@ -81,8 +71,19 @@ from meshdoctor.service_endpoints import (
     ready_endpoints,
     target_port,
 )
+from meshdoctor.kube.workloads import owner_chain, pod_template, pods_of, template_path
+from meshdoctor.model import (
+    Category,
+    Evidence,
+    FieldEvidence,
+    Finding,
+    ObjectRef,
+    ProbeEvidence,
+    Remediation,
+    Severity,
+)
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
-from meshdoctor.workloads import owner_chain, pod_template, pods_of, template_path
 
 # -- facts this family needs that the facts modules do not hold yet -------------------------------
 
@@ -260,23 +261,6 @@ def _where(target: ScrapeTarget) -> str:
     return "; ".join(parts)
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str(_meta(obj).get("name") or "")
-
-
-def _namespace(obj: Mapping[str, Any]) -> str:
-    return str(_meta(obj).get("namespace") or "")
-
-
-def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (_meta(obj).get("labels") or {}).items()}
-
-
 def _selector(service: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in ((service.get("spec") or {}).get("selector") or {}).items()}
 
@@ -299,13 +283,15 @@ def _target_pods(ctx: Context, target: ScrapeTarget, status: EndpointsStatus | N
     selector = _selector(target.service)
     if not pods and selector:
         pods = [
-            p for p in ctx.objects("Pod") if _namespace(p) == namespace and map_selector_matches(selector, _labels(p))
+            p
+            for p in ctx.objects("Pod")
+            if namespace_of(p) == namespace and map_selector_matches(selector, labels_of(p))
         ]
     if not pods and selector:
         for kind in _SERVED_BY_KINDS:
             for workload in ctx.objects(kind):
                 template = pod_template(workload) or {}
-                if _namespace(workload) == namespace and map_selector_matches(selector, _labels(template)):
+                if namespace_of(workload) == namespace and map_selector_matches(selector, labels_of(template)):
                     like = pod_like(workload)
                     if like is not None:
                         pods.append(like)
@@ -326,10 +312,10 @@ def _representatives(pods: Iterable[KubeObject]) -> list[KubeObject]:
     chosen = []
     for pod in pods:
         key = (
-            _namespace(pod),
+            namespace_of(pod),
             tuple(sorted(stable_labels(pod).items())),
             bool((pod.get("spec") or {}).get("hostNetwork")),
-            tuple(sorted(str(k) for k in (_meta(pod).get("annotations") or {}))),
+            tuple(sorted(str(k) for k in (metadata(pod).get("annotations") or {}))),
         )
         if key in seen:
             continue
@@ -363,11 +349,11 @@ def _declares_port(pods: Iterable[Mapping[str, Any]], port: int) -> bool:
 
 
 def _short(obj: Mapping[str, Any]) -> str:
-    labels = _labels(pod_template(dict(obj)) or obj) if obj.get("kind") != "Pod" else _labels(obj)
+    labels = labels_of(pod_template(dict(obj)) or obj) if obj.get("kind") != "Pod" else labels_of(obj)
     for key in ("app.kubernetes.io/name", "app", "k8s-app", "name"):
         if labels.get(key):
             return labels[key]
-    return _name(obj) or "pods"
+    return name_of(obj) or "pods"
 
 
 def _dns_label(text: str) -> str:
@@ -540,7 +526,7 @@ class NoReadyEndpoints(Rule):
             if status.ready:
                 continue
             namespace = target.ref.namespace
-            if status.source == FROM_PODS and not any(_namespace(p) == namespace for p in ctx.objects("Pod")):
+            if status.source == FROM_PODS and not any(namespace_of(p) == namespace for p in ctx.objects("Pod")):
                 unknown.append(target)
                 continue
             yield self._finding(ctx, target, status)
@@ -576,7 +562,7 @@ class NoReadyEndpoints(Rule):
                     ctx.field(
                         candidate,
                         f"{template_path(candidate)}.metadata.labels",
-                        _labels(pod_template(candidate) or {}),
+                        labels_of(pod_template(candidate) or {}),
                     )
                 )
         elif (unresolved := self._unresolved_target_port(target, running)) is not None:
@@ -640,9 +626,9 @@ class NoReadyEndpoints(Rule):
     def _slice_evidence(self, ctx: Context, target: ScrapeTarget) -> list[Evidence]:
         found: list[Evidence] = []
         for endpoint_slice in ctx.objects("EndpointSlice"):
-            if _namespace(endpoint_slice) != target.ref.namespace:
+            if namespace_of(endpoint_slice) != target.ref.namespace:
                 continue
-            if _labels(endpoint_slice).get(SERVICE_NAME_LABEL) != target.ref.name:
+            if labels_of(endpoint_slice).get(SERVICE_NAME_LABEL) != target.ref.name:
                 continue
             endpoints = endpoint_slice.get("endpoints") or []
             if not endpoints:
@@ -711,7 +697,7 @@ class NoReadyEndpoints(Rule):
         candidates = []
         for kind in _SERVED_BY_KINDS:
             for workload in ctx.objects(kind):
-                if _namespace(workload) != target.ref.namespace:
+                if namespace_of(workload) != target.ref.namespace:
                     continue
                 template = pod_template(workload) or {}
                 if target_port(service_port, template) is None:
@@ -729,7 +715,7 @@ class NoReadyEndpoints(Rule):
         if len(candidates) != 1:
             return None, None
         workload = candidates[0]
-        template_labels = _labels(pod_template(workload) or {})
+        template_labels = labels_of(pod_template(workload) or {})
         match_labels = ((workload.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = {str(k): str(v) for k, v in match_labels.items()}
         # Keep the keys the Service chose, with the pods' values.
@@ -754,7 +740,7 @@ class NoReadyEndpoints(Rule):
             chain = owner_chain(ctx, pod)
             if chain:
                 top = chain[-1]
-                text = f"{str(top.get('kind')).lower()}/{_name(top)}"
+                text = f"{str(top.get('kind')).lower()}/{name_of(top)}"
                 if text not in owners and top.get("kind") in (
                     "Deployment",
                     "DaemonSet",
@@ -762,7 +748,7 @@ class NoReadyEndpoints(Rule):
                 ):
                     owners.append(text)
         commands += [f"kubectl -n {ns} rollout status {owner}" for owner in owners]
-        commands += [f"kubectl -n {ns} describe pod {_name(p)}" for p in pods[:3] if not pod_is_ready(p)]
+        commands += [f"kubectl -n {ns} describe pod {name_of(p)}" for p in pods[:3] if not pod_is_ready(p)]
         selector = _selector(target.service)
         if not pods and selector:
             commands.append(f"kubectl -n {ns} get pods -l {self._selector_text(selector)} -o wide")
@@ -804,7 +790,7 @@ def egress_policy_manifest(
     source_labels = stable_labels(source_pod)
     target_labels = stable_labels(target_pod)
     peer: dict[str, Any] = {
-        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: _namespace(target_pod) or "default"}},
+        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace_of(target_pod) or "default"}},
         "podSelector": {"matchLabels": target_labels} if target_labels else {},
     }
     return {
@@ -812,7 +798,7 @@ def egress_policy_manifest(
         "kind": "NetworkPolicy",
         "metadata": {
             "name": _dns_label(f"allow-{_short(source_pod)}-to-{_short(target_pod)}-{port}"),
-            "namespace": _namespace(source_pod) or "default",
+            "namespace": namespace_of(source_pod) or "default",
         },
         "spec": {
             "podSelector": {"matchLabels": source_labels} if source_labels else {},
@@ -1023,18 +1009,18 @@ def _workload_peer_authentication(ctx: Context, pod: Mapping[str, Any], root: st
     ComposePeerAuthentication; the root namespace's selector ones are ignored), so a fix goes into
     that one rather than into a new one that would be ignored.
     """
-    namespace = _namespace(pod)
-    labels = _labels(pod)
+    namespace = namespace_of(pod)
+    labels = labels_of(pod)
     matching = []
     if namespace == root:
         return None
     for policy in ctx.objects("PeerAuthentication"):
         selector = ((policy.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if _namespace(policy) != namespace or not selector:
+        if namespace_of(policy) != namespace or not selector:
             continue
         if all(labels.get(str(k)) == str(v) for k, v in selector.items()):
             matching.append(policy)
-    matching.sort(key=lambda p: (str(_meta(p).get("creationTimestamp") or "~"), _name(p)))
+    matching.sort(key=lambda p: (str(metadata(p).get("creationTimestamp") or "~"), name_of(p)))
     return matching[0] if matching else None
 
 
@@ -1061,7 +1047,7 @@ def _outbound_port_excluded(pod: Mapping[str, Any], port: int) -> str | None:
             if arg == "-o" and str(port) in _port_list(args[at + 1]):
                 return f"spec.initContainers[{index}].args[{at + 1}]"
         return None
-    annotations = _meta(pod).get("annotations") or {}
+    annotations = metadata(pod).get("annotations") or {}
     if str(port) in _port_list(str(annotations.get(EXCLUDE_OUTBOUND_PORTS, ""))):
         return f"metadata.annotations['{EXCLUDE_OUTBOUND_PORTS}']"
     return None
@@ -1092,7 +1078,7 @@ def agent_client(
 ) -> _Client:
     """How the agent workload's pods send to the target: in the mesh or not, and the TLS."""
     pods = _agent_pods(ctx, workload)
-    namespace = _namespace(workload)
+    namespace = namespace_of(workload)
     in_mesh = False
     evidence: list[Evidence] = []
     for pod in pods[:1]:
@@ -1282,7 +1268,9 @@ class MtlsBlocksScrape(Rule):
         if client.in_mesh:
             sent = client.tls if client.tls != "UNSET" else "plaintext (no DestinationRule sets TLS, no auto mTLS)"
             why = f"its sidecar sends {sent} to {target.host}" + (
-                f" (DestinationRule {_namespace(client.rule)}/{_name(client.rule)})" if client.rule is not None else ""
+                f" (DestinationRule {namespace_of(client.rule)}/{name_of(client.rule)})"
+                if client.rule is not None
+                else ""
             )
         else:
             why = "the agent has no sidecar and scrapes in plaintext"
@@ -1422,7 +1410,7 @@ class MtlsBlocksScrape(Rule):
             "kind": "DestinationRule",
             "metadata": {
                 "name": _dns_label(f"{target.ref.name}-{target.port}-istio-mutual"),
-                "namespace": _namespace(workload),
+                "namespace": namespace_of(workload),
             },
             "spec": {
                 "host": target.host,
@@ -1570,7 +1558,7 @@ class MtlsToPlaintextPort(Rule):
             return _with_port_settings(rule, ports, settings)
         spec: dict[str, Any] = {"host": target.host}
         if info.era == ISTIOD:
-            namespace = _namespace(workload)
+            namespace = namespace_of(workload)
             spec["exportTo"] = ["."]
         else:
             namespace = target.ref.namespace

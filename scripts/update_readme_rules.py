@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Regenerate the README's rule reference from the rules' metadata (`meshdoctor rules -o markdown`).
 
-    python scripts/update_readme_rules.py          # rewrite README.md
-    python scripts/update_readme_rules.py --check  # exit 1 when README.md is stale (a test runs this)
+python scripts/update_readme_rules.py          # rewrite README.md
+python scripts/update_readme_rules.py --check  # exit 1 when README.md is stale (a test runs this)
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from meshdoctor.catalogue import rules_markdown
 from meshdoctor.registry import load_rules
+from meshdoctor.renderers.catalogue import rules_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- rules:begin -->", "<!-- rules:end -->"

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from meshdoctor import __version__
-from meshdoctor.cli import main
+from meshdoctor.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = str(ROOT / "fixtures" / "scenarios" / "seed-broken")
@@ -69,14 +69,19 @@ def test_fail_on_threshold():
     assert invoke("check", "--from", BROKEN, "--category", "agent")[0] == 0
     assert invoke("check", "--from", BROKEN, "--category", "agent", "--fail-on", "warning")[0] == 1
     assert invoke("check", "--from", BROKEN, "--rule", "MD401", "--fail-on", "error")[0] == 1
-    assert invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401", "--skip", "MD601",
-                  "--skip", "MD604")[0] == 0
+    assert (
+        invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401", "--skip", "MD601", "--skip", "MD604")[0]
+        == 0
+    )
     assert invoke("check", "--from", FIXED, "--fail-on", "info")[0] == 0
 
 
 def test_log_lines_explain_what_skipped_structural_rules_would_have():
     _, out, _ = invoke("check", "--from", BROKEN, "-o", "json", "--skip", "MD101", "--skip", "MD401")
-    assert [(f["rule"], f["severity"]) for f in json.loads(out)["findings"]][:2] == [("MD601", "error"), ("MD604", "error")]
+    assert [(f["rule"], f["severity"]) for f in json.loads(out)["findings"]][:2] == [
+        ("MD601", "error"),
+        ("MD604", "error"),
+    ]
 
 
 def test_rule_and_category_selection_reach_the_report():
@@ -106,8 +111,17 @@ def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
 
 
 def test_stdin_is_read_with_dash():
-    manifest = (Path(BROKEN) / "datadog-agent.yaml").read_text() if (Path(BROKEN) / "datadog-agent.yaml").exists() else ""
-    code, _, err = invoke("check", "--from", "-", "--rule", "MD401", stdin=manifest or "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n")
+    manifest = (
+        (Path(BROKEN) / "datadog-agent.yaml").read_text() if (Path(BROKEN) / "datadog-agent.yaml").exists() else ""
+    )
+    code, _, err = invoke(
+        "check",
+        "--from",
+        "-",
+        "--rule",
+        "MD401",
+        stdin=manifest or "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n",
+    )
     assert code in (0, 1), err
 
 
@@ -191,5 +205,5 @@ def test_version():
 
 
 def test_importing_the_cli_does_not_import_the_kubernetes_client_or_rich():
-    probe = "import meshdoctor.cli, sys; assert 'kubernetes' not in sys.modules; assert 'rich' not in sys.modules"
+    probe = "import meshdoctor.cli.main, sys; assert 'kubernetes' not in sys.modules; assert 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", probe], check=True)

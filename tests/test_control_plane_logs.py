@@ -3,10 +3,9 @@ which lines each rule takes from them, and the findings of the two fixture cases
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from meshdoctor_rules import logs as L
 
 from meshdoctor.model import ObjectRef, Severity

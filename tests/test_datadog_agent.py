@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshdoctor.datadog_agent import (
+from meshdoctor.datadog.agent import (
     FROM_SECRET,
     agent_container,
     agent_products,
@@ -17,7 +17,7 @@ from meshdoctor.datadog_agent import (
     parse_override,
     required_endpoints,
 )
-from meshdoctor.facts.datadog_sites import (
+from meshdoctor.datadog.sites import (
     DEFAULT_SITE,
     SITES,
     IntakeEndpoint,
@@ -27,9 +27,9 @@ from meshdoctor.facts.datadog_sites import (
     site_of_host,
     versioned_metrics_host,
 )
+from meshdoctor.kube.workloads import pod_template
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
-from meshdoctor.workloads import pod_template
 
 
 def workload(
@@ -219,21 +219,14 @@ def config_map(name: str, data: dict, namespace: str = "datadog") -> dict:
 
 def test_datadog_site_default_literal_and_configmap():
     assert datadog_site(snapshot(), agent()) == DEFAULT_SITE
-    assert (
-        datadog_site(snapshot(), agent([{"name": "DD_SITE", "value": " DatadogHQ.EU. "}]))
-        == "datadoghq.eu"
-    )
-    from_cm = agent(
-        [{"name": "DD_SITE", "valueFrom": {"configMapKeyRef": {"name": "dd-env", "key": "site"}}}]
-    )
+    assert datadog_site(snapshot(), agent([{"name": "DD_SITE", "value": " DatadogHQ.EU. "}])) == "datadoghq.eu"
+    from_cm = agent([{"name": "DD_SITE", "valueFrom": {"configMapKeyRef": {"name": "dd-env", "key": "site"}}}])
     snap = snapshot(config_map("dd-env", {"site": "us5.datadoghq.com"}))
     ctx = Context(snap)
     assert datadog_site(ctx, from_cm) == "us5.datadoghq.com"
     assert "ConfigMap" in ctx.kinds_read
     assert datadog_site(snapshot(), from_cm) == DEFAULT_SITE  # ConfigMap missing
-    from_secret = agent(
-        [{"name": "DD_SITE", "valueFrom": {"secretKeyRef": {"name": "dd", "key": "site"}}}]
-    )
+    from_secret = agent([{"name": "DD_SITE", "valueFrom": {"secretKeyRef": {"name": "dd", "key": "site"}}}])
     assert datadog_site(snapshot(), from_secret) == DEFAULT_SITE
 
 
@@ -331,8 +324,7 @@ NO_APM = off("DD_APM_ENABLED")
             ["metrics", "logs"],
         ),
         (
-            NO_APM
-            + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP", "DD_LOGS_CONFIG_USE_TCP"),
+            NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP", "DD_LOGS_CONFIG_USE_TCP"),
             "datadog/agent:latest",
             ["metrics", "logs", "remote-config"],
         ),
@@ -391,13 +383,8 @@ def test_logs_transports_say_why():
     assert logs_transports(snapshot(), agent(image="datadog/agent:7"))[0] == ["https", "tcp"]
 
 
-def endpoints(
-    env: list, image: str = "gcr.io/datadoghq/agent:7.49.1"
-) -> list[tuple[str, str, int, str]]:
-    return [
-        (e.product, e.host, e.port, e.protocol)
-        for e in required_endpoints(snapshot(), agent(env, image=image))
-    ]
+def endpoints(env: list, image: str = "gcr.io/datadoghq/agent:7.49.1") -> list[tuple[str, str, int, str]]:
+    return [(e.product, e.host, e.port, e.protocol) for e in required_endpoints(snapshot(), agent(env, image=image))]
 
 
 def test_required_endpoints_per_site_and_product():
@@ -606,8 +593,7 @@ def test_md401_remediation_redacts_literal_keys_and_keeps_everything_else():
     env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
     assert env["DD_SITE"] == "datadoghq.eu"
     assert all(
-        env[name].startswith("<redacted")
-        for name in ("DD_API_KEY", "DD_APP_KEY", "DD_CLUSTER_AGENT_AUTH_TOKEN")
+        env[name].startswith("<redacted") for name in ("DD_API_KEY", "DD_APP_KEY", "DD_CLUSTER_AGENT_AUTH_TOKEN")
     )
     assert "status" not in fixed and "uid" not in fixed["metadata"]
     assert spec["containers"][0]["image"] == "datadog/agent:latest"

@@ -55,11 +55,7 @@ def control_plane(version: str, mesh: str | None = None) -> list[dict]:
         "spec": {
             "template": {
                 "metadata": {"labels": {"istio": "pilot"}},
-                "spec": {
-                    "containers": [
-                        {"name": "discovery", "image": f"docker.io/istio/pilot:{version}"}
-                    ]
-                },
+                "spec": {"containers": [{"name": "discovery", "image": f"docker.io/istio/pilot:{version}"}]},
             }
         },
     }
@@ -204,20 +200,10 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
         {"ds": agent(template_meta={"annotations": {"sidecar.istio.io/inject": "false"}})},
         {
             "ds": agent(
-                template_meta={
-                    "annotations": {
-                        "traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"
-                    }
-                }
+                template_meta={"annotations": {"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"}}
             )
         },
-        {
-            "ds": agent(
-                template_meta={
-                    "annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "443"}
-                }
-            )
-        },
+        {"ds": agent(template_meta={"annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "443"}})},
         {"ds": agent(host_network=True)},
         {"ns_labels": {}},
         {"ns_labels": {"istio-injection": "disabled"}},
@@ -229,13 +215,7 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
         {"version": "1.20.3"},  # ALLOW_ANY by default since 1.1
         {"version": "1.20.3", "mesh": "outboundTrafficPolicy:\n  mode: ALLOW_ANY\n"},
         {"extra": (service_entry(["*.datadoghq.com"], ns="istio-system"),)},
-        {
-            "extra": (
-                service_entry(
-                    ["*.agent.datadoghq.com", "app.datadoghq.com", "config.datadoghq.com"]
-                ),
-            )
-        },
+        {"extra": (service_entry(["*.agent.datadoghq.com", "app.datadoghq.com", "config.datadoghq.com"]),)},
         {
             "version": "1.20.3",
             "mesh": REGISTRY_ONLY,
@@ -260,9 +240,7 @@ def test_md101_stays_quiet(kwargs):
         },
         {
             "version": "1.20.3",
-            "extra": (
-                sidecar({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}, ns="istio-system"),
-            ),
+            "extra": (sidecar({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}, ns="istio-system"),),
         },
         # istiod's object webhook injects a pod labelled inject=true in an unlabelled namespace
         {
@@ -283,11 +261,9 @@ def test_md101_sidecar_policy_is_named_in_the_message_and_evidence():
     snap = cluster(sidecar({"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}), version="1.20.3")
     (finding,) = md101(snap)
     assert "Sidecar datadog/default sets outboundTrafficPolicy REGISTRY_ONLY" in finding.message
-    assert [
-        (str(e.object), e.path, e.value)
-        for e in finding.evidence
-        if e.path.startswith("spec.outbound")
-    ] == [("Sidecar datadog/default", "spec.outboundTrafficPolicy.mode", "REGISTRY_ONLY")]
+    assert [(str(e.object), e.path, e.value) for e in finding.evidence if e.path.startswith("spec.outbound")] == [
+        ("Sidecar datadog/default", "spec.outboundTrafficPolicy.mode", "REGISTRY_ONLY")
+    ]
 
 
 def test_md101_remediation_mixer_era_service_entry_and_annotated_daemonset():
@@ -317,10 +293,7 @@ def test_md101_remediation_mixer_era_service_entry_and_annotated_daemonset():
         "annotations": {"sidecar.istio.io/inject": "false"},
     }
     assert "status" not in daemonset and "uid" not in daemonset["metadata"]
-    assert (
-        daemonset["spec"]["template"]["spec"]
-        == agent(env, image="datadog/agent:6.9.0")["spec"]["template"]["spec"]
-    )
+    assert daemonset["spec"]["template"]["spec"] == agent(env, image="datadog/agent:6.9.0")["spec"]["template"]["spec"]
     assert remediation.commands == (
         "kubectl apply --dry-run=server -f <file>",
         "kubectl apply -f <file>",
@@ -386,9 +359,7 @@ EU = [{"name": "DD_SITE", "value": "datadoghq.eu"}]
 
 
 def test_md102_wrong_site_message_and_corrected_entry_keeps_every_other_field():
-    (finding,) = md102(
-        registry_only(service_entry(["*.datadoghq.com"], export_to=["."]), ds=agent(EU))
-    )
+    (finding,) = md102(registry_only(service_entry(["*.datadoghq.com"], export_to=["."]), ds=agent(EU)))
     assert objects([finding]) == [["ServiceEntry datadog/dd", "DaemonSet datadog/datadog-agent"]]
     assert finding.message == (
         "Lists hosts of another Datadog site: ServiceEntry datadog/dd lists hosts of datadoghq.com "
@@ -443,9 +414,7 @@ def test_md102_wrong_port_adds_the_tcp_logs_port():
 
 @pytest.mark.parametrize("mesh", [REGISTRY_ONLY, None])
 def test_md102_http_on_443_breaks_tls_under_either_policy(mesh):
-    snap = cluster(
-        service_entry(["*.datadoghq.eu"], HTTP_443), version="1.20.3", mesh=mesh, ds=agent(EU)
-    )
+    snap = cluster(service_entry(["*.datadoghq.eu"], HTTP_443), version="1.20.3", mesh=mesh, ds=agent(EU))
     (finding,) = md102(snap)
     assert finding.message.startswith(
         "Declares the port with a protocol that breaks the agent's TLS: "
@@ -468,18 +437,14 @@ def test_md102_under_allow_any_ignores_everything_but_a_visible_wrong_protocol()
 def test_md102_not_exported_adds_the_namespace():
     se = service_entry(["*.datadoghq.eu"], ns="istio-system", export_to=["."])
     (finding,) = md102(registry_only(se, ds=agent(EU)))
-    assert objects([finding]) == [
-        ["ServiceEntry istio-system/dd", "DaemonSet datadog/datadog-agent"]
-    ]
+    assert objects([finding]) == [["ServiceEntry istio-system/dd", "DaemonSet datadog/datadog-agent"]]
     assert "is exported to ., not to namespace datadog" in finding.message
     assert yaml.safe_load(finding.remediation.manifests[0])["spec"]["exportTo"] == [".", "datadog"]
 
 
 def test_md102_sidecar_hidden_corrects_the_sidecar():
     se = service_entry(["*.datadoghq.eu"], ns="istio-system", export_to=["*"])
-    scope = sidecar(
-        {"egress": [{"hosts": ["./*", "istio-system/istiod.istio-system.svc.cluster.local"]}]}
-    )
+    scope = sidecar({"egress": [{"hosts": ["./*", "istio-system/istiod.istio-system.svc.cluster.local"]}]})
     (finding,) = md102(registry_only(se, scope, ds=agent(EU)))
     assert objects([finding]) == [
         [
@@ -516,9 +481,7 @@ def test_md102_a_sidecar_without_egress_imports_everything():
 
 def test_md102_one_finding_per_object_and_kind():
     wrong_site = service_entry(["*.datadoghq.com"], name="us1")
-    wrong_port = service_entry(
-        ["*.datadoghq.eu"], [{"number": 8443, "name": "https", "protocol": "HTTPS"}], name="eu"
-    )
+    wrong_port = service_entry(["*.datadoghq.eu"], [{"number": 8443, "name": "https", "protocol": "HTTPS"}], name="eu")
     findings = md102(registry_only(wrong_site, wrong_port, ds=agent(EU)))
     assert [(f.message.split(":")[0], str(f.objects[0])) for f in findings] == [
         ("Lists hosts of another Datadog site", "ServiceEntry datadog/us1"),
@@ -540,7 +503,7 @@ def test_md102_one_finding_per_object_and_kind():
     ],
 )
 def test_near_miss_kinds(hosts, ports, export, expected):
-    from meshdoctor.datadog_agent import RequiredEndpoint
+    from meshdoctor.datadog.agent import RequiredEndpoint
 
     endpoint = RequiredEndpoint("metrics", "app.datadoghq.eu", 443, "HTTPS", "test")
     entry = service_entry(hosts, ports, export_to=export)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from meshdoctor.errors import UsageError
-from meshdoctor.fixes import apply_commands, emit_fixes, fix_stem, plan_fixes
+from meshdoctor.fixes.emit import apply_commands, emit_fixes, fix_stem, plan_fixes
 from meshdoctor.model import (
     Category,
     ClusterInfo,
@@ -67,11 +67,7 @@ def finding(
     severity: Severity = Severity.ERROR,
     suppressed_by: str | None = None,
 ) -> Finding:
-    remediation = (
-        Remediation(summary=f"Fix {rule} | now.", manifests=manifests, safe=safe)
-        if manifests
-        else None
-    )
+    remediation = Remediation(summary=f"Fix {rule} | now.", manifests=manifests, safe=safe) if manifests else None
     return Finding(
         rule=rule,
         category=Category.EGRESS if rule.startswith("MD1") else Category.RBAC,
@@ -100,9 +96,7 @@ EGRESS_AGAIN = finding("MD101", (AGENT, ROLE), SERVICE_ENTRY)
 EGRESS_THIRD = finding("MD101", (AGENT,), SERVICE_ENTRY, severity=Severity.WARNING)
 RBAC = finding("MD402", (ROLE, AGENT), CLUSTER_ROLE, safe=False)
 NO_MANIFEST = finding("MD301", (AGENT,))
-SUPPRESSED = finding(
-    "MD501", (AGENT,), SERVICE_ENTRY, suppressed_by="DaemonSet default/datadog-agent"
-)
+SUPPRESSED = finding("MD501", (AGENT,), SERVICE_ENTRY, suppressed_by="DaemonSet default/datadog-agent")
 REPORT = report(EGRESS, EGRESS_AGAIN, EGRESS_THIRD, RBAC, NO_MANIFEST, SUPPRESSED)
 
 NAMES = [
@@ -125,9 +119,7 @@ def test_files_are_valid_multi_document_streams_of_kubernetes_objects(tmp_path):
     emit_fixes(REPORT, tmp_path)
     for name in NAMES:
         docs = list(yaml.safe_load_all((tmp_path / name).read_text()))
-        assert docs and all(
-            isinstance(d, dict) and {"apiVersion", "kind", "metadata"} <= set(d) for d in docs
-        )
+        assert docs and all(isinstance(d, dict) and {"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
     first = list(yaml.safe_load_all((tmp_path / NAMES[0]).read_text()))
     assert [(d["kind"], d["metadata"]["name"]) for d in first] == [
         ("ServiceEntry", "datadog-intake"),
@@ -167,10 +159,7 @@ def test_index_lists_each_file_with_rule_severity_objects_summary_and_safety(tmp
 def test_nothing_to_fix_writes_only_the_index(tmp_path):
     assert emit_fixes(report(NO_MANIFEST, SUPPRESSED), tmp_path / "fixes") == []
     assert [p.name for p in (tmp_path / "fixes").iterdir()] == ["index.md"]
-    assert (
-        "No unsuppressed finding comes with a manifest to apply."
-        in (tmp_path / "fixes" / "index.md").read_text()
-    )
+    assert "No unsuppressed finding comes with a manifest to apply." in (tmp_path / "fixes" / "index.md").read_text()
 
 
 def test_emitting_twice_gives_the_same_files(tmp_path):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshdoctor.istio_check import (
+from meshdoctor.datadog.istio_check import (
     AD_ANNOTATIONS,
     AD_ANNOTATIONS_V2,
     CONFIGMAP,
@@ -29,7 +29,7 @@ from meshdoctor.istio_check import (
     recommended_conf_yaml,
     runs_cont_init,
 )
-from meshdoctor.istio_mesh import MeshInfo
+from meshdoctor.istio.mesh import MeshInfo
 from meshdoctor.model import ObjectRef
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
@@ -49,9 +49,7 @@ instances:
 AGENT = ObjectRef("DaemonSet", "default", "datadog-agent")
 
 
-def configmap(
-    name: str = "istio-config", data: dict[str, str] | None = None, namespace: str = "default"
-) -> dict:
+def configmap(name: str = "istio-config", data: dict[str, str] | None = None, namespace: str = "default") -> dict:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -98,8 +96,7 @@ def cm_volume(name: str = "istio-config", **extra: Any) -> dict:
 
 def summary(snap: Snapshot) -> list[tuple[str, str, str | None, str | None, bool]]:
     return [
-        (c.source_kind, str(c.source_ref), c.mount_path, c.read_path, c.effective)
-        for c in istio_check_configs(snap)
+        (c.source_kind, str(c.source_ref), c.mount_path, c.read_path, c.effective) for c in istio_check_configs(snap)
     ]
 
 
@@ -137,9 +134,7 @@ def test_confd_check_follows_the_agents_file_provider(relative, expected):
     ],
 )
 def test_directory_mounts(mount_path, read_path):
-    snap = snapshot(
-        configmap(), daemonset([{"name": "istio-config", "mountPath": mount_path}], [cm_volume()])
-    )
+    snap = snapshot(configmap(), daemonset([{"name": "istio-config", "mountPath": mount_path}], [cm_volume()]))
     [config] = istio_check_configs(snap)
     assert config.read_path == read_path
     assert config.effective is (read_path is not None)
@@ -205,25 +200,17 @@ def test_items_key_absent_is_reported_on_the_volume():
 def test_projected_configmap_source():
     volume = {
         "name": "istio-config",
-        "projected": {
-            "sources": [{"secret": {"name": "x"}}, {"configMap": {"name": "istio-config"}}]
-        },
+        "projected": {"sources": [{"secret": {"name": "x"}}, {"configMap": {"name": "istio-config"}}]},
     }
-    snap = snapshot(
-        configmap(), daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [volume])
-    )
+    snap = snapshot(configmap(), daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [volume]))
     [config] = istio_check_configs(snap)
     assert config.read_path == "/etc/datadog-agent/conf.d/istio.d/conf.yaml"
     assert config.volume is not None and config.volume.source_index == 1
-    assert config.volume.field_path("spec.template") == (
-        "spec.template.spec.volumes[0].projected.sources[1].configMap"
-    )
+    assert config.volume.field_path("spec.template") == ("spec.template.spec.volumes[0].projected.sources[1].configMap")
 
 
 def test_missing_configmap_volume():
-    snap = snapshot(
-        daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [cm_volume()])
-    )
+    snap = snapshot(daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [cm_volume()]))
     [volume] = configmap_volumes(snap, snap.objects("DaemonSet")[0])
     assert (volume.exists, volume.istio, volume.configmap) == (False, True, "istio-config")
     assert istio_check_configs(snap) == []
@@ -274,10 +261,7 @@ def test_helm_confd_through_the_init_config_container():
         "name": "init-config",
         "image": "gcr.io/datadoghq/agent:7.60.1",
         "command": ["bash", "-c"],
-        "args": [
-            "for script in $(find /etc/cont-init.d/ -type f -name '*.sh' | sort) ; "
-            "do bash $script ; done"
-        ],
+        "args": ["for script in $(find /etc/cont-init.d/ -type f -name '*.sh' | sort) ; do bash $script ; done"],
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/datadog-agent"},
             {"name": "confd", "mountPath": "/conf.d", "readOnly": True},
@@ -307,9 +291,7 @@ def test_helm_confd_through_the_init_config_container():
             True,
         )
     ]
-    assert [e.url for e in configured_endpoints(snap)] == [
-        "http://istiod.istio-system:15014/metrics"
-    ]
+    assert [e.url for e in configured_endpoints(snap)] == ["http://istiod.istio-system:15014/metrics"]
 
 
 def test_init_container_copy_without_a_shared_volume_is_not_read():
@@ -322,9 +304,7 @@ def test_init_container_copy_without_a_shared_volume_is_not_read():
     }
     ds = daemonset([], [{"name": "confd", "configMap": {"name": "datadog-confd"}}], init=[init])
     snap = snapshot(configmap("datadog-confd", {"istio.yaml": ISTIOD_CONF}), ds)
-    assert summary(snap) == [
-        (CONFIGMAP, "ConfigMap default/datadog-confd", "/conf.d/istio.yaml", None, False)
-    ]
+    assert summary(snap) == [(CONFIGMAP, "ConfigMap default/datadog-confd", "/conf.d/istio.yaml", None, False)]
 
 
 def test_default_file_is_shadowed_by_a_regular_one():
@@ -354,10 +334,7 @@ def test_dd_confd_path_moves_the_read_folder():
 
 
 def test_invalid_yaml_and_missing_instances():
-    bad = (
-        "init_config:\ninstances:\n"
-        "  - istio_mesh_endpoint: http://x:42422/metrics\n   mixer_endpoint: y\n"
-    )
+    bad = "init_config:\ninstances:\n  - istio_mesh_endpoint: http://x:42422/metrics\n   mixer_endpoint: y\n"
     snap = snapshot(
         configmap(data={"conf.yaml": bad, "other.yaml": "init_config: {}\n"}),
         daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [cm_volume()]),
@@ -466,16 +443,12 @@ def test_ad_annotations_on_owned_pods_are_not_counted_twice():
             "name": "istio-telemetry-5d8b-x",
             "namespace": "istio-system",
             "annotations": deployment["spec"]["template"]["metadata"]["annotations"],
-            "ownerReferences": [
-                {"kind": "ReplicaSet", "name": "istio-telemetry-5d8b", "controller": True}
-            ],
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "istio-telemetry-5d8b", "controller": True}],
         },
         "spec": {"containers": [{"name": "mixer", "image": "docker.io/istio/mixer:1.0.7"}]},
     }
     snap = snapshot(deployment, replicaset, pod)
-    assert [str(c.source_ref) for c in istio_check_configs(snap)] == [
-        "Deployment istio-system/istio-telemetry"
-    ]
+    assert [str(c.source_ref) for c in istio_check_configs(snap)] == ["Deployment istio-system/istio-telemetry"]
     ctx = Context(snap)
     istio_check_configs(ctx)
     assert ctx.kinds_read == {
@@ -498,9 +471,7 @@ def test_ad_v1_length_mismatch_is_a_problem():
         }
     )
     [config] = istio_check_configs(snapshot(deployment))
-    assert config.problems == (
-        "ad.datadoghq.com/mixer.instances does not list one instance per check name",
-    )
+    assert config.problems == ("ad.datadoghq.com/mixer.instances does not list one instance per check name",)
 
 
 # -- endpoints and eras ---------------------------------------------------------------------------
@@ -511,10 +482,7 @@ def test_configured_endpoints_of_a_configmap():
         configmap(),
         daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [cm_volume()]),
     )
-    assert [
-        (e.key, e.service, e.namespace, e.port, e.path, e.era_hint)
-        for e in configured_endpoints(snap)
-    ] == [
+    assert [(e.key, e.service, e.namespace, e.port, e.path, e.era_hint) for e in configured_endpoints(snap)] == [
         ("istio_mesh_endpoint", "istio-telemetry", "istio-system", 42422, "/metrics", "mixer"),
         ("mixer_endpoint", "istio-telemetry", "istio-system", 9093, "/metrics", "mixer"),
     ]
@@ -522,9 +490,7 @@ def test_configured_endpoints_of_a_configmap():
 
 def test_one_label_host_is_in_the_agents_namespace():
     snap = snapshot(
-        configmap(
-            data={"conf.yaml": "instances:\n  - istiod_endpoint: http://istiod:15014/metrics\n"}
-        ),
+        configmap(data={"conf.yaml": "instances:\n  - istiod_endpoint: http://istiod:15014/metrics\n"}),
         daemonset([{"name": "istio-config", "mountPath": "/conf.d/istio.d"}], [cm_volume()]),
     )
     [endpoint] = configured_endpoints(snap)
@@ -636,8 +602,7 @@ def test_md206_projects_the_key_that_holds_the_configuration():
     volume = fixed["spec"]["template"]["spec"]["volumes"][0]
     assert volume["configMap"]["items"] == [{"key": "conf.yaml", "path": "conf.yaml"}]
     assert [e.value for e in finding.evidence][-1] == (
-        'MountVolume.SetUp failed for volume "istio-config" : configmap references non-existent '
-        "config key: istio.yaml"
+        'MountVolume.SetUp failed for volume "istio-config" : configmap references non-existent config key: istio.yaml'
     )
 
 
@@ -653,6 +618,5 @@ def test_md207_copies_the_configmap_into_the_agents_namespace():
 def test_md209_points_at_the_namespace_where_the_service_is():
     [finding] = findings_of("MD209", "failing")
     assert finding.remediation.summary == (
-        "use http://istio-telemetry.istio-system:42422/metrics instead of "
-        "http://istio-telemetry.istio:42422/metrics."
+        "use http://istio-telemetry.istio-system:42422/metrics instead of http://istio-telemetry.istio:42422/metrics."
     )

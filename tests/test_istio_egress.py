@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.istio_egress import (
+from meshdoctor.istio.egress import (
     Coverage,
     covering_service_entries,
     effective_outbound_policy,
@@ -38,9 +38,7 @@ def se(
         "hosts": hosts,
         "location": "MESH_EXTERNAL",
         "resolution": "DNS",
-        "ports": ports
-        if ports is not None
-        else [{"number": 443, "name": "https", "protocol": "HTTPS"}],
+        "ports": ports if ports is not None else [{"number": 443, "name": "https", "protocol": "HTTPS"}],
     }
     if export_to is not None:
         spec["exportTo"] = export_to
@@ -174,11 +172,12 @@ def test_port_protocol(port: dict[str, Any], expected: str) -> None:
 
 
 def test_protocol_table_for_a_tls_client() -> None:
-    assert [
-        p
-        for p in ("HTTPS", "TLS", "TCP", "", "HTTP", "HTTP2", "GRPC")
-        if protocol_compatible(p, "TLS")
-    ] == ["HTTPS", "TLS", "TCP", ""]
+    assert [p for p in ("HTTPS", "TLS", "TCP", "", "HTTP", "HTTP2", "GRPC") if protocol_compatible(p, "TLS")] == [
+        "HTTPS",
+        "TLS",
+        "TCP",
+        "",
+    ]
     assert protocol_compatible("HTTP", "HTTP") is True
     assert protocol_compatible("HTTPS", "HTTP") is False
 
@@ -232,9 +231,7 @@ def test_parent_domain_entry_is_a_near_miss() -> None:
 def test_entry_for_another_site_is_a_near_miss() -> None:
     got = cover(snapshot(se("dd-eu", ["*.datadoghq.eu"])))
     assert got.covered is False
-    assert misses(got) == [
-        ("dd-eu", "host *.datadoghq.eu does not cover app.datadoghq.com (another site or domain)")
-    ]
+    assert misses(got) == [("dd-eu", "host *.datadoghq.eu does not cover app.datadoghq.com (another site or domain)")]
 
 
 def test_unrelated_entry_is_not_a_near_miss() -> None:
@@ -250,17 +247,12 @@ def test_wrong_port_is_a_near_miss() -> None:
 def test_http_protocol_on_443_does_not_carry_the_agents_tls() -> None:
     # The 1.0 googleapis sample style: 443 declared `http` (for TLS origination by a
     # DestinationRule).
-    got = cover(
-        snapshot(
-            se("dd", ["*.datadoghq.com"], [{"number": 443, "name": "https", "protocol": "http"}])
-        )
-    )
+    got = cover(snapshot(se("dd", ["*.datadoghq.com"], [{"number": 443, "name": "https", "protocol": "http"}])))
     assert got.covered is False
     assert misses(got) == [
         (
             "dd",
-            "covers app.datadoghq.com:443 with protocol HTTP, which does not carry a TLS "
-            "connection from the client",
+            "covers app.datadoghq.com:443 with protocol HTTP, which does not carry a TLS connection from the client",
         )
     ]
 
@@ -342,9 +334,7 @@ def test_sidecar_egress_hosts_import(hosts: list[str], entry_ns: str, expected: 
 
 
 def test_exact_sidecar_host_does_not_import_a_wildcard_entry() -> None:
-    snap = snapshot(
-        se("dd", ["*.datadoghq.com"]), sidecar("default", "datadog", ["*/app.datadoghq.com"])
-    )
+    snap = snapshot(se("dd", ["*.datadoghq.com"]), sidecar("default", "datadog", ["*/app.datadoghq.com"]))
     got = cover(snap)
     assert got.covered is False
     assert misses(got) == [
@@ -360,9 +350,7 @@ def test_workload_selected_sidecar_wins_over_the_namespace_wide_one() -> None:
     snap = snapshot(
         se("dd", [INTAKE]),
         sidecar("ns-wide", "datadog", ["*/*"]),
-        sidecar(
-            "agent-only", "datadog", ["./other.example.com"], selector={"app": "datadog-agent"}
-        ),
+        sidecar("agent-only", "datadog", ["./other.example.com"], selector={"app": "datadog-agent"}),
     )
     got = cover(snap, client=AGENT_POD)
     assert (got.covered, got.sidecar["metadata"]["name"]) == (False, "agent-only")  # type: ignore[index]
@@ -440,20 +428,11 @@ def test_near_misses_list_each_entry_once_with_its_first_failure() -> None:
 
 def test_sidecar_outbound_policy_overrides_the_mesh() -> None:
     snap = snapshot(sidecar("default", "datadog", ["*/*"], outbound="REGISTRY_ONLY"))
-    assert (
-        effective_outbound_policy(snap, AGENT_POD, "ALLOW_ANY", root_namespace="istio-system")
-        == "REGISTRY_ONLY"
-    )
-    assert (
-        effective_outbound_policy(snapshot(), AGENT_POD, "ALLOW_ANY", root_namespace="istio-system")
-        == "ALLOW_ANY"
-    )
+    assert effective_outbound_policy(snap, AGENT_POD, "ALLOW_ANY", root_namespace="istio-system") == "REGISTRY_ONLY"
+    assert effective_outbound_policy(snapshot(), AGENT_POD, "ALLOW_ANY", root_namespace="istio-system") == "ALLOW_ANY"
     no_mode = snapshot(sidecar("default", "datadog", ["*/*"]))
     assert (
-        effective_outbound_policy(
-            no_mode, AGENT_POD, "REGISTRY_ONLY", root_namespace="istio-system"
-        )
-        == "REGISTRY_ONLY"
+        effective_outbound_policy(no_mode, AGENT_POD, "REGISTRY_ONLY", root_namespace="istio-system") == "REGISTRY_ONLY"
     )
 
 
@@ -535,9 +514,7 @@ def injector_1_4(include: str = "*", exclude_ports: str = "") -> dict[str, Any]:
     }
 
 
-def agent(
-    annotations: dict[str, str] | None = None, init_args: list[str] | None = None
-) -> dict[str, Any]:
+def agent(annotations: dict[str, str] | None = None, init_args: list[str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": [{"name": "agent"}]}
     if init_args is not None:
         spec["initContainers"] = [{"name": "istio-init", "args": init_args}]
@@ -565,16 +542,8 @@ def test_1_0_injector_default_cluster_cidr_does_not_capture_internet_egress() ->
 def test_annotation_overrides_the_injector_default() -> None:
     annotated = agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.96.0.0/12"})
     assert egress_captured(annotated, injector_1_4("*")) is False
-    assert (
-        egress_captured(agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": ""}), None)
-        is False
-    )
-    assert (
-        egress_captured(
-            agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": "0.0.0.0/0"}), None
-        )
-        is True
-    )
+    assert egress_captured(agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": ""}), None) is False
+    assert egress_captured(agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": "0.0.0.0/0"}), None) is True
 
 
 def test_running_pod_istio_init_args_are_the_fact() -> None:
@@ -601,42 +570,21 @@ def test_running_pod_istio_init_args_are_the_fact() -> None:
 
 
 def test_excluded_port_443_bypasses_the_sidecar() -> None:
-    assert (
-        egress_captured(agent({"traffic.sidecar.istio.io/excludeOutboundPorts": "443,8443"}), None)
-        is False
-    )
+    assert egress_captured(agent({"traffic.sidecar.istio.io/excludeOutboundPorts": "443,8443"}), None) is False
     assert egress_captured(agent(), injector_1_4(exclude_ports="443")) is False
     assert egress_captured(agent(), injector_1_4(exclude_ports="8443")) is True
 
 
 def test_excluded_ranges() -> None:
+    assert egress_captured(agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}), None) is False
     assert (
-        egress_captured(
-            agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "0.0.0.0/0"}), None
-        )
-        is False
+        egress_captured(agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "169.254.169.254/32"}), None) is True
     )
-    assert (
-        egress_captured(
-            agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "169.254.169.254/32"}), None
-        )
-        is True
-    )
-    assert (
-        egress_captured(
-            agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "3.233.144.0/20"}), None
-        )
-        is None
-    )
-    assert (
-        egress_captured(
-            agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": "3.233.144.0/20"}), None
-        )
-        is None
-    )
+    assert egress_captured(agent({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "3.233.144.0/20"}), None) is None
+    assert egress_captured(agent({"traffic.sidecar.istio.io/includeOutboundIPRanges": "3.233.144.0/20"}), None) is None
 
 
-# -- mesh config read through meshdoctor.istio_mesh ------------------------------------------------
+# -- mesh config read through meshdoctor.istio.mesh ------------------------------------------------
 
 
 def mesh_configmap(mesh: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.istio_injection import (
+from meshdoctor.istio.injection import (
     InjectorConfig,
     inject_required,
     injection_decision,
@@ -110,9 +110,7 @@ def injector_configmap_1_4(
     }
 
 
-def _hook(
-    prefix: str, ns_sel: dict[str, Any], obj_sel: dict[str, Any], service: str = "istiod"
-) -> dict[str, Any]:
+def _hook(prefix: str, ns_sel: dict[str, Any], obj_sel: dict[str, Any], service: str = "istiod") -> dict[str, Any]:
     return {
         "name": f"{prefix}sidecar-injector.istio.io",
         "clientConfig": {
@@ -332,9 +330,7 @@ def test_existing_pod_without_sidecar_is_a_fact_with_the_prediction_in_the_reaso
     )
     got = injection_decision(snap, pod, MESH_1_0)
     assert got.injected is False
-    assert got.reason.startswith(
-        "the running pod has no istio-proxy container; a pod created now would get one"
-    )
+    assert got.reason.startswith("the running pod has no istio-proxy container; a pod created now would get one")
     assert got.evidence_paths[0] == "spec.containers"
 
 
@@ -394,31 +390,21 @@ def test_1_0_annotation_false_opts_out_in_an_enabled_namespace() -> None:
         WEBHOOK_1_0,
         injector_configmap_1_0(),
     )
-    got = injection_decision(
-        snap, daemonset(annotations={"sidecar.istio.io/inject": "false"}), MESH_1_0
-    )
+    got = injection_decision(snap, daemonset(annotations={"sidecar.istio.io/inject": "false"}), MESH_1_0)
     assert got.injected is False
-    assert got.reason.endswith(
-        "the pod's sidecar.istio.io/inject annotation ('false') refuses a sidecar"
-    )
+    assert got.reason.endswith("the pod's sidecar.istio.io/inject annotation ('false') refuses a sidecar")
     assert got.evidence_paths == [NS_LABEL, ANNOTATION, HOOK_1_0]
 
 
-@pytest.mark.parametrize(
-    ("annotation", "expected"), [(None, False), ("true", True), ("yes", True), ("no", False)]
-)
-def test_1_0_policy_disabled_injects_only_on_an_explicit_yes(
-    annotation: str | None, expected: bool
-) -> None:
+@pytest.mark.parametrize(("annotation", "expected"), [(None, False), ("true", True), ("yes", True), ("no", False)])
+def test_1_0_policy_disabled_injects_only_on_an_explicit_yes(annotation: str | None, expected: bool) -> None:
     snap = snapshot(
         namespace("datadog", **{"istio-injection": "enabled"}),
         WEBHOOK_1_0,
         injector_configmap_1_0("disabled"),
     )
     annotations = {"sidecar.istio.io/inject": annotation} if annotation else None
-    assert (
-        injection_decision(snap, daemonset(annotations=annotations), MESH_1_0).injected is expected
-    )
+    assert injection_decision(snap, daemonset(annotations=annotations), MESH_1_0).injected is expected
 
 
 def test_1_0_kube_system_is_ignored_by_the_injector_even_when_selected() -> None:
@@ -435,18 +421,11 @@ def test_1_0_kube_system_is_ignored_by_the_injector_even_when_selected() -> None
 def test_1_0_enable_namespaces_by_default_injects_unlabelled_but_not_disabled_namespaces() -> None:
     cm = injector_configmap_1_0()
     assert (
-        injection_decision(
-            snapshot(namespace("datadog"), WEBHOOK_1_0_BY_DEFAULT, cm), daemonset(), MESH_1_0
-        ).injected
+        injection_decision(snapshot(namespace("datadog"), WEBHOOK_1_0_BY_DEFAULT, cm), daemonset(), MESH_1_0).injected
         is True
     )
     disabled = namespace("datadog", **{"istio-injection": "disabled"})
-    assert (
-        injection_decision(
-            snapshot(disabled, WEBHOOK_1_0_BY_DEFAULT, cm), daemonset(), MESH_1_0
-        ).injected
-        is False
-    )
+    assert injection_decision(snapshot(disabled, WEBHOOK_1_0_BY_DEFAULT, cm), daemonset(), MESH_1_0).injected is False
 
 
 def test_1_0_label_form_is_ignored_before_1_12() -> None:
@@ -476,9 +455,7 @@ def test_1_4_never_inject_selector_vetoes_when_the_pod_does_not_say() -> None:
 def test_1_4_always_inject_selector_overrides_policy_disabled() -> None:
     cm = injector_configmap_1_4(
         "disabled",
-        always=[
-            {"matchExpressions": [{"key": "app", "operator": "In", "values": ["datadog-agent"]}]}
-        ],
+        always=[{"matchExpressions": [{"key": "app", "operator": "In", "values": ["datadog-agent"]}]}],
     )
     snap = snapshot(namespace("datadog", **{"istio-injection": "enabled"}), WEBHOOK_1_0, cm)
     got = injection_decision(snap, daemonset(), MESH_1_4)
@@ -506,9 +483,7 @@ def test_1_30_label_false_in_enabled_namespace_means_no_webhook_is_called() -> N
         webhook_1_30(),
         injector_configmap_1_4(),
     )
-    got = injection_decision(
-        snap, daemonset(labels={"sidecar.istio.io/inject": "false"}), MESH_1_30
-    )
+    got = injection_decision(snap, daemonset(labels={"sidecar.istio.io/inject": "false"}), MESH_1_30)
     assert got.injected is False
     assert got.reason == (
         "no injection webhook selects namespace datadog and the pod's labels "
@@ -534,21 +509,15 @@ def test_1_30_label_wins_over_annotation() -> None:
         webhook_1_30(),
         injector_configmap_1_4(),
     )
-    workload = daemonset(
-        labels={"sidecar.istio.io/inject": "true"}, annotations={"sidecar.istio.io/inject": "false"}
-    )
+    workload = daemonset(labels={"sidecar.istio.io/inject": "true"}, annotations={"sidecar.istio.io/inject": "false"})
     assert injection_decision(snap, workload, MESH_1_30).injected is True
 
 
 def test_1_30_revision_without_its_webhook_is_unknown() -> None:
-    snap = snapshot(
-        namespace("datadog", **{"istio.io/rev": "canary"}), webhook_1_30(), injector_configmap_1_4()
-    )
+    snap = snapshot(namespace("datadog", **{"istio.io/rev": "canary"}), webhook_1_30(), injector_configmap_1_4())
     got = injection_decision(snap, daemonset(), MESH_1_30)
     assert got.injected is None
-    assert got.reason == (
-        "istio.io/rev=canary asks for a revision whose injection webhook is not in the snapshot"
-    )
+    assert got.reason == ("istio.io/rev=canary asks for a revision whose injection webhook is not in the snapshot")
 
 
 def test_1_30_revision_with_its_webhook_and_configmap_is_injected() -> None:
@@ -559,9 +528,7 @@ def test_1_30_revision_with_its_webhook_and_configmap_is_injected() -> None:
         injector_configmap_1_4(),
         injector_configmap_1_4("disabled", name="istio-sidecar-injector-canary"),
     )
-    got = injection_decision(
-        snap, daemonset(annotations={"sidecar.istio.io/inject": "true"}), MESH_1_30
-    )
+    got = injection_decision(snap, daemonset(annotations={"sidecar.istio.io/inject": "true"}), MESH_1_30)
     assert got.injected is True
     assert (
         "rev.namespace.sidecar-injector.istio.io "
@@ -592,31 +559,20 @@ def test_kube_node_lease_is_ignored_since_1_9_only() -> None:
 
 
 def test_no_webhook_and_no_injector_configmap_is_unknown() -> None:
-    got = injection_decision(
-        snapshot(namespace("datadog", **{"istio-injection": "enabled"})), daemonset(), MESH_1_0
-    )
+    got = injection_decision(snapshot(namespace("datadog", **{"istio-injection": "enabled"})), daemonset(), MESH_1_0)
     assert got.injected is None
     assert got.reason == (
-        "the snapshot has neither an injection MutatingWebhookConfiguration nor an "
-        "istio-sidecar-injector ConfigMap"
+        "the snapshot has neither an injection MutatingWebhookConfiguration nor an istio-sidecar-injector ConfigMap"
     )
 
 
 def test_only_the_injector_configmap_assumes_the_chart_default_webhook_of_the_era() -> None:
-    snap = snapshot(
-        namespace("datadog", **{"istio-injection": "enabled"}), injector_configmap_1_0()
-    )
-    got = injection_decision(
-        snap, daemonset(), None
-    )  # era read from the ConfigMap: no `values` key -> 1.0
+    snap = snapshot(namespace("datadog", **{"istio-injection": "enabled"}), injector_configmap_1_0())
+    got = injection_decision(snap, daemonset(), None)  # era read from the ConfigMap: no `values` key -> 1.0
     assert got.injected is True
-    assert got.reason.endswith(
-        "(the webhook configuration is not in the snapshot: assumed the 1.0.7 chart default)"
-    )
+    assert got.reason.endswith("(the webhook configuration is not in the snapshot: assumed the 1.0.7 chart default)")
     unlabelled = snapshot(namespace("datadog"), injector_configmap_1_4())
-    got = injection_decision(
-        unlabelled, daemonset(labels={"sidecar.istio.io/inject": "true"}), MESH_1_30
-    )
+    got = injection_decision(unlabelled, daemonset(labels={"sidecar.istio.io/inject": "true"}), MESH_1_30)
     assert got.injected is True
     assert "assumed the 1.30 chart default" in got.reason
 
@@ -624,23 +580,18 @@ def test_only_the_injector_configmap_assumes_the_chart_default_webhook_of_the_er
 def test_missing_namespace_object_makes_the_namespace_selector_unknowable() -> None:
     got = injection_decision(snapshot(WEBHOOK_1_0, injector_configmap_1_0()), daemonset(), MESH_1_0)
     assert got.injected is None
-    assert (
-        got.reason
-        == "Namespace datadog is not in the snapshot, so its injection labels are unknown"
-    )
+    assert got.reason == "Namespace datadog is not in the snapshot, so its injection labels are unknown"
 
 
 def test_webhook_without_its_configmap_assumes_policy_enabled() -> None:
     snap = snapshot(namespace("datadog", **{"istio-injection": "enabled"}), WEBHOOK_1_0)
     got = injection_decision(snap, daemonset(), MESH_1_0)
     assert got.injected is True
-    assert got.reason.endswith(
-        "(ConfigMap istio-sidecar-injector is not in the snapshot: assumed policy enabled)"
-    )
+    assert got.reason.endswith("(ConfigMap istio-sidecar-injector is not in the snapshot: assumed policy enabled)")
 
 
 def test_injector_configmap_prefers_the_control_plane_namespace_and_the_revision() -> None:
-    from meshdoctor.istio_injection import injector_configmap
+    from meshdoctor.istio.injection import injector_configmap
 
     elsewhere = injector_configmap_1_4("disabled")
     elsewhere["metadata"]["namespace"] = "istio-old"
@@ -648,9 +599,7 @@ def test_injector_configmap_prefers_the_control_plane_namespace_and_the_revision
     snap = snapshot(elsewhere, injector_configmap_1_4(), canary)
     found = injector_configmap(snap, MESH_1_30)
     assert found is not None and found["metadata"]["namespace"] == "istio-system"
-    old = injector_configmap(
-        snap, SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-old")
-    )
+    old = injector_configmap(snap, SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-old"))
     assert old is not None and old["metadata"]["namespace"] == "istio-old"
     assert injector_configmap(snap, MESH_1_30, "canary") is canary
     assert injector_configmap(snapshot(), MESH_1_30) is None

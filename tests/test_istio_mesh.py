@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshdoctor.facts.istio_versions import telemetry_endpoints
-from meshdoctor.istio_mesh import (
+from meshdoctor.istio.mesh import (
     ALLOW_ANY,
     ISTIOD,
     MIXER,
@@ -16,7 +15,6 @@ from meshdoctor.istio_mesh import (
     UNKNOWN,
     MeshInfo,
     era_of,
-    image_name,
     image_version,
     mesh_config,
     mesh_info,
@@ -24,6 +22,8 @@ from meshdoctor.istio_mesh import (
     service_entry_api_version,
     service_entry_has_export_to,
 )
+from meshdoctor.istio.versions import telemetry_endpoints
+from meshdoctor.kube.images import image_name
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
 
@@ -112,9 +112,7 @@ def test_mesh_info_mixer_era_from_istio_pilot():
             "docker.io/istio/pilot:1.0.7",
             {"istio": "pilot", "app": "istio-pilot"},
         ),
-        deployment(
-            "istio-telemetry", "istio-system", "docker.io/istio/mixer:1.0.7", {"istio": "mixer"}
-        ),
+        deployment("istio-telemetry", "istio-system", "docker.io/istio/mixer:1.0.7", {"istio": "mixer"}),
         deployment("web", "default", "nginx:1.15"),
     )
     assert mesh_info(snap) == MeshInfo("1.0.7", MIXER, "istio-system")
@@ -122,12 +120,8 @@ def test_mesh_info_mixer_era_from_istio_pilot():
 
 def test_mesh_info_istiod_in_any_namespace_and_pilot_wins_over_other_images():
     snap = snapshot(
-        deployment(
-            "istiod", "mesh", "gcr.io/istio-release/pilot:1.20.3-distroless", {"app": "istiod"}
-        ),
-        deployment(
-            "istio-ingressgateway", "mesh", "docker.io/istio/proxyv2:1.19.0", {"istio": "pilot"}
-        ),
+        deployment("istiod", "mesh", "gcr.io/istio-release/pilot:1.20.3-distroless", {"app": "istiod"}),
+        deployment("istio-ingressgateway", "mesh", "docker.io/istio/proxyv2:1.19.0", {"istio": "pilot"}),
     )
     info = mesh_info(snap)
     assert info == MeshInfo("1.20.3", ISTIOD, "mesh")
@@ -136,48 +130,33 @@ def test_mesh_info_istiod_in_any_namespace_and_pilot_wins_over_other_images():
 
 def test_mesh_info_picks_the_highest_revision_and_reads_template_labels():
     snap = snapshot(
-        deployment(
-            "istiod-1-19", "istio-system", "istio/pilot:1.19.5", template_labels={"app": "istiod"}
-        ),
-        deployment(
-            "istiod-1-20", "istio-system", "istio/pilot:1.20.3", template_labels={"app": "istiod"}
-        ),
+        deployment("istiod-1-19", "istio-system", "istio/pilot:1.19.5", template_labels={"app": "istiod"}),
+        deployment("istiod-1-20", "istio-system", "istio/pilot:1.20.3", template_labels={"app": "istiod"}),
     )
     assert mesh_info(snap).version == "1.20.3"
 
 
 def test_mesh_info_without_versions_uses_the_shape():
-    istiod = snapshot(
-        deployment("istiod", "istio-system", "istio/pilot@sha256:" + "c" * 64, {"app": "istiod"})
-    )
+    istiod = snapshot(deployment("istiod", "istio-system", "istio/pilot@sha256:" + "c" * 64, {"app": "istiod"}))
     assert mesh_info(istiod) == MeshInfo(None, ISTIOD, "istio-system")
-    mixer = snapshot(
-        deployment("istio-telemetry", "istio-system", "istio/mixer:latest", {"istio": "mixer"})
-    )
+    mixer = snapshot(deployment("istio-telemetry", "istio-system", "istio/mixer:latest", {"istio": "mixer"}))
     assert mesh_info(mixer) == MeshInfo(None, MIXER, "istio-system")
     assert mesh_info(snapshot()) == NO_MESH
     assert mesh_info(snapshot(deployment("pilot-lookalike", "x", "istio/pilot:1.5.0"))) == NO_MESH
 
 
 def test_mesh_info_records_the_kinds_it_reads():
-    ctx = Context(
-        snapshot(deployment("istiod", "istio-system", "istio/pilot:1.20.3", {"app": "istiod"}))
-    )
+    ctx = Context(snapshot(deployment("istiod", "istio-system", "istio/pilot:1.20.3", {"app": "istiod"})))
     mesh_info(ctx)
     assert ctx.kinds_read == {"Deployment"}
 
 
-MESH_10 = (
-    "disablePolicyChecks: false\n"
-    "defaultConfig:\n  discoveryAddress: istio-pilot.istio-system:15007\n"
-)
+MESH_10 = "disablePolicyChecks: false\ndefaultConfig:\n  discoveryAddress: istio-pilot.istio-system:15007\n"
 
 
 def test_mesh_config_from_istio_or_revisioned_configmap():
     snap = snapshot(config_map("istio", "istio-system", {"mesh": MESH_10}))
-    assert (
-        mesh_config(snap)["defaultConfig"]["discoveryAddress"] == "istio-pilot.istio-system:15007"
-    )
+    assert mesh_config(snap)["defaultConfig"]["discoveryAddress"] == "istio-pilot.istio-system:15007"
     rev = snapshot(
         config_map(
             "istio-1-20",
@@ -186,9 +165,7 @@ def test_mesh_config_from_istio_or_revisioned_configmap():
         )
     )
     assert mesh_config(rev) == {"outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"}}
-    injector = snapshot(
-        config_map("istio-sidecar-injector", "istio-system", {"config": "policy: enabled"})
-    )
+    injector = snapshot(config_map("istio-sidecar-injector", "istio-system", {"config": "policy: enabled"}))
     assert mesh_config(injector) == {}
     broken = snapshot(config_map("istio", "istio-system", {"mesh": "a: [unclosed"}))
     assert mesh_config(broken) == {}
@@ -227,20 +204,12 @@ def test_mesh_config_prefers_the_control_plane_namespace():
 )
 def test_outbound_traffic_policy_defaults_and_override(version, era, mesh, expected):
     objs = [config_map("istio", "istio-system", {"mesh": mesh})] if mesh is not None else []
-    assert (
-        outbound_traffic_policy(snapshot(*objs), MeshInfo(version, era, "istio-system")) == expected
-    )
+    assert outbound_traffic_policy(snapshot(*objs), MeshInfo(version, era, "istio-system")) == expected
 
 
 def test_service_entry_api_version_per_era():
-    assert (
-        service_entry_api_version(MeshInfo("1.0.7", MIXER, "istio-system"))
-        == "networking.istio.io/v1alpha3"
-    )
-    assert (
-        service_entry_api_version(MeshInfo("1.20.3", ISTIOD, "istio-system"))
-        == "networking.istio.io/v1beta1"
-    )
+    assert service_entry_api_version(MeshInfo("1.0.7", MIXER, "istio-system")) == "networking.istio.io/v1alpha3"
+    assert service_entry_api_version(MeshInfo("1.20.3", ISTIOD, "istio-system")) == "networking.istio.io/v1beta1"
     assert service_entry_api_version(NO_MESH) == "networking.istio.io/v1alpha3"
 
 

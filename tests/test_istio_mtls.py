@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.istio_mtls import (
+from meshdoctor.istio.mtls import (
     MtlsMode,
     behind_capturing_sidecar,
     client_tls,
@@ -165,9 +165,7 @@ APP_POD: dict[str, Any] = {
         "annotations": {"sidecar.istio.io/status": "{}"},
     },
     "spec": {
-        "initContainers": [
-            {"name": "istio-init", "args": ["-p", "15001", "-b", "*", "-d", "15090,15021,15020"]}
-        ],
+        "initContainers": [{"name": "istio-init", "args": ["-p", "15001", "-b", "*", "-d", "15090,15021,15020"]}],
         "containers": [
             {"name": "web", "ports": [{"containerPort": 8080}]},
             {"name": "istio-proxy"},
@@ -223,9 +221,7 @@ def test_1_4_targeted_policy_with_port_beats_one_without_and_the_namespace_polic
         TELEMETRY_SERVICE,
         MESH_POLICY_STRICT,
         policy("default", "istio-system", [{"mtls": {}}]),
-        policy(
-            "telemetry-all", "istio-system", [{"mtls": {}}], targets=[{"name": "istio-telemetry"}]
-        ),
+        policy("telemetry-all", "istio-system", [{"mtls": {}}], targets=[{"name": "istio-telemetry"}]),
         policy(
             "telemetry-prom",
             "istio-system",
@@ -259,9 +255,7 @@ def test_1_4_target_port_by_name_and_a_target_for_another_service() -> None:
         ),
     )
     assert effective_mtls(snap, TELEMETRY_POD, 42422, MESH_1_4).mode == "PERMISSIVE"
-    assert effective_mtls(snap, TELEMETRY_POD, 9093, MESH_1_4) == MtlsMode(
-        "STRICT", "MeshPolicy//default (mesh-wide)"
-    )
+    assert effective_mtls(snap, TELEMETRY_POD, 9093, MESH_1_4) == MtlsMode("STRICT", "MeshPolicy//default (mesh-wide)")
 
 
 # -- Istio >= 1.5: PeerAuthentication --------------------------------------------------------------
@@ -281,13 +275,9 @@ def test_mesh_wide_strict_in_the_root_namespace() -> None:
 
 
 def test_namespace_wide_overrides_mesh_and_unset_inherits() -> None:
-    snap = snapshot(
-        peer_auth("default", "istio-system", "STRICT"), peer_auth("default", "shop", "PERMISSIVE")
-    )
+    snap = snapshot(peer_auth("default", "istio-system", "STRICT"), peer_auth("default", "shop", "PERMISSIVE"))
     assert effective_mtls(snap, APP_POD, 8080, MESH_1_30).mode == "PERMISSIVE"
-    unset = snapshot(
-        peer_auth("default", "istio-system", "STRICT"), peer_auth("default", "shop", "UNSET")
-    )
+    unset = snapshot(peer_auth("default", "istio-system", "STRICT"), peer_auth("default", "shop", "UNSET"))
     assert effective_mtls(unset, APP_POD, 8080, MESH_1_30) == MtlsMode(
         "STRICT", "PeerAuthentication/istio-system/default (mesh-wide)"
     )
@@ -296,9 +286,7 @@ def test_namespace_wide_overrides_mesh_and_unset_inherits() -> None:
 def test_workload_selector_and_port_level_mtls() -> None:
     snap = snapshot(
         peer_auth("default", "istio-system", "STRICT"),
-        peer_auth(
-            "web", "shop", None, selector={"app": "web"}, ports={"15020": "DISABLE", "9090": None}
-        ),
+        peer_auth("web", "shop", None, selector={"app": "web"}, ports={"15020": "DISABLE", "9090": None}),
     )
     assert effective_mtls(snap, APP_POD, 15020, MESH_1_30) == MtlsMode(
         "DISABLE", "PeerAuthentication/shop/web (portLevelMtls 15020)"
@@ -325,18 +313,12 @@ def test_oldest_namespace_wide_peer_authentication_wins() -> None:
         peer_auth("b-older", "shop", "DISABLE", created="2023-01-01T00:00:00Z"),
         peer_auth("a-newer", "shop", "STRICT", created="2024-01-01T00:00:00Z"),
     )
-    assert (
-        effective_mtls(snap, APP_POD, 8080, MESH_1_30).source
-        == "PeerAuthentication/shop/b-older (namespace-wide)"
-    )
+    assert effective_mtls(snap, APP_POD, 8080, MESH_1_30).source == "PeerAuthentication/shop/b-older (namespace-wide)"
 
 
 def test_unknown_era_without_policies_is_unset_and_with_peer_authentication_is_istiod() -> None:
     assert effective_mtls(snapshot(), APP_POD, 8080, None).mode == "UNSET"
-    assert (
-        effective_mtls(snapshot(peer_auth("default", "shop", "STRICT")), APP_POD, 8080, None).mode
-        == "STRICT"
-    )
+    assert effective_mtls(snapshot(peer_auth("default", "shop", "STRICT")), APP_POD, 8080, None).mode == "STRICT"
 
 
 # -- client side: DestinationRules -----------------------------------------------------------------
@@ -347,10 +329,7 @@ TELEMETRY_HOST = "istio-telemetry.istio-system.svc.cluster.local"
 
 def test_1_0_default_destination_rule_star_local_is_istio_mutual() -> None:
     snap = snapshot(DR_DEFAULT_1_0, DR_API_SERVER_1_0)
-    assert (
-        client_tls(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system")
-        == "ISTIO_MUTUAL"
-    )
+    assert client_tls(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system") == "ISTIO_MUTUAL"
     assert (
         client_tls(
             snap,
@@ -361,10 +340,7 @@ def test_1_0_default_destination_rule_star_local_is_istio_mutual() -> None:
         )
         == "DISABLE"
     )
-    assert (
-        client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system")
-        == "UNSET"
-    )
+    assert client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system") == "UNSET"
 
 
 def test_client_namespace_rule_beats_root_and_port_level_settings_win() -> None:
@@ -380,14 +356,9 @@ def test_client_namespace_rule_beats_root_and_port_level_settings_win() -> None:
         },
     }
     snap = snapshot(DR_DEFAULT_1_0, local)
-    mode, rule = client_tls_rule(
-        snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system"
-    )
+    mode, rule = client_tls_rule(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system")
     assert (mode, rule["metadata"]["name"] if rule else None) == ("DISABLE", "telemetry")
-    assert (
-        client_tls(snap, TELEMETRY_HOST, 9093, "datadog", root_namespace="istio-system")
-        == "ISTIO_MUTUAL"
-    )
+    assert client_tls(snap, TELEMETRY_HOST, 9093, "datadog", root_namespace="istio-system") == "ISTIO_MUTUAL"
 
 
 def test_destination_rule_not_exported_to_the_client_is_skipped() -> None:
@@ -403,14 +374,8 @@ def test_destination_rule_not_exported_to_the_client_is_skipped() -> None:
     snap = snapshot(private, DR_DEFAULT_1_0)
     # The short host resolves in the rule's namespace and is more specific than *.local, but is
     # not exported.
-    assert (
-        client_tls(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system")
-        == "ISTIO_MUTUAL"
-    )
-    assert (
-        client_tls(snap, TELEMETRY_HOST, 42422, "istio-system", root_namespace="istio-system")
-        == "DISABLE"
-    )
+    assert client_tls(snap, TELEMETRY_HOST, 42422, "datadog", root_namespace="istio-system") == "ISTIO_MUTUAL"
+    assert client_tls(snap, TELEMETRY_HOST, 42422, "istio-system", root_namespace="istio-system") == "DISABLE"
 
 
 # -- inbound capture -------------------------------------------------------------------------------
@@ -451,20 +416,14 @@ def test_exclude_and_include_inbound_ports() -> None:
     assert behind_capturing_sidecar(snapshot(), only_9090, 9090, MESH_1_30) is True
 
 
-def _workload(
-    annotations: dict[str, str] | None = None, ports: list[int] | None = None
-) -> dict[str, Any]:
+def _workload(annotations: dict[str, str] | None = None, ports: list[int] | None = None) -> dict[str, Any]:
     return {
         "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "shop"},
         "spec": {
             "template": {
                 "metadata": {"labels": {"app": "web"}, "annotations": annotations or {}},
-                "spec": {
-                    "containers": [
-                        {"name": "web", "ports": [{"containerPort": p} for p in ports or []]}
-                    ]
-                },
+                "spec": {"containers": [{"name": "web", "ports": [{"containerPort": p} for p in ports or []]}]},
             }
         },
     }
@@ -524,16 +483,10 @@ def test_tls_origination_rule_for_the_intake_is_reported_as_simple() -> None:
         "spec": {"host": "*.datadoghq.com", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}},
     }
     snap = snapshot(origination, DR_DEFAULT_1_0)
-    assert (
-        client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system")
-        == "SIMPLE"
-    )
+    assert client_tls(snap, "app.datadoghq.com", 443, "datadog", root_namespace="istio-system") == "SIMPLE"
     # From another namespace the rule applies only as the rule of the service's namespace (the
     # SE's).
-    assert (
-        client_tls(snap, "app.datadoghq.com", 443, "monitoring", root_namespace="istio-system")
-        == "UNSET"
-    )
+    assert client_tls(snap, "app.datadoghq.com", 443, "monitoring", root_namespace="istio-system") == "UNSET"
     assert (
         client_tls(
             snap,
@@ -545,7 +498,4 @@ def test_tls_origination_rule_for_the_intake_is_reported_as_simple() -> None:
         )
         == "SIMPLE"
     )
-    assert (
-        client_tls(snap, "app.datadoghq.eu", 443, "datadog", root_namespace="istio-system")
-        == "UNSET"
-    )
+    assert client_tls(snap, "app.datadoghq.eu", 443, "datadog", root_namespace="istio-system") == "UNSET"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshdoctor.kinds import KINDS, UnknownKind, kind_info, known, with_type
+from meshdoctor.kube.kinds import KINDS, UnknownKind, kind_info, known, with_type
 
 ROOT = Path(__file__).resolve().parents[1]
 

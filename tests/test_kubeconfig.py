@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from meshdoctor.errors import UsageError
-from meshdoctor.kubeconfig import (
+from meshdoctor.sources.kubeconfig import (
     ClusterConfig,
     ExecPlugin,
     in_cluster_config,

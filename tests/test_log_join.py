@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from meshdoctor.engine import run
-from meshdoctor.log_join import join_log_evidence, settle_results, with_log_evidence
+from meshdoctor.logs.join import join_log_evidence, settle_results, with_log_evidence
 from meshdoctor.model import (
     Category,
     FieldEvidence,
@@ -28,9 +28,7 @@ POD = ObjectRef("Pod", "datadog", "datadog-agent-x7k2p")
 ISTIOD = ObjectRef("Service", "istio-system", "istiod")
 
 
-def log(
-    line: int, count: int = 1, pod: str = "datadog-agent-x7k2p", container: str = "agent"
-) -> LogEvidence:
+def log(line: int, count: int = 1, pod: str = "datadog-agent-x7k2p", container: str = "agent") -> LogEvidence:
     return LogEvidence("datadog", pod, container, line, f"line {line}", count=count)
 
 
@@ -46,9 +44,7 @@ def structural(rule: str, category: Category, *objects: ObjectRef, evidence=()) 
     )
 
 
-def logged(
-    rule: str, supports: str, *objects: ObjectRef, evidence=(), severity=Severity.ERROR
-) -> Finding:
+def logged(rule: str, supports: str, *objects: ObjectRef, evidence=(), severity=Severity.ERROR) -> Finding:
     return Finding(
         rule,
         Category.LOGS,
@@ -62,9 +58,7 @@ def logged(
 
 
 def test_egress_lines_move_to_the_egress_finding_of_the_same_workload():
-    md101 = structural(
-        "MD101", Category.EGRESS, AGENT, evidence=[FieldEvidence(AGENT, "spec", "x")]
-    )
+    md101 = structural("MD101", Category.EGRESS, AGENT, evidence=[FieldEvidence(AGENT, "spec", "x")])
     md601 = logged("MD601", "egress", AGENT, POD, evidence=[log(11, 4), log(12, 4)])
     out = join_log_evidence([md101, md601])
     assert [f.rule for f in out] == ["MD101"]
@@ -126,9 +120,7 @@ def test_joined_lines_are_deduplicated_and_capped_at_three():
 
 def test_lines_of_another_pod_with_the_same_number_are_not_duplicates():
     finding = structural("MD401", Category.RBAC, AGENT, evidence=[log(6)])
-    joined = with_log_evidence(
-        finding, [logged("MD604", "rbac", AGENT, evidence=[log(6, pod="datadog-agent-m9q4d")])]
-    )
+    joined = with_log_evidence(finding, [logged("MD604", "rbac", AGENT, evidence=[log(6, pod="datadog-agent-m9q4d")])])
     assert joined.evidence == (log(6), log(6, pod="datadog-agent-m9q4d"))
 
 
@@ -146,9 +138,7 @@ def test_results_of_rules_whose_findings_were_all_absorbed_read_passed():
         RuleResult("MD602", Category.LOGS, Status.FAILED),
         RuleResult("MD603", Category.LOGS, Status.NOT_CHECKED, "why"),
     ]
-    findings = join_log_evidence(
-        [md101, logged("MD601", "egress", AGENT), logged("MD602", "agent-api-key", AGENT)]
-    )
+    findings = join_log_evidence([md101, logged("MD601", "egress", AGENT), logged("MD602", "agent-api-key", AGENT)])
     assert settle_results(results, findings) == [
         RuleResult("MD101", Category.EGRESS, Status.FAILED),
         RuleResult("MD601", Category.LOGS, Status.PASSED),
@@ -219,9 +209,7 @@ def test_seed_broken_md101_carries_the_too_many_errors_lines_with_counts_and_lin
     md401 = next(f for f in result.findings if f.rule == "MD401")
     assert [(e.line, e.count) for e in md401.evidence if isinstance(e, LogEvidence)] == [(6, 1)]
     statuses = {r.rule: r.status for r in result.results}
-    assert [statuses[r] for r in ("MD601", "MD602", "MD603", "MD604", "MD605")] == [
-        Status.PASSED
-    ] * 5
+    assert [statuses[r] for r in ("MD601", "MD602", "MD603", "MD604", "MD605")] == [Status.PASSED] * 5
     assert not [f for f in result.findings if f.category is Category.LOGS]
 
 
@@ -230,24 +218,18 @@ def test_seed_broken_without_md101_and_md401_shows_the_log_findings():
     snapshot, source = load_offline([str(folder)], str(folder / "logs"))
     rules = [r for r in load_rules() if r.id not in ("MD101", "MD401")]
     result = run(rules, snapshot, source)
-    logs_only = [
-        (f.rule, f.objects[0], f.supports) for f in result.findings if f.category is Category.LOGS
-    ]
+    logs_only = [(f.rule, f.objects[0], f.supports) for f in result.findings if f.category is Category.LOGS]
     agent = ObjectRef("DaemonSet", "default", "datadog-agent")
     assert logs_only == [("MD601", agent, "egress"), ("MD604", agent, "rbac")]
 
 
 def test_a_403_log_yields_one_api_key_finding_and_no_egress_finding():
     result = report("logs-api-key-403")
-    assert [(f.rule, f.severity, f.objects[0]) for f in result.findings] == [
-        ("MD602", Severity.ERROR, AGENT)
-    ]
+    assert [(f.rule, f.severity, f.objects[0]) for f in result.findings] == [("MD602", Severity.ERROR, AGENT)]
     (finding,) = result.findings
     assert "403" in finding.message and "not an egress problem" in finding.message
     assert [(e.line, e.count) for e in finding.evidence] == [(4, 5), (9, 1), (5, 5)]
-    assert not [
-        f for f in result.findings if f.category is Category.EGRESS or f.supports == "egress"
-    ]
+    assert not [f for f in result.findings if f.category is Category.EGRESS or f.supports == "egress"]
 
 
 def test_a_dump_without_service_entries_yields_a_log_only_egress_finding_naming_the_host():
@@ -255,8 +237,7 @@ def test_a_dump_without_service_entries_yields_a_log_only_egress_finding_naming_
     statuses = {r.rule: r for r in result.results}
     assert statuses["MD101"].status is Status.NOT_CHECKED
     assert (
-        statuses["MD101"].reason is not None
-        and "ServiceEntry: not in a cluster-info dump" in statuses["MD101"].reason
+        statuses["MD101"].reason is not None and "ServiceEntry: not in a cluster-info dump" in statuses["MD101"].reason
     )
     (finding,) = result.findings
     assert finding.rule == "MD601"
@@ -275,6 +256,4 @@ def test_a_dump_without_service_entries_yields_a_log_only_egress_finding_naming_
     assert finding.remediation is not None
     (manifest,) = finding.remediation.manifests
     assert "kind: ServiceEntry" in manifest and "- 7-60-1-app.agent.datadoghq.com" in manifest
-    assert (
-        "apiVersion: networking.istio.io/v1beta1" in manifest and "namespace: datadog" in manifest
-    )
+    assert "apiVersion: networking.istio.io/v1beta1" in manifest and "namespace: datadog" in manifest

@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from meshdoctor.logscan import (
+from meshdoctor.logs.scanner import (
     SOURCES,
     Scanner,
     Signature,
@@ -24,9 +24,7 @@ BY_ID = {sig.id: sig for sig in SIGNATURES}
 SCANNER = Scanner(SIGNATURES)
 
 MATCH_CASES = [
-    pytest.param(sig, index, id=f"{sig.id}-{index}")
-    for sig in SIGNATURES
-    for index in range(len(sig.samples_match))
+    pytest.param(sig, index, id=f"{sig.id}-{index}") for sig in SIGNATURES for index in range(len(sig.samples_match))
 ]
 NO_MATCH_CASES = [
     pytest.param(sig, line, id=f"{sig.id}-no-{index}")
@@ -169,8 +167,7 @@ def _as_agent_json(line: str, html_escape: bool = False) -> str | None:
     if html_escape:  # Go's encoding/json (zap) also escapes <, > and &
         msg = msg.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return (
-        '{"agent":"core","time":"%s","level":"%s","file":"x.go","line":"1","func":"f","msg":%s}'
-        % (parts[0], parts[2], msg)
+        f'{{"agent":"core","time":"{parts[0]}","level":"{parts[2]}","file":"x.go","line":"1","func":"f","msg":{msg}}}'
     )
 
 
@@ -267,8 +264,8 @@ def test_catalogue_errors(text: str, message: str) -> None:
 
 
 def test_telemetry_ports_follow_the_istio_facts() -> None:
-    """The istio-check signatures know exactly the ports meshdoctor.facts lists."""
-    from meshdoctor.facts.istio_versions import TELEMETRY_ENDPOINTS
+    """The istio-check signatures know exactly the ports meshdoctor.istio.versions lists."""
+    from meshdoctor.istio.versions import TELEMETRY_ENDPOINTS
 
     known = {str(endpoint.port) for endpoint in TELEMETRY_ENDPOINTS}
     checked = 0
@@ -280,12 +277,10 @@ def test_telemetry_ports_follow_the_istio_facts() -> None:
     assert checked == 6
 
 
-@pytest.mark.parametrize(
-    "sig_id", ["LOG-EGRESS-ENVOY-INTAKE-FAILED", "LOG-EGRESS-ENVOY-JSON-INTAKE-FAILED"]
-)
+@pytest.mark.parametrize("sig_id", ["LOG-EGRESS-ENVOY-INTAKE-FAILED", "LOG-EGRESS-ENVOY-JSON-INTAKE-FAILED"])
 def test_intake_host_lookahead_covers_every_site(sig_id: str) -> None:
-    """The access-log signatures recognise the intake hosts of every site in meshdoctor.facts."""
-    from meshdoctor.facts.datadog_sites import SITES
+    """The access-log signatures recognise the intake hosts of every site in meshdoctor.datadog.sites."""
+    from meshdoctor.datadog.sites import SITES
 
     sig = BY_ID[sig_id]
     sample = sig.samples_match[0].line

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from meshdoctor_rules import logs as L
 
-from meshdoctor import logscan
 from meshdoctor.engine import run
+from meshdoctor.logs import scanner as logscan
 from meshdoctor.model import Category, LogEvidence, ObjectRef, Severity, Status
 from meshdoctor.registry import load_rules
 from meshdoctor.rule import Context

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-import meshdoctor.logscan as logscan
-from meshdoctor.logscan import (
+import meshdoctor.logs.scanner as logscan
+from meshdoctor.logs.scanner import (
     MAX_LINE,
     Match,
     Scanner,
@@ -110,18 +110,14 @@ def test_scan_file_by_path_with_crlf_and_no_final_newline(tmp_path) -> None:
     assert matches[-2].text.endswith("at the cluster scope")
 
 
-def test_scan_file_in_parallel_gives_the_same_result(
-    tmp_path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_scan_file_in_parallel_gives_the_same_result(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logscan, "PARALLEL_MIN_BYTES", 0)
     path = tmp_path / "agent.log"
     path.write_text("\n".join(LOG * 50) + "\n")
     single = SCANNER.scan_file(path)
     parallel = SCANNER.scan_file(path, workers=3)
     assert len(single) == 300
-    assert [(m.signature.id, m.line, m.text) for m in parallel] == [
-        (m.signature.id, m.line, m.text) for m in single
-    ]
+    assert [(m.signature.id, m.line, m.text) for m in parallel] == [(m.signature.id, m.line, m.text) for m in single]
 
 
 def test_non_utf8_bytes_are_replaced() -> None:
@@ -264,10 +260,7 @@ def test_line_timestamp(line: str, expected: str | None) -> None:
 
 def test_line_timestamp_from_json_record() -> None:
     assert line_timestamp("{}", {"time": "2019-02-18 10:11:12 UTC"}) == "2019-02-18T10:11:12Z"
-    assert (
-        line_timestamp("{}", {"start_time": "2021-03-04T05:06:07.891Z"})
-        == "2021-03-04T05:06:07.891Z"
-    )
+    assert line_timestamp("{}", {"start_time": "2021-03-04T05:06:07.891Z"}) == "2021-03-04T05:06:07.891Z"
 
 
 # -- grouping ---------------------------------------------------------------------------------

@@ -4,8 +4,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.model import ObjectRef
-from meshdoctor.network_policy import (
+from meshdoctor.kube.network_policy import (
     Verdict,
     admitting_policy_manifest,
     egress_allowed,
@@ -15,6 +14,7 @@ from meshdoctor.network_policy import (
     policy_types,
     traffic_allowed,
 )
+from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import Snapshot
 
 ISTIOD: dict[str, Any] = {
@@ -239,9 +239,7 @@ INGRESS_CASES: list[tuple[str, list[dict[str, Any]], int | str, str, bool, list[
                 [
                     {
                         "namespaceSelector": {
-                            "matchExpressions": [
-                                {"key": "team", "operator": "In", "values": ["obs", "sre"]}
-                            ]
+                            "matchExpressions": [{"key": "team", "operator": "In", "values": ["obs", "sre"]}]
                         }
                     }
                 ]
@@ -467,26 +465,14 @@ def test_daemonset_template_as_source() -> None:
         "spec": {"containers": [{"name": "agent"}]},
         "status": {},
     }
-    assert (
-        ingress_allowed(
-            reader(from_([{**DD_NS, **AGENT_PODS}])), ISTIOD, source, "http-monitoring"
-        ).allowed
-        is True
-    )
+    assert ingress_allowed(reader(from_([{**DD_NS, **AGENT_PODS}])), ISTIOD, source, "http-monitoring").allowed is True
     # A template has no IP: an ipBlock cannot be shown to cover it.
-    assert (
-        ingress_allowed(
-            reader(from_([{"ipBlock": {"cidr": "0.0.0.0/0"}}])), ISTIOD, source, 15014
-        ).allowed
-        is False
-    )
+    assert ingress_allowed(reader(from_([{"ipBlock": {"cidr": "0.0.0.0/0"}}])), ISTIOD, source, 15014).allowed is False
     assert pod_like({"kind": "ConfigMap"}) is None
 
 
 def test_namespace_labels_without_namespace_object() -> None:
-    assert namespace_labels(reader(namespaces=[]), "datadog") == {
-        "kubernetes.io/metadata.name": "datadog"
-    }
+    assert namespace_labels(reader(namespaces=[]), "datadog") == {"kubernetes.io/metadata.name": "datadog"}
     assert namespace_labels(reader(), "datadog") == {
         "team": "obs",
         "kubernetes.io/metadata.name": "datadog",
@@ -499,14 +485,10 @@ def test_namespace_labels_without_namespace_object() -> None:
 def test_policy_types_defaults() -> None:
     assert policy_types(netpol("a", {"podSelector": {}})) == ["Ingress"]
     assert policy_types(netpol("a", {"podSelector": {}, "egress": [{}]})) == ["Ingress", "Egress"]
-    assert policy_types(
-        netpol("a", {"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]})
-    ) == ["Egress"]
+    assert policy_types(netpol("a", {"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]})) == ["Egress"]
 
 
-def agent_egress(
-    name: str, rules: list[dict[str, Any]] | None, types: list[str] | None = None
-) -> dict[str, Any]:
+def agent_egress(name: str, rules: list[dict[str, Any]] | None, types: list[str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"podSelector": {"matchLabels": {"app": "datadog-agent"}}}
     if types is not None:
         spec["policyTypes"] = types
@@ -572,9 +554,7 @@ EGRESS_CASES: list[tuple[str, list[dict[str, Any]], int | str, bool, list[str]]]
     [c[1:] for c in EGRESS_CASES],
     ids=[c[0] for c in EGRESS_CASES],
 )
-def test_egress(
-    policies: list[dict[str, Any]], port: int | str, allowed: bool, names: list[str]
-) -> None:
+def test_egress(policies: list[dict[str, Any]], port: int | str, allowed: bool, names: list[str]) -> None:
     verdict = egress_allowed(reader(*policies), ISTIOD, AGENT, port)
     assert (verdict.allowed, verdict.policies) == (allowed, [ref(n, "datadog") for n in names])
 
@@ -607,9 +587,7 @@ def test_admitting_policy_manifest() -> None:
                 {
                     "from": [
                         {
-                            "namespaceSelector": {
-                                "matchLabels": {"kubernetes.io/metadata.name": "datadog"}
-                            },
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "datadog"}},
                             "podSelector": {"matchLabels": {"app": "datadog-agent"}},
                         }
                     ],
@@ -620,18 +598,14 @@ def test_admitting_policy_manifest() -> None:
     }
     # Added next to a default deny, it admits the agent and nothing else.
     fixed = reader(DENY, manifest)
-    assert ingress_allowed(fixed, ISTIOD, AGENT, 15014).policies == [
-        ref("allow-datadog-agent-to-istiod-15014")
-    ]
+    assert ingress_allowed(fixed, ISTIOD, AGENT, 15014).policies == [ref("allow-datadog-agent-to-istiod-15014")]
     assert ingress_allowed(fixed, ISTIOD, AGENT, 15010).allowed is False
     stranger = {**AGENT, "metadata": {**AGENT["metadata"], "namespace": "default"}}
     assert ingress_allowed(fixed, ISTIOD, stranger, 15014).allowed is False
 
 
 def test_admitting_policy_manifest_named_and_extra_ports() -> None:
-    manifest = admitting_policy_manifest(
-        ISTIOD, pod_like(AGENT_DS) or {}, "http-monitoring", ports=[15010, "15090"]
-    )
+    manifest = admitting_policy_manifest(ISTIOD, pod_like(AGENT_DS) or {}, "http-monitoring", ports=[15010, "15090"])
     assert manifest["metadata"]["name"] == "allow-datadog-agent-to-istiod-http-monitoring"
     assert manifest["spec"]["ingress"][0]["ports"] == [
         {"protocol": "TCP", "port": "http-monitoring"},
@@ -653,7 +627,7 @@ def test_host_network_pod_gets_a_note() -> None:
 
 
 def test_kinds_read_are_declared() -> None:
-    from meshdoctor.network_policy import KINDS
+    from meshdoctor.kube.network_policy import KINDS
     from meshdoctor.rule import Context
 
     ctx = Context(reader(DENY))

@@ -4,9 +4,8 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.facts import agent_permissions as ap
-from meshdoctor.model import ObjectRef
-from meshdoctor.rbac import (
+from meshdoctor.datadog import permissions as ap
+from meshdoctor.kube.rbac import (
     BindingSubject,
     Decision,
     Grant,
@@ -16,6 +15,7 @@ from meshdoctor.rbac import (
     bindings_for_service_account,
     service_account_user,
 )
+from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import Snapshot
 
 SA_USER, SA_GROUPS = service_account_user("datadog", "agent")
@@ -70,9 +70,7 @@ def role(ns: str, name: str, *rules: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def crb(
-    name: str, role_name: str, *subjects: dict[str, Any], role_kind: str = "ClusterRole"
-) -> dict[str, Any]:
+def crb(name: str, role_name: str, *subjects: dict[str, Any], role_kind: str = "ClusterRole") -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
@@ -82,9 +80,7 @@ def crb(
     }
 
 
-def rb(
-    ns: str, name: str, role_kind: str, role_name: str, *subjects: dict[str, Any]
-) -> dict[str, Any]:
+def rb(ns: str, name: str, role_kind: str, role_name: str, *subjects: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
@@ -266,11 +262,7 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, bool]] = [
     ),
     (
         "names and update",
-        bound(
-            rule(
-                ["get", "update"], ["configmaps"], names=["datadogtoken", "datadog-leader-election"]
-            )
-        ),
+        bound(rule(["get", "update"], ["configmaps"], names=["datadogtoken", "datadog-leader-election"])),
         req("update", "configmaps", "datadog", "datadog-leader-election"),
         True,
     ),
@@ -480,9 +472,7 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, bool]] = [
         "User subject with the SA's user name",
         [
             cr("r", rule(["get"], ["pods"])),
-            crb(
-                "b", "r", {"kind": "User", "name": SA_USER, "apiGroup": "rbac.authorization.k8s.io"}
-            ),
+            crb("b", "r", {"kind": "User", "name": SA_USER, "apiGroup": "rbac.authorization.k8s.io"}),
         ],
         req("get", "pods", "d"),
         True,
@@ -624,9 +614,7 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, bool]] = [
         [
             cr(
                 "agg",
-                aggregation=[
-                    {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}
-                ],
+                aggregation=[{"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}],
             ),
             cr("part", rule(["get"], ["pods"]), labels={"tier": "b"}),
             crb("b", "agg", SA),
@@ -711,11 +699,7 @@ CASES: list[tuple[str, list[dict[str, Any]], Request, bool]] = [
     ),
     (
         "agent role: configmap list",
-        bound(
-            rule(
-                ["get", "update"], ["configmaps"], names=["datadogtoken", "datadog-leader-election"]
-            )
-        ),
+        bound(rule(["get", "update"], ["configmaps"], names=["datadogtoken", "datadog-leader-election"])),
         req("list", "configmaps", "datadog"),
         False,
     ),
@@ -727,9 +711,7 @@ def test_case_table_is_large_and_ids_unique() -> None:
     assert len({case[0] for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize(
-    ("objects", "request_", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("objects", "request_", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_rbac_table(objects: list[dict[str, Any]], request_: Request, expected: bool) -> None:
     assert RbacEvaluator(snapshot(*objects)).allows(request_).allowed is expected
 
@@ -778,18 +760,13 @@ def test_denied_decision_reason() -> None:
     assert decision == Decision(
         False,
         [],
-        'RBAC: no rule allows user "system:serviceaccount:datadog:agent" '
-        'to get nodes/proxy "n1" cluster-wide',
+        'RBAC: no rule allows user "system:serviceaccount:datadog:agent" to get nodes/proxy "n1" cluster-wide',
     )
 
 
 def test_superuser_reason() -> None:
-    decision = RbacEvaluator(snapshot()).allows(
-        req("get", "pods", "d", user="u", groups=("system:masters",))
-    )
-    assert decision == Decision(
-        True, [], "user is in the system:masters group, which may do anything"
-    )
+    decision = RbacEvaluator(snapshot()).allows(req("get", "pods", "d", user="u", groups=("system:masters",)))
+    assert decision == Decision(True, [], "user is in the system:masters group, which may do anything")
 
 
 def test_aggregated_rules_dedup_in_controller_order() -> None:
@@ -866,9 +843,7 @@ def test_missing_roles() -> None:
 
 
 def test_explain_missing_replaces_subject() -> None:
-    snap = snapshot(
-        *bound(rule(["get", "list", "watch"], ["pods"]), rule(["get"], urls=["/version"]))
-    )
+    snap = snapshot(*bound(rule(["get", "list", "watch"], ["pods"]), rule(["get"], urls=["/version"])))
     wanted = [
         Request("anyone", (), "list", resource="pods"),
         Request("anyone", (), "get", resource="nodes", name="n1", subresource="proxy"),
@@ -899,9 +874,7 @@ def test_request_describe() -> None:
 
 def test_non_resource_request_ignores_namespace() -> None:
     # A non-resource request never has a namespace on the server, so RoleBindings never apply.
-    snap = snapshot(
-        cr("r", rule(["get"], urls=["/version"])), rb("datadog", "b", "ClusterRole", "r", SA)
-    )
+    snap = snapshot(cr("r", rule(["get"], urls=["/version"])), rb("datadog", "b", "ClusterRole", "r", SA))
     request = Request(SA_USER, SA_GROUPS, "get", namespace="datadog", non_resource_url="/version")
     assert RbacEvaluator(snap).allows(request).allowed is False
 
@@ -916,9 +889,7 @@ def test_bindings_for_service_account() -> None:
         crb("b-wrong", "r", wrong_ns),
         crb("c-no-ns", "r", no_ns),
         crb("d-group", "r", group),
-        crb(
-            "e-unrelated", "r", {"kind": "ServiceAccount", "name": "other", "namespace": "datadog"}
-        ),
+        crb("e-unrelated", "r", {"kind": "ServiceAccount", "name": "other", "namespace": "datadog"}),
         rb("datadog", "local", "Role", "lr", no_ns),
         rb("default", "elsewhere", "Role", "lr", no_ns),
     )
@@ -943,12 +914,10 @@ def test_bindings_for_service_account() -> None:
             no_ns,
         ),
     ]
-    assert found.via_groups == [
-        BindingSubject(ObjectRef("ClusterRoleBinding", "", "d-group"), crole, 0, group)
-    ]
+    assert found.via_groups == [BindingSubject(ObjectRef("ClusterRoleBinding", "", "d-group"), crole, 0, group)]
 
 
-# -- the agent's permissions (meshdoctor.facts.agent_permissions) --------------------------------
+# -- the agent's permissions (meshdoctor.datadog.permissions) --------------------------------
 
 
 def official_like_clusterrole() -> dict[str, Any]:
@@ -970,13 +939,8 @@ def official_like_clusterrole() -> dict[str, Any]:
 def test_required_features() -> None:
     base = [ap.METADATA, ap.KUBELET, ap.APISERVER_URLS, ap.COMPONENT_STATUSES]
     assert ap.required_features({}) == base
-    assert (
-        ap.required_features({"DD_COLLECT_KUBERNETES_EVENTS": "yes", "DD_LEADER_ELECTION": "false"})
-        == base
-    )
-    assert ap.required_features(
-        {"DD_COLLECT_KUBERNETES_EVENTS": "true", "DD_LEADER_ELECTION": "1"}
-    ) == [
+    assert ap.required_features({"DD_COLLECT_KUBERNETES_EVENTS": "yes", "DD_LEADER_ELECTION": "false"}) == base
+    assert ap.required_features({"DD_COLLECT_KUBERNETES_EVENTS": "true", "DD_LEADER_ELECTION": "1"}) == [
         ap.METADATA,
         ap.EVENTS,
         ap.LEADER_ELECTION,
@@ -984,9 +948,7 @@ def test_required_features() -> None:
         ap.APISERVER_URLS,
         ap.COMPONENT_STATUSES,
     ]
-    assert ap.required_features(
-        {"DD_LEADER_ELECTION": "True", "DD_LEADER_ELECTION_DEFAULT_RESOURCE": "lease"}
-    ) == [
+    assert ap.required_features({"DD_LEADER_ELECTION": "True", "DD_LEADER_ELECTION_DEFAULT_RESOURCE": "lease"}) == [
         ap.METADATA,
         ap.LEADER_ELECTION_LEASE,
         ap.KUBELET,
@@ -1015,9 +977,7 @@ def test_requests_for_events_uses_configured_names_and_namespace() -> None:
 
 
 def test_requests_for_kubelet_and_urls() -> None:
-    requests = ap.requests_for(
-        [ap.KUBELET, ap.APISERVER_URLS], "datadog", "agent", node_name="node-1"
-    )
+    requests = ap.requests_for([ap.KUBELET, ap.APISERVER_URLS], "datadog", "agent", node_name="node-1")
     assert [r.describe() for r in requests] == [
         'get nodes/metrics "node-1" cluster-wide',
         'get nodes/spec "node-1" cluster-wide',
@@ -1037,9 +997,7 @@ def test_official_clusterrole_covers_configmap_features_not_leases() -> None:
     subject = service_account_user("datadog", "agent")
     everything = [f for f in ap.FEATURES if f != ap.LEADER_ELECTION_LEASE]
     assert evaluator.explain_missing(subject, ap.requests_for(everything, "datadog", "agent")) == []
-    missing = evaluator.explain_missing(
-        subject, ap.requests_for([ap.LEADER_ELECTION_LEASE], "datadog", "agent")
-    )
+    missing = evaluator.explain_missing(subject, ap.requests_for([ap.LEADER_ELECTION_LEASE], "datadog", "agent"))
     assert [m.describe() for m in missing] == [
         'get leases.coordination.k8s.io "datadog-leader-election" in datadog',
         'update leases.coordination.k8s.io "datadog-leader-election" in datadog',
@@ -1103,12 +1061,7 @@ def test_clusterrole_manifest_grants_exactly_its_features(feature: str) -> None:
     binding = ap.clusterrolebinding_manifest("dd", "dd", "datadog", "agent")
     evaluator = RbacEvaluator(snapshot(manifest, binding))
     subject = service_account_user("datadog", "agent")
-    assert (
-        evaluator.explain_missing(
-            subject, ap.requests_for([feature], "datadog", "agent", node_name="n")
-        )
-        == []
-    )
+    assert evaluator.explain_missing(subject, ap.requests_for([feature], "datadog", "agent", node_name="n")) == []
     others = [f for f in ap.FEATURES if f != feature]
     other_requests = ap.requests_for(others, "datadog", "agent", node_name="n")
     granted_elsewhere = [r for r in other_requests if evaluator.allows(r).allowed]
@@ -1116,7 +1069,7 @@ def test_clusterrole_manifest_grants_exactly_its_features(feature: str) -> None:
 
 
 def test_kinds_read_are_declared() -> None:
-    from meshdoctor.rbac import KINDS
+    from meshdoctor.kube.rbac import KINDS
     from meshdoctor.rule import Context
 
     ctx = Context(snapshot(*bound(rule(["get"], ["pods"]))))
@@ -1126,19 +1079,36 @@ def test_kinds_read_are_declared() -> None:
 
 
 def test_access_review_asks_the_api_server_the_same_question():
-    from meshdoctor.rbac import Request
+    from meshdoctor.kube.rbac import Request
 
-    resource = Request(user="system:serviceaccount:datadog:datadog-agent", groups=("system:serviceaccounts",),
-                       verb="get", api_group="", resource="nodes", subresource="proxy", name="node-1")
+    resource = Request(
+        user="system:serviceaccount:datadog:datadog-agent",
+        groups=("system:serviceaccounts",),
+        verb="get",
+        api_group="",
+        resource="nodes",
+        subresource="proxy",
+        name="node-1",
+    )
     assert resource.access_review() == {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
         "spec": {
             "user": "system:serviceaccount:datadog:datadog-agent",
             "groups": ["system:serviceaccounts"],
-            "resourceAttributes": {"verb": "get", "group": "", "resource": "nodes", "subresource": "proxy",
-                                   "namespace": "", "name": "node-1"},
+            "resourceAttributes": {
+                "verb": "get",
+                "group": "",
+                "resource": "nodes",
+                "subresource": "proxy",
+                "namespace": "",
+                "name": "node-1",
+            },
         },
     }
     url = Request(user="u", verb="get", non_resource_url="/metrics")
-    assert url.access_review()["spec"] == {"user": "u", "groups": [], "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}
+    assert url.access_review()["spec"] == {
+        "user": "u",
+        "groups": [],
+        "nonResourceAttributes": {"path": "/metrics", "verb": "get"},
+    }

@@ -24,11 +24,10 @@ from meshdoctor_rules.rbac import (
     with_bootstrap_policy,
 )
 
+from meshdoctor.datadog.permissions import EVENTS, KUBELET, LEADER_ELECTION, METADATA
 from meshdoctor.engine import run
-from meshdoctor.facts.agent_permissions import EVENTS, KUBELET, LEADER_ELECTION, METADATA
+from meshdoctor.kube.rbac import RbacEvaluator, Request, request_record, service_account_user
 from meshdoctor.model import ProbeEvidence, Severity, Status
-from meshdoctor.probes import request_record
-from meshdoctor.rbac import RbacEvaluator, Request, service_account_user
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
 from meshdoctor.sources import load_offline
@@ -176,9 +175,7 @@ def test_md404_message_names_the_group_and_writes_the_role_for_the_features_used
 def test_md404_role_covers_both_leader_election_resources_unless_pinned():
     snapshot = load(fixture("MD404", "failing"))
     ds = snapshot.get("DaemonSet", "datadog", "datadog-agent")
-    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [
-        {"name": "DD_LEADER_ELECTION", "value": "true"}
-    ]
+    ds["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DD_LEADER_ELECTION", "value": "true"}]
     (finding,) = findings(BoundRoleMissing, snapshot)
     role = yaml.safe_load(finding.remediation.manifests[0])
     groups = [(tuple(r.get("apiGroups", [])), tuple(r.get("resources", []))) for r in role["rules"]]
@@ -198,8 +195,7 @@ def test_md405_message_severity_and_whole_role_with_the_rule_added():
     assert evidence == ProbeEvidence(
         "kubelet: get nodes/metrics, nodes/spec, nodes/proxy, nodes/stats",
         False,
-        "offline evaluation of the snapshot's RBAC: denied (no rule bound to "
-        "datadog/datadog-agent allows it)",
+        "offline evaluation of the snapshot's RBAC: denied (no rule bound to datadog/datadog-agent allows it)",
     )
     (manifest,) = finding.remediation.manifests
     fixed = yaml.safe_load(manifest)
@@ -237,9 +233,7 @@ def test_md405_severity_follows_the_worst_denied_feature(case, severity, feature
 
 
 def test_md405_namespace_only_binding_is_fixed_with_a_clusterrolebinding_to_the_same_role():
-    (finding,) = findings(
-        AgentPermissionsMissing, load(fixture("MD405", "failing-rolebinding-namespace-only"))
-    )
+    (finding,) = findings(AgentPermissionsMissing, load(fixture("MD405", "failing-rolebinding-namespace-only")))
     assert [yaml.safe_load(m) for m in finding.remediation.manifests] == [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -250,9 +244,7 @@ def test_md405_namespace_only_binding_is_fixed_with_a_clusterrolebinding_to_the_
                 "kind": "ClusterRole",
                 "name": "datadog-agent",
             },
-            "subjects": [
-                {"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}
-            ],
+            "subjects": [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}],
         }
     ]
 
@@ -275,9 +267,7 @@ def test_md405_without_any_binding_adds_a_clusterrole_and_its_binding():
     # ClusterRole datadog-agent exists (unbound): the new role takes a free name.
     assert role["metadata"] == {"name": "datadog-agent-datadog"}
     assert binding["roleRef"]["name"] == "datadog-agent-datadog"
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "datadog-agent", "namespace": "datadog"}]
 
 
 # -- every fix fixes ---------------------------------------------------------------------------
@@ -320,24 +310,18 @@ def test_applying_the_remediation_leaves_no_rbac_finding(rule_id, case, tmp_path
 
 def write_dump(root: Path, events: list[dict[str, Any]]) -> Path:
     """A `kubectl cluster-info dump` of the agent DaemonSet: no RBAC objects, no ServiceAccounts."""
-    ds = yaml.safe_load(
-        (fixture("MD402", "failing") / "cluster.yaml").read_text().split("---\n")[-1]
-    )
+    ds = yaml.safe_load((fixture("MD402", "failing") / "cluster.yaml").read_text().split("---\n")[-1])
     ds.pop("kind")
     ds.pop("apiVersion")
     (root / "datadog").mkdir(parents=True)
-    (root / "nodes.json").write_text(
-        json.dumps({"kind": "NodeList", "apiVersion": "v1", "items": []})
-    )
+    (root / "nodes.json").write_text(json.dumps({"kind": "NodeList", "apiVersion": "v1", "items": []}))
     (root / "datadog" / "daemonsets.json").write_text(
         json.dumps({"kind": "DaemonSetList", "apiVersion": "apps/v1", "items": [ds]})
     )
     (root / "datadog" / "events.json").write_text(
         json.dumps({"kind": "EventList", "apiVersion": "v1", "items": events})
     )
-    (root / "datadog" / "pods.json").write_text(
-        json.dumps({"kind": "PodList", "apiVersion": "v1", "items": []})
-    )
+    (root / "datadog" / "pods.json").write_text(json.dumps({"kind": "PodList", "apiVersion": "v1", "items": []}))
     return root
 
 
@@ -427,8 +411,7 @@ def test_describe_requests_groups_verbs_over_targets():
         Request(USER, GROUPS, "get", non_resource_url="/metrics"),
     ]
     assert describe_requests(requests) == (
-        'get/list/watch pods, nodes, get nodes/proxy, /metrics, update configmaps "datadogtoken" '
-        "in datadog"
+        'get/list/watch pods, nodes, get nodes/proxy, /metrics, update configmaps "datadogtoken" in datadog'
     )
 
 
@@ -457,10 +440,7 @@ def test_leader_election_alternative_counts_only_when_the_resource_is_not_pinned
     )
     (finding,) = findings(AgentPermissionsMissing, snapshot)
     assert finding.severity is Severity.WARNING
-    assert (
-        'leader-election: get/update configmaps "datadog-leader-election" in datadog'
-        in finding.message
-    )
+    assert 'leader-election: get/update configmaps "datadog-leader-election" in datadog' in finding.message
 
 
 def test_feature_severities():
@@ -614,8 +594,7 @@ def role_binding_snapshot(binding_kind: str) -> Snapshot:
 def test_md404_missing_role_of_a_rolebinding_is_a_role_without_non_resource_urls():
     (finding,) = findings(BoundRoleMissing, role_binding_snapshot("RoleBinding"))
     assert finding.message.startswith(
-        "RoleBinding datadog/datadog-agent binds datadog/datadog-agent to Role datadog-agent, "
-        "which does not exist:"
+        "RoleBinding datadog/datadog-agent binds datadog/datadog-agent to Role datadog-agent, which does not exist:"
     )
     (manifest,) = finding.remediation.manifests
     role = yaml.safe_load(manifest)

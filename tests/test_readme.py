@@ -25,7 +25,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def test_every_check_flag_is_documented():
-    from meshdoctor.cli import check
+    from meshdoctor.cli.main import check
 
     for param in check.params:
         for opt in param.opts:

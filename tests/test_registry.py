@@ -37,8 +37,13 @@ def test_missing_folder_is_a_clear_error():
 
 def make_rule(**overrides):
     attrs = dict(
-        id="MD101", title="t", category=Category.EGRESS, severity=Severity.ERROR,
-        inputs=inputs("Pod"), docs=RuleDocs("w", "y", "f"), check=lambda self, ctx: iter(()),
+        id="MD101",
+        title="t",
+        category=Category.EGRESS,
+        severity=Severity.ERROR,
+        inputs=inputs("Pod"),
+        docs=RuleDocs("w", "y", "f"),
+        check=lambda self, ctx: iter(()),
     )
     attrs.update(overrides)
     return type("Sample", (Rule,), attrs)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from meshdoctor.fixes.manifests import apply_manifests
 from meshdoctor.model import Remediation
-from meshdoctor.remediation import apply_manifests
 
 CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "b"}}
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "b"}}

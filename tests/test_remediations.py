@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from meshdoctor.engine import run
+from meshdoctor.fixes.manifests import SECRET_ENV_NAME, clean_copy
 from meshdoctor.registry import load_rules
-from meshdoctor.remediation import SECRET_ENV_NAME, clean_copy
 from meshdoctor.sources import load_offline
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -67,10 +67,7 @@ def test_manifests_are_complete_objects_that_keep_what_they_replace(case):
         if original is None:
             continue
         before, after = leaves(clean_copy(original)), leaves(doc)
-        lost = {
-            path for path in before
-            if path not in after and not _fixed_away(rule, path, before)
-        }
+        lost = {path for path in before if path not in after and not _fixed_away(rule, path, before)}
         assert not lost, f"{rule}: the corrected {doc['kind']} {meta['name']} drops {sorted(lost)}"
 
 

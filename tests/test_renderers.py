@@ -106,11 +106,7 @@ TELEMETRY = Finding(
     title="istiod monitoring port is not reachable",
     message="The istio check scrapes http://istiod.istio-system:15014/metrics; it did not answer.",
     objects=(ObjectRef("Service", "istio-system", "istiod"),),
-    evidence=(
-        ProbeEvidence(
-            "http://istiod.istio-system:15014/metrics", False, "timed out after 5s — no answer"
-        ),
-    ),
+    evidence=(ProbeEvidence("http://istiod.istio-system:15014/metrics", False, "timed out after 5s — no answer"),),
 )
 
 SUPPRESSED = Finding(
@@ -120,11 +116,7 @@ SUPPRESSED = Finding(
     title="Agent image is not pinned",
     message="The agent container uses the image tag `latest`.",
     objects=(AGENT,),
-    evidence=(
-        FieldEvidence(
-            AGENT, "spec.template.spec.containers[0].image", "gcr.io/datadoghq/agent:latest"
-        ),
-    ),
+    evidence=(FieldEvidence(AGENT, "spec.template.spec.containers[0].image", "gcr.io/datadoghq/agent:latest"),),
     remediation=Remediation(summary="Pin the image to a version.", manifests=("kind: X\n",)),
     suppressed_by="DaemonSet datadog/datadog-agent",
 )
@@ -134,9 +126,7 @@ FINDINGS = (EGRESS, TELEMETRY, SUPPRESSED)
 RESULTS = (
     RuleResult("MD101", Category.EGRESS, Status.FAILED),
     RuleResult("MD201", Category.CHECK_CONFIG, Status.PASSED),
-    RuleResult(
-        "MD301", Category.TELEMETRY, Status.NOT_CHECKED, "input missing: Endpoints: not in the dump"
-    ),
+    RuleResult("MD301", Category.TELEMETRY, Status.NOT_CHECKED, "input missing: Endpoints: not in the dump"),
     RuleResult("MD302", Category.TELEMETRY, Status.FAILED),
     RuleResult("MD401", Category.RBAC, Status.ERROR, "KeyError: 'rules'"),
     RuleResult("MD503", Category.AGENT, Status.FAILED),
@@ -220,18 +210,13 @@ def test_assert_never_raises():
 def test_renderer_for_text_defaults_to_width_100_without_colour():
     renderer = renderer_for(Format.TEXT)
     assert (renderer.width, renderer.color) == (100, False)  # type: ignore[attr-defined]
-    assert render(sample_report(), Format.TEXT) == render(
-        sample_report(), Format.TEXT, width=100, color=False
-    )
+    assert render(sample_report(), Format.TEXT) == render(sample_report(), Format.TEXT, width=100, color=False)
 
 
 def test_importing_renderers_does_not_import_rich():
-    modules = ", ".join(
-        f"meshdoctor.renderers.{name}"
-        for name in ("json_report", "yaml_report", "markdown", "text")
-    )
+    modules = ", ".join(f"meshdoctor.renderers.{name}" for name in ("json_report", "yaml_report", "markdown", "text"))
     probe = (
-        f"import sys, meshdoctor.fixes, {modules}; "
+        f"import sys, meshdoctor.fixes.emit, {modules}; "
         "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if 'rich' in m)"
     )
     subprocess.run([sys.executable, "-c", probe], check=True)
@@ -295,9 +280,7 @@ EXPECTED_JSON = {
                 "manifests": [SERVICE_ENTRY],
                 "commands": ["kubectl apply -f MD101-daemonset-datadog-datadog-agent.yaml"],
                 "safe": True,
-                "alternatives": [
-                    'Take the agent out of the mesh with sidecar.istio.io/inject: "false".'
-                ],
+                "alternatives": ['Take the agent out of the mesh with sidecar.istio.io/inject: "false".'],
                 "alternative_manifests": [],
             },
             "suppressed": False,
@@ -421,9 +404,7 @@ def test_json_validates_against_the_shipped_schema(build):
     schema = report_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    jsonschema.validate(
-        json.loads(render(build(), Format.JSON)), schema, cls=jsonschema.Draft202012Validator
-    )
+    jsonschema.validate(json.loads(render(build(), Format.JSON)), schema, cls=jsonschema.Draft202012Validator)
 
 
 @pytest.mark.parametrize(
@@ -460,10 +441,7 @@ def test_yaml_has_the_same_content_as_json(build):
 def test_yaml_writes_manifests_as_literal_blocks_and_keeps_key_order():
     out = render(sample_report(), Format.YAML)
     assert out.startswith("meshdoctor: 0.1.0\nschema: 1\nsource:\n  kind: dump\n")
-    assert (
-        "    manifests:\n    - |\n      apiVersion: networking.istio.io/v1beta1\n"
-        "      kind: ServiceEntry\n" in out
-    )
+    assert "    manifests:\n    - |\n      apiVersion: networking.istio.io/v1beta1\n      kind: ServiceEntry\n" in out
     assert "timed out after 5s — no answer" in out
     # A long line is never folded.
     assert f"  message: {EGRESS.message}\n" in out
@@ -548,17 +526,13 @@ def test_markdown_golden_all_passed():
 
 
 def test_markdown_escapes_pipes_in_table_cells():
-    finding = dataclasses_replace(
-        TELEMETRY, title="a | b", objects=(ObjectRef("Service", "n", "x|y"),)
-    )
+    finding = dataclasses_replace(TELEMETRY, title="a | b", objects=(ObjectRef("Service", "n", "x|y"),))
     out = render(with_findings(finding), Format.MARKDOWN)
     assert "| warning | [MD302](#md302-a--b) | a \\| b | Service n/x\\|y |" in out
 
 
 def test_markdown_anchors_of_repeated_headings_are_numbered_like_github():
-    second = dataclasses_replace(
-        TELEMETRY, objects=(ObjectRef("Service", "istio-system", "istiod-2"),)
-    )
+    second = dataclasses_replace(TELEMETRY, objects=(ObjectRef("Service", "istio-system", "istiod-2"),))
     out = render(with_findings(TELEMETRY, second), Format.MARKDOWN)
     assert "[MD302](#md302-istiod-monitoring-port-is-not-reachable) |" in out
     assert "[MD302](#md302-istiod-monitoring-port-is-not-reachable-1) |" in out
@@ -586,9 +560,7 @@ def test_markdown_prose_is_escaped_outside_the_rules_own_code_spans():
 
 
 SCENARIOS = sorted(
-    p
-    for p in (Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").iterdir()
-    if p.is_dir()
+    p for p in (Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").iterdir() if p.is_dir()
 )
 
 

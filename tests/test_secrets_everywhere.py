@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meshdoctor.cli import main
+from meshdoctor.cli.main import main
 from meshdoctor.secrets_mask import keep_last
 
 SEED = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios" / "seed-broken"
@@ -35,15 +35,9 @@ JWT = (
     ".eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpjYW5hcnkifQ"
     ".c2lnbmF0dXJlLWNhbmFyeS0wNzA3MDcwNzA3MDcwNzA3"
 )
-PROXY_JWT = (
-    "eyJhbGciOiJIUzI1NiJ9"
-    ".eyJjYW5hcnkiOiJwcm94eS0wODA4In0"
-    ".cHJveHktc2lnbmF0dXJlLWNhbmFyeS0wODA4MDgwOA"
-)
+PROXY_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJjYW5hcnkiOiJwcm94eS0wODA4In0.cHJveHktc2lnbmF0dXJlLWNhbmFyeS0wODA4MDgwOA"
 CONFIG_JWT = (
-    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9"
-    ".eyJjYW5hcnkiOiJjb25maWctMDkwOSJ9"
-    ".Y29uZmlnLXNpZ25hdHVyZS1jYW5hcnktMDkwOQ"
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJjYW5hcnkiOiJjb25maWctMDkwOSJ9.Y29uZmlnLXNpZ25hdHVyZS1jYW5hcnktMDkwOQ"
 )
 
 CANARIES = {
@@ -149,8 +143,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "datadog" / "secrets.yaml").write_text(EXTRA_MANIFESTS)
     check = root / "datadog" / "istio-config.yaml"
     check.write_text(
-        check.read_text().rstrip("\n")
-        + f"\n# headers the check sends\n# Authorization: Bearer {CONFIG_JWT}\n"
+        check.read_text().rstrip("\n") + f"\n# headers the check sends\n# Authorization: Bearer {CONFIG_JWT}\n"
     )
     pod_logs = root / "logs" / "default" / "datadog-agent-4xk2p"
     log = pod_logs / "datadog-agent.log"
@@ -194,10 +187,7 @@ def test_the_lines_that_carried_canaries_are_reported_masked(planted: Path):
     rules = [f["rule"] for f in report["findings"]]
     assert "MD501" in rules and "MD602" in rules
     # the Too many errors line joined onto MD101, both keys masked to their last 5 characters
-    assert any(
-        f"api_key={keep_last(LOG_API_KEY)}&application_key={keep_last(LOG_APP_KEY)}" in t
-        for t in texts
-    )
+    assert any(f"api_key={keep_last(LOG_API_KEY)}&application_key={keep_last(LOG_APP_KEY)}" in t for t in texts)
     # the 403 line: MD602's evidence, the query value masked
     assert any(f"validate?api_key={keep_last(QUERY_KEY)}" in t for t in texts)
     # the forbidden line with a bearer token (MD401's evidence): the token replaced

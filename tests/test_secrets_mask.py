@@ -57,9 +57,7 @@ def test_hinted_values_are_masked_whatever_their_form(text: str, expected: str) 
 
 def test_bearer_token_of_64_hex_keeps_last_five() -> None:
     token = "a" * 59 + "12345"
-    assert mask_secrets(f"Authorization: Bearer {token}") == (
-        "Authorization: Bearer " + "*" * 59 + "12345"
-    )
+    assert mask_secrets(f"Authorization: Bearer {token}") == ("Authorization: Bearer " + "*" * 59 + "12345")
 
 
 @pytest.mark.parametrize("prefix", ["Authorization: Bearer ", "bearer ", "Bearer  "])

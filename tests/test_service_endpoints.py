@@ -4,8 +4,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.model import ObjectRef
-from meshdoctor.service_endpoints import (
+from meshdoctor.kube.service_endpoints import (
     Endpoint,
     EndpointsStatus,
     EndpointUrl,
@@ -16,6 +15,7 @@ from meshdoctor.service_endpoints import (
     service_ports,
     target_port,
 )
+from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import Snapshot
 
 ISTIOD_SVC: dict[str, Any] = {
@@ -117,10 +117,7 @@ def test_target_port_by_name_per_pod() -> None:
     assert target_port(MONITORING, pod("b", "10.0.0.2", True, port_name="http-monitoring")) is None
     udp = ServicePort(SVC, "dns-udp", 53, "dns", "UDP")
     assert target_port(udp, pod("a", "10.0.0.1", True)) == 15053
-    assert (
-        target_port(ServicePort(SVC, "dns-tcp", 53, "dns", "TCP"), pod("a", "10.0.0.1", True))
-        is None
-    )
+    assert target_port(ServicePort(SVC, "dns-tcp", 53, "dns", "TCP"), pod("a", "10.0.0.1", True)) is None
     assert target_port(ServicePort(SVC, "x", 80, 8080), {}) == 8080
 
 
@@ -137,9 +134,7 @@ ENDPOINTS: dict[str, Any] = {
                     "targetRef": {"kind": "Pod", "name": "istiod-a", "namespace": "istio-system"},
                 }
             ],
-            "notReadyAddresses": [
-                {"ip": "10.0.0.2", "targetRef": {"kind": "Pod", "name": "istiod-b"}}
-            ],
+            "notReadyAddresses": [{"ip": "10.0.0.2", "targetRef": {"kind": "Pod", "name": "istiod-b"}}],
             "ports": [
                 {"name": "grpc-xds", "port": 15010},
                 {"name": "http-monitoring", "port": 15014, "protocol": "TCP"},
@@ -211,9 +206,7 @@ def test_ready_endpoints_from_endpoint_slices() -> None:
         [{"name": "http-monitoring", "port": 15014}],
         service="other",
     )
-    status = ready_endpoints(
-        snapshot(ISTIOD_SVC, ENDPOINTS, slice_a, slice_b, other), ISTIOD_SVC, 15014
-    )
+    status = ready_endpoints(snapshot(ISTIOD_SVC, ENDPOINTS, slice_a, slice_b, other), ISTIOD_SVC, 15014)
     assert status == EndpointsStatus(
         [
             Endpoint("10.0.0.1", 15014, ObjectRef("Pod", "istio-system", "istiod-a"), "node-1"),
@@ -224,9 +217,7 @@ def test_ready_endpoints_from_endpoint_slices() -> None:
         "EndpointSlice",
     )
     # A slice that lists only other ports does not serve this one.
-    assert ready_endpoints(snapshot(ISTIOD_SVC, slice_a), ISTIOD_SVC, 15010) == EndpointsStatus(
-        [], [], "EndpointSlice"
-    )
+    assert ready_endpoints(snapshot(ISTIOD_SVC, slice_a), ISTIOD_SVC, 15010) == EndpointsStatus([], [], "EndpointSlice")
 
 
 def test_ready_endpoints_from_pods_with_named_target_port() -> None:
@@ -267,18 +258,16 @@ def test_publish_not_ready_addresses() -> None:
 
 
 def test_unknown_port_and_selectorless_service() -> None:
-    assert ready_endpoints(snapshot(ISTIOD_SVC, ENDPOINTS), ISTIOD_SVC, 9999) == EndpointsStatus(
-        [], [], "Endpoints"
-    )
+    assert ready_endpoints(snapshot(ISTIOD_SVC, ENDPOINTS), ISTIOD_SVC, 9999) == EndpointsStatus([], [], "Endpoints")
     bare = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "ext", "namespace": "istio-system"},
         "spec": {"ports": [{"port": 80}]},
     }
-    assert ready_endpoints(
-        snapshot(bare, pod("istiod-a", "10.0.0.1", True)), bare, 80
-    ) == EndpointsStatus([], [], "pods")
+    assert ready_endpoints(snapshot(bare, pod("istiod-a", "10.0.0.1", True)), bare, 80) == EndpointsStatus(
+        [], [], "pods"
+    )
 
 
 def test_endpoint_str() -> None:
@@ -291,9 +280,7 @@ def test_endpoint_str() -> None:
     [
         (
             "http://istio-telemetry.istio-system:42422/metrics",
-            EndpointUrl(
-                "istio-telemetry.istio-system", "istio-system", "istio-telemetry", 42422, "/metrics"
-            ),
+            EndpointUrl("istio-telemetry.istio-system", "istio-system", "istio-telemetry", 42422, "/metrics"),
         ),
         (
             "http://istiod.istio-system.svc:15014/metrics",
@@ -301,9 +288,7 @@ def test_endpoint_str() -> None:
         ),
         (
             "istiod.istio-system.svc.cluster.local",
-            EndpointUrl(
-                "istiod.istio-system.svc.cluster.local", "istio-system", "istiod", None, ""
-            ),
+            EndpointUrl("istiod.istio-system.svc.cluster.local", "istio-system", "istiod", None, ""),
         ),
         (
             "http://istiod.istio-system.svc.cluster.local.:15014/metrics",
@@ -360,9 +345,7 @@ def test_endpoint_str() -> None:
         ),
         (
             "http://istio-pilot.istio-system:15014/metrics?x=1",
-            EndpointUrl(
-                "istio-pilot.istio-system", "istio-system", "istio-pilot", 15014, "/metrics"
-            ),
+            EndpointUrl("istio-pilot.istio-system", "istio-system", "istio-pilot", 15014, "/metrics"),
         ),
     ],
 )
@@ -371,8 +354,8 @@ def test_parse_endpoint_url(url: str, expected: EndpointUrl) -> None:
 
 
 def test_kinds_read_are_declared() -> None:
+    from meshdoctor.kube.service_endpoints import KINDS
     from meshdoctor.rule import Context
-    from meshdoctor.service_endpoints import KINDS
 
     ctx = Context(snapshot(ISTIOD_SVC, pod("istiod-a", "10.0.0.1", True)))
     resolve_service_port(ctx, "istio-system", "istiod", 15014)

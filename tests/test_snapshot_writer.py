@@ -9,8 +9,8 @@ import yaml
 from meshdoctor.errors import UsageError
 from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import LogKey, Snapshot
-from meshdoctor.snapshot_writer import kind_file_name, log_path, write_snapshot
 from meshdoctor.sources import load_offline
+from meshdoctor.sources.snapshot_writer import kind_file_name, log_path, write_snapshot
 
 
 class ListLog:

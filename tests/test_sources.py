@@ -57,11 +57,7 @@ def test_folder_is_read_recursively_yaml_and_json_only_hidden_skipped():
 
 def test_each_object_keeps_its_file_and_first_line():
     snapshot, _ = load_offline([str(MANIFESTS)])
-    origins = {
-        (k, o["metadata"]["name"]): snapshot.origin(o)
-        for k in snapshot.kinds()
-        for o in snapshot.objects(k)
-    }
+    origins = {(k, o["metadata"]["name"]): snapshot.origin(o) for k in snapshot.kinds() for o in snapshot.objects(k)}
     agent, lst = str(MANIFESTS / "agent.yaml"), str(MANIFESTS / "list.yaml")
     services = str(MANIFESTS / "nested" / "deeper" / "services.json")
     assert origins == {
@@ -72,9 +68,7 @@ def test_each_object_keeps_its_file_and_first_line():
         ("ClusterRole", "datadog-agent"): Origin(lst, 9),
         ("Service", "istiod"): Origin(services, 8),  # JSON list items
         ("Service", "kubernetes"): Origin(services, 26),
-        ("ServiceEntry", "datadog-intake"): Origin(
-            str(MANIFESTS / "nested" / "serviceentry.yml"), 1
-        ),
+        ("ServiceEntry", "datadog-intake"): Origin(str(MANIFESTS / "nested" / "serviceentry.yml"), 1),
     }
 
 
@@ -184,14 +178,10 @@ metadata: {name: default}
 def test_timestamps_stay_strings_as_the_api_server_serves_them(tmp_path):
     path = write(
         tmp_path / "cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"
-        "  creationTimestamp: 2024-05-02T09:12:44Z\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  creationTimestamp: 2024-05-02T09:12:44Z\n",
     )
     snapshot, _ = load_offline([path])
-    assert (
-        snapshot.get("ConfigMap", "default", "a")["metadata"]["creationTimestamp"]
-        == "2024-05-02T09:12:44Z"
-    )
+    assert snapshot.get("ConfigMap", "default", "a")["metadata"]["creationTimestamp"] == "2024-05-02T09:12:44Z"
 
 
 def test_a_later_object_with_the_same_name_replaces_the_earlier(tmp_path):
@@ -330,9 +320,7 @@ def test_dump_collects_only_its_kinds():
     assert "ConfigMap: not in a cluster-info dump" in source.missing
     assert snapshot.unavailable("ServiceEntry") == "not in a cluster-info dump"
     assert snapshot.unavailable("ClusterRoleBinding") == "not in a cluster-info dump"
-    assert (
-        snapshot.unavailable("SomeCustomKind") == "not in a cluster-info dump"
-    )  # any kind answers
+    assert snapshot.unavailable("SomeCustomKind") == "not in a cluster-info dump"  # any kind answers
     for kind in (
         "Node",
         "Event",
@@ -428,17 +416,13 @@ def test_dump_logs_one_source_per_container_with_logs_txt():
     assert snapshot.log("datadog", "datadog-agent-q9w4z", "agent") is None
     agent = snapshot.log("datadog", "datadog-agent-x7k2p", "agent")
     assert agent.origin == f"{AGENT_LOGS_TXT} (container agent)"
-    assert (
-        list(agent.lines())
-        == [
-            "2024-05-02 09:20:10 UTC | CORE | INFO | (pkg/collector/scheduler.go:71 in Enter) |"
-            " Scheduling check istio",
-            "2024-05-02 09:20:11 UTC | CORE | ERROR | (pkg/forwarder/worker.go:184 in process) "
-            "| Error while processing "
-            'transaction: Post "https://7-52-0-app.agent.datadoghq.eu/api/v1/series": EOF caf'
-            '\ufffd',  # a latin-1 byte
-        ]
-    )
+    assert list(agent.lines()) == [
+        "2024-05-02 09:20:10 UTC | CORE | INFO | (pkg/collector/scheduler.go:71 in Enter) | Scheduling check istio",
+        "2024-05-02 09:20:11 UTC | CORE | ERROR | (pkg/forwarder/worker.go:184 in process) "
+        "| Error while processing "
+        'transaction: Post "https://7-52-0-app.agent.datadoghq.eu/api/v1/series": EOF caf'
+        "\ufffd",  # a latin-1 byte
+    ]
     assert list(snapshot.log("datadog", "datadog-agent-x7k2p", "istio-init").lines()) == []
     # The proxy's log has no final newline: kubectl glued the END marker to its last line.
     assert list(snapshot.log("datadog", "datadog-agent-x7k2p", "istio-proxy").lines()) == [
@@ -464,12 +448,8 @@ def test_logs_txt_index_is_byte_ranges():
 def _logs_txt(tmp_path: Path, sections: list[tuple[str, bytes]], tail: bytes = b"") -> Path:
     pod_dir = tmp_path / "dump" / "ns" / "pod-1"
     pod_dir.mkdir(parents=True)
-    (tmp_path / "dump" / "nodes.json").write_text(
-        '{"kind": "NodeList", "apiVersion": "v1", "items": []}'
-    )
-    (tmp_path / "dump" / "ns" / "pods.json").write_text(
-        '{"kind": "PodList", "apiVersion": "v1", "items": []}'
-    )
+    (tmp_path / "dump" / "nodes.json").write_text('{"kind": "NodeList", "apiVersion": "v1", "items": []}')
+    (tmp_path / "dump" / "ns" / "pods.json").write_text('{"kind": "PodList", "apiVersion": "v1", "items": []}')
     path = pod_dir / "logs.txt"
     with open(path, "wb") as out:
         for container, body in sections:
@@ -492,9 +472,7 @@ def test_logs_txt_long_line_is_cut_and_markers_found_across_chunks(tmp_path, mon
 
 
 def test_logs_txt_of_a_pod_not_in_pods_json_is_indexed_from_the_file(tmp_path):
-    _logs_txt(
-        tmp_path, [("a", b"one\n"), ("b", b"Request log error: container b is waiting to start\n")]
-    )
+    _logs_txt(tmp_path, [("a", b"one\n"), ("b", b"Request log error: container b is waiting to start\n")])
     snapshot, _ = load_offline([str(tmp_path / "dump")])
     assert sorted(snapshot.logs) == [LogKey("ns", "pod-1", "a"), LogKey("ns", "pod-1", "b")]
     assert list(snapshot.log("ns", "pod-1", "a").lines()) == ["one"]
@@ -522,9 +500,7 @@ def test_a_start_marker_inside_a_line_is_log_text(tmp_path):
     )
     sections = index_logs_txt(str(path))
     assert sorted(sections) == ["a"]
-    assert list(SectionLog(path, *sections["a"]).lines()) == [
-        "echo ==== START logs for container z of pod ns/p ===="
-    ]
+    assert list(SectionLog(path, *sections["a"]).lines()) == ["echo ==== START logs for container z of pod ns/p ===="]
 
 
 # -- --logs folders -------------------------------------------------------------------------------
@@ -597,8 +573,7 @@ def test_missing_logs_dir():
         ),
         (
             "nokind.yaml",
-            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nm"
-            "etadata:\n  name: b\n",
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nmetadata:\n  name: b\n",
             "7: not a Kubernetes object: no kind",
         ),
         (
@@ -632,8 +607,7 @@ def test_missing_logs_dir():
         (
             "ctrl.yaml",
             "a: \x00\n",
-            "1: YAML syntax error: unacceptable character #x0000: control characters are not al"
-            "lowed",
+            "1: YAML syntax error: unacceptable character #x0000: control characters are not allowed",
         ),
     ],
 )
@@ -698,7 +672,7 @@ def test_dump_written_with_output_yaml_and_no_nodes_file(tmp_path):
     (ns / "pods.yaml").write_text(
         "apiVersion: v1\nitems:\n- metadata:\n    name: coredns-1\n    namespace: kube-system\n"
         "  spec:\n    containers:\n    - name: coredns\n      image: coredns:1.11\n"
-        "kind: PodList\nmetadata:\n  resourceVersion: \"7\"\n"
+        'kind: PodList\nmetadata:\n  resourceVersion: "7"\n'
     )
     (ns / "events.yaml").write_text("apiVersion: v1\nitems: []\nkind: EventList\nmetadata: {}\n")
     assert is_dump_dir(tmp_path)

@@ -6,9 +6,8 @@ import copy
 
 import pytest
 
-from meshdoctor.labels import map_selector_matches, requirement_matches, selector_matches
-from meshdoctor.snapshot import Snapshot
-from meshdoctor.workloads import (
+from meshdoctor.kube.labels import map_selector_matches, requirement_matches, selector_matches
+from meshdoctor.kube.workloads import (
     WORKLOAD_KINDS,
     containers,
     iter_pod_templates,
@@ -18,6 +17,7 @@ from meshdoctor.workloads import (
     pods_of,
     template_path,
 )
+from meshdoctor.snapshot import Snapshot
 
 TEMPLATE = {
     "metadata": {"labels": {"app": "x"}},
@@ -43,9 +43,7 @@ def workload(kind: str, api_version: str, name: str = "w", namespace: str = "ns"
     }
 
 
-def pod(
-    name: str, namespace: str = "ns", labels: dict | None = None, owners: list | None = None
-) -> dict:
+def pod(name: str, namespace: str = "ns", labels: dict | None = None, owners: list | None = None) -> dict:
     meta: dict = {"name": name, "namespace": namespace, "labels": labels or {}}
     if owners is not None:
         meta["ownerReferences"] = owners
@@ -158,9 +156,7 @@ def chain_snapshot(uids: bool) -> Snapshot:
         rs["metadata"]["uid"] = "u-rs"
     snap.add(deploy)
     snap.add(rs)
-    snap.add(
-        pod("web-5d8f-abcde", owners=[ref("ReplicaSet", "web-5d8f", "u-rs" if uids else None)])
-    )
+    snap.add(pod("web-5d8f-abcde", owners=[ref("ReplicaSet", "web-5d8f", "u-rs" if uids else None)]))
     ds = workload("DaemonSet", "apps/v1", name="agent")
     snap.add(ds)
     snap.add(pod("agent-x1", owners=[ref("DaemonSet", "agent")]))
@@ -224,9 +220,7 @@ def test_pods_of_through_owner_references():
     assert names(pods_of(snap, snap.get("Deployment", "ns", "web"))) == ["web-5d8f-abcde"]
     assert names(pods_of(snap, snap.get("ReplicaSet", "ns", "web-5d8f"))) == ["web-5d8f-abcde"]
     assert names(pods_of(snap, snap.get("DaemonSet", "ns", "agent"))) == ["agent-x1"]
-    assert names(pods_of(snap, snap.get("CronJob", "ns", "nightly"))) == [
-        "nightly-1550000000-q2w3e"
-    ]
+    assert names(pods_of(snap, snap.get("CronJob", "ns", "nightly"))) == ["nightly-1550000000-q2w3e"]
     p = snap.get("Pod", "ns", "agent-x1")
     assert pods_of(snap, p) == [p]
     assert pods_of(snap, {"kind": "Service", "metadata": {"name": "s", "namespace": "ns"}}) == []

@@ -83,9 +83,7 @@ def renderer_for(fmt: Format, *, width: int | None = None, color: bool | None = 
             assert_never(fmt)
 
 
-def render(
-    report: Report, fmt: Format, *, width: int | None = None, color: bool | None = None
-) -> str:
+def render(report: Report, fmt: Format, *, width: int | None = None, color: bool | None = None) -> str:
     """Render the report in a format. The caller decides colour (TTY, NO_COLOR) and width."""
     return renderer_for(fmt, width=width, color=color).render(report)
 

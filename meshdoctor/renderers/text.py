@@ -145,9 +145,7 @@ def _finding(finding: Finding, color: bool) -> Iterator[RenderableType]:
     yield _indented(Text(finding.message, style=body_style), _BODY)
     if finding.objects:
         objects = ", ".join(str(ref) for ref in finding.objects)
-        yield _indented(
-            Text.assemble(("objects: ", "bold"), objects, style=body_style), _BODY, hanging=9
-        )
+        yield _indented(Text.assemble(("objects: ", "bold"), objects, style=body_style), _BODY, hanging=9)
     if suppressed:
         # Someone decided to live with it: say so, and keep the proof and the fix out of the way.
         yield Text("")
@@ -165,9 +163,7 @@ def _evidence(item: Evidence) -> Text:
     from rich.text import Text
 
     if isinstance(item, FieldEvidence):
-        line = Text.assemble(
-            (str(item.object), "cyan"), ": ", (item.path, "bold"), " = ", item.value
-        )
+        line = Text.assemble((str(item.object), "cyan"), ": ", (item.path, "bold"), " = ", item.value)
         if item.origin is not None:
             line.append(f" ({item.origin})", style="dim")
         return line
@@ -199,9 +195,7 @@ def _remediation(remediation: Remediation, color: bool) -> Iterator[RenderableTy
         safety = ("safe to apply", "green")
     else:
         safety = ("review before applying", "yellow")
-    yield _indented(
-        Text.assemble(("fix: ", "bold"), remediation.summary, " (", safety, ")"), _BODY, hanging=5
-    )
+    yield _indented(Text.assemble(("fix: ", "bold"), remediation.summary, " (", safety, ")"), _BODY, hanging=5)
     yield from _manifests(remediation.manifests, color)
     for command in remediation.commands:
         yield _indented(Text.assemble(("$ ", "dim"), (command, "bold")), _ITEM, hanging=2)
@@ -268,9 +262,7 @@ class _HangingText:
         rest = _rest_after_first_line(self.text, lines)
         if rest is not None:
             indent = self.left + self.hanging
-            rows += [
-                (indent, line) for line in rest.wrap(console, max(options.max_width - indent, 10))
-            ]
+            rows += [(indent, line) for line in rest.wrap(console, max(options.max_width - indent, 10))]
         for indent, line in rows:
             yield Segment(" " * indent)
             yield from line.render(console)

@@ -137,9 +137,7 @@ def load_offline(
             gc.enable()
 
 
-def _load(
-    paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None
-) -> tuple[Snapshot, SourceInfo]:
+def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> tuple[Snapshot, SourceInfo]:
     objects: list[Loaded] = []
     file_kinds: set[str] = set()
     snapshot = Snapshot()

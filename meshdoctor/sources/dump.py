@@ -52,9 +52,7 @@ LOGS_FILE = "logs.txt"
 #: Why a kind is unavailable when the input is a dump.
 NOT_IN_DUMP = "not in a cluster-info dump"
 
-_NAMESPACE_LISTS = frozenset(
-    f"{name}{ext}" for name in DUMP_LISTS if name != "nodes" for ext in DUMP_EXTENSIONS
-)
+_NAMESPACE_LISTS = frozenset(f"{name}{ext}" for name in DUMP_LISTS if name != "nodes" for ext in DUMP_EXTENSIONS)
 _NODE_LISTS = frozenset(f"nodes{ext}" for ext in DUMP_EXTENSIONS)
 
 

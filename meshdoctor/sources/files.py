@@ -96,9 +96,7 @@ def manifest_files(folder: str | os.PathLike[str], skip: tuple[str, ...] = ()) -
 # -- reading a file -------------------------------------------------------------------------------
 
 
-def read_file(
-    path: str | os.PathLike[str], item_type: tuple[str, str] | None = None
-) -> list[Loaded]:
+def read_file(path: str | os.PathLike[str], item_type: tuple[str, str] | None = None) -> list[Loaded]:
     """The objects in one file. `.json` is read as JSON, anything else as YAML.
 
     `item_type` (kind, apiVersion) is given to list items that carry no `kind` (a dump's lists).
@@ -123,9 +121,7 @@ def read_file(
     return _read_yaml(text, name, item_type, _YamlFile(name))
 
 
-def read_text(
-    text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None
-) -> list[Loaded]:
+def read_text(text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None) -> list[Loaded]:
     """The objects in a text that is not a file (standard input): JSON if it starts like JSON."""
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -158,9 +154,7 @@ def is_list(obj: KubeObject) -> bool:
 def check_object(obj: Any, name: str, line: int | None) -> None:
     """Raise InputError unless `obj` is a Kubernetes object (kind, apiVersion, metadata.name)."""
     if not isinstance(obj, dict):
-        raise InputError(
-            name, f"not a Kubernetes object: expected a mapping, found {_type_name(obj)}", line
-        )
+        raise InputError(name, f"not a Kubernetes object: expected a mapping, found {_type_name(obj)}", line)
     for field_name in ("kind", "apiVersion"):
         value = obj.get(field_name)
         if not isinstance(value, str) or not value:
@@ -190,9 +184,7 @@ def _typed(item: Any, item_type: tuple[str, str] | None) -> Any:
 # -- YAML -----------------------------------------------------------------------------------------
 
 
-def _read_yaml(
-    text: str, name: str, item_type: tuple[str, str] | None, source: _YamlSource
-) -> list[Loaded]:
+def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: _YamlSource) -> list[Loaded]:
     out: list[Loaded] = []
     loader = ManifestLoader(text)
     doc_index = -1
@@ -209,9 +201,7 @@ def _read_yaml(
                 item_nodes = items_node.value if isinstance(items_node, yaml.SequenceNode) else []
                 types = _list_item_type(doc, item_type)
                 for index, item in enumerate(doc["items"]):
-                    item_line = (
-                        item_nodes[index].start_mark.line + 1 if index < len(item_nodes) else line
-                    )
+                    item_line = item_nodes[index].start_mark.line + 1 if index < len(item_nodes) else line
                     check_object(_typed(item, types), name, item_line)
                     out.append(
                         Loaded(
@@ -222,9 +212,7 @@ def _read_yaml(
                     )
             else:
                 check_object(doc, name, line)
-                out.append(
-                    Loaded(doc, Origin(name, line), _yaml_lines(doc, source, doc_index, None, line))
-                )
+                out.append(Loaded(doc, Origin(name, line), _yaml_lines(doc, source, doc_index, None, line)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
@@ -248,9 +236,7 @@ def _clamp_line(text: str, line: int) -> int:
     return max(1, min(line, last))
 
 
-def _yaml_lines(
-    obj: KubeObject, source: _YamlSource, doc: int, item: int | None, line: int
-) -> FieldLines | None:
+def _yaml_lines(obj: KubeObject, source: _YamlSource, doc: int, item: int | None, line: int) -> FieldLines | None:
     if obj.get("kind") == "Secret":
         return None
     return _YamlFieldLines(source, doc, item, line)
@@ -301,9 +287,7 @@ def _without_secrets(node: yaml.Node) -> yaml.Node | None:
     items = _yaml_child(node, "items")
     if isinstance(items, yaml.SequenceNode):
         items.value = [
-            yaml.ScalarNode("tag:yaml.org,2002:null", "", n.start_mark, n.end_mark)
-            if _is_secret_node(n)
-            else n
+            yaml.ScalarNode("tag:yaml.org,2002:null", "", n.start_mark, n.end_mark) if _is_secret_node(n) else n
             for n in items.value
         ]
     return node
@@ -383,9 +367,7 @@ def _json_error(name: str, exc: json.JSONDecodeError) -> InputError:
     return InputError(name, f"JSON syntax error at column {exc.colno}: {exc.msg}", exc.lineno)
 
 
-def _read_json(
-    text: str, name: str, item_type: tuple[str, str] | None, bom: int | None
-) -> list[Loaded]:
+def _read_json(text: str, name: str, item_type: tuple[str, str] | None, bom: int | None) -> list[Loaded]:
     """Objects of a JSON text: one or more values; list items decoded one by one for their lines.
 
     `bom` is None for text that is not a file (it is kept for field lines), else the byte offset
@@ -414,9 +396,7 @@ def _read_json(
                         Loaded(
                             item,
                             Origin(name, item_line),
-                            _json_lines(
-                                item, text, name, bom, bytes_at, item_start, item_end, item_line
-                            ),
+                            _json_lines(item, text, name, bom, bytes_at, item_start, item_end, item_line),
                         )
                     )
             else:
@@ -467,9 +447,7 @@ def _decode_top_object(text: str, pos: int) -> tuple[dict[str, Any], int, list[t
         return obj, pos + 1, spans
     while True:
         if not text.startswith('"', pos):
-            raise json.JSONDecodeError(
-                "Expecting property name enclosed in double quotes", text, pos
-            )
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
         key, pos = scanstring(text, pos + 1)
         pos = ws(text, pos).end()  # type: ignore[union-attr]
         if not text.startswith(":", pos):
@@ -609,9 +587,7 @@ class _JsonTextFieldLines:
         return json_field_line(self.text, self.start, self.end, self.line, parse_field_path(path))
 
 
-def json_field_line(
-    text: str, start: int, end: int, line: int, segments: list[PathSegment]
-) -> int | None:
+def json_field_line(text: str, start: int, end: int, line: int, segments: list[PathSegment]) -> int | None:
     """1-based line of the deepest part of `segments` found in the JSON value at `text[start:end]`.
 
     `line` is the line `start` is on. None if the text is not the JSON it was.
@@ -705,9 +681,7 @@ class _Quoted(str):
     """A key given in brackets: taken whole, never joined with the next segments."""
 
 
-def _dotted_key(
-    members: dict[str, Any], segments: list[PathSegment], i: int
-) -> tuple[str, int] | None:
+def _dotted_key(members: dict[str, Any], segments: list[PathSegment], i: int) -> tuple[str, int] | None:
     """The key at segment i, joining following plain segments with dots when the key holds dots.
 
     Returns the key and the index of the segment after it, or None when no such key exists.

@@ -2,7 +2,7 @@
 
 This is the only module that imports the Kubernetes client, and only inside functions (so
 `meshdoctor --help` does not pay for it). The client builds the TLS connection pool from the
-kubeconfig meshdoctor resolved itself (`meshdoctor.kubeconfig`); requests go through that pool as
+kubeconfig meshdoctor resolved itself (`meshdoctor.sources.kubeconfig`); requests go through that pool as
 plain HTTP with JSON bodies parsed into dicts, so objects are exactly what the API server serves
 and no generated model class is involved (the client's generated API changed shape between
 releases; its connection pool did not).
@@ -36,13 +36,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from meshdoctor.errors import UsageError
-from meshdoctor.facts.istio_versions import TELEMETRY_POD_LABELS
-from meshdoctor.kinds import KINDS, KindInfo, with_type
-from meshdoctor.kubeconfig import ClusterConfig, resolve, with_exec_credentials
+from meshdoctor.istio.versions import TELEMETRY_POD_LABELS
+from meshdoctor.kube.kinds import KINDS, KindInfo, with_type
+from meshdoctor.kube.meta import labels_of
 from meshdoctor.model import SourceInfo
-from meshdoctor.progress import Progress
 from meshdoctor.rule import Inputs
 from meshdoctor.snapshot import REDACTED, KubeObject, LogKey, Snapshot
+from meshdoctor.sources.kubeconfig import ClusterConfig, resolve, with_exec_credentials
+from meshdoctor.sources.progress import Progress
 
 #: Objects per LIST page (kubectl uses 500 too: `--chunk-size` default).
 PAGE_SIZE = 500
@@ -571,7 +572,7 @@ class LiveCollector:
             record["reason"] = "; ".join(errors)
 
     def _review(self, request: Any) -> dict[str, Any] | str:
-        from meshdoctor.probes import request_record
+        from meshdoctor.kube.rbac import request_record
 
         body = request.access_review()
         try:
@@ -592,7 +593,7 @@ class LiveCollector:
     # -- probes -----------------------------------------------------------------------------
 
     def _probe(self, pool: ThreadPoolExecutor) -> None:
-        from meshdoctor.probes import run_http_probes
+        from meshdoctor.sources.probes import run_http_probes
 
         self.progress.begin("probes")
 
@@ -618,13 +619,9 @@ def _trim(obj: KubeObject) -> None:
 # -- what to fetch for the rules ---------------------------------------------------------------
 
 
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return (obj.get("metadata") or {}).get("labels") or {}
-
-
 def _agent_pods(snapshot: Snapshot) -> list[KubeObject]:
-    from meshdoctor.datadog_agent import agent_workloads
-    from meshdoctor.workloads import pods_of
+    from meshdoctor.datadog.agent import agent_workloads
+    from meshdoctor.kube.workloads import pods_of
 
     pods: dict[tuple[str, str], KubeObject] = {}
     for workload in agent_workloads(snapshot):
@@ -638,7 +635,7 @@ def _telemetry_pods(snapshot: Snapshot) -> list[KubeObject]:
     return [
         pod
         for pod in snapshot.objects("Pod")
-        if any(_labels(pod).get(key) == value for key, value in TELEMETRY_POD_LABELS)
+        if any(labels_of(pod).get(key) == value for key, value in TELEMETRY_POD_LABELS)
     ]
 
 
@@ -689,9 +686,9 @@ def agent_requests(snapshot: Snapshot) -> list[Any]:
     All features are asked (not only those the env turns on) so that any rule's question has an
     answer; resource names and the agent's own namespace follow each agent's env.
     """
-    from meshdoctor.datadog_agent import agent_container, agent_workloads, env_value
-    from meshdoctor.facts.agent_permissions import FEATURES, PERMISSION_ENV, requests_for
-    from meshdoctor.workloads import pod_template
+    from meshdoctor.datadog.agent import agent_container, agent_workloads, env_value
+    from meshdoctor.datadog.permissions import FEATURES, PERMISSION_ENV, requests_for
+    from meshdoctor.kube.workloads import pod_template
 
     seen: set[Any] = set()
     requests: list[Any] = []

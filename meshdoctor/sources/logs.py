@@ -16,7 +16,7 @@ from typing import BinaryIO
 from meshdoctor.errors import InputError
 from meshdoctor.snapshot import LogKey, Snapshot
 
-#: Lines are cut to this many bytes (the same bound as `meshdoctor.logscan.MAX_LINE`).
+#: Lines are cut to this many bytes (the same bound as `meshdoctor.logs.scanner.MAX_LINE`).
 MAX_LINE = 64 * 1024
 
 #: Suffix of a log file in a `--logs` folder, and of the previous instance's log.
@@ -78,9 +78,7 @@ class FileLog:
 class SectionLog:
     """A container log that is the byte range `[start, end)` of a file (a `logs.txt` section)."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], start: int, end: int, origin: str | None = None
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], start: int, end: int, origin: str | None = None) -> None:
         self.path = os.fspath(path)
         self.start = start
         self.end = end

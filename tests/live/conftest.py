@@ -52,8 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Also declared in pyproject.toml; repeating it here keeps tests/live self-contained.
     config.addinivalue_line(
         "markers",
-        "live: runs against a real kube-apiserver started by scripts/live-cluster.sh "
-        "(pytest -m live)",
+        "live: runs against a real kube-apiserver started by scripts/live-cluster.sh (pytest -m live)",
     )
 
 
@@ -145,8 +144,10 @@ class LiveCluster:
             url += ("&" if "?" in url else "?") + urllib.parse.urlencode(query)
         data = None
         if body is not None:
-            data = body if isinstance(body, bytes) else (
-                body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            data = (
+                body
+                if isinstance(body, bytes)
+                else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
             )
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Bearer {token or self.admin_token}")
@@ -184,9 +185,7 @@ class LiveCluster:
 
     # -- waiting ----------------------------------------------------------------------------
     @staticmethod
-    def wait_for(
-        predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = ""
-    ) -> Any:
+    def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "") -> Any:
         """Poll ``predicate`` until it returns something truthy; return it. TimeoutError after
         ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -292,7 +291,8 @@ class LiveCluster:
             elif r.ok:
                 obj = r.body
                 logs = [
-                    e for e in obj.get("spec", {}).get("logs", [])
+                    e
+                    for e in obj.get("spec", {}).get("logs", [])
                     if e.get("containers") and container not in e["containers"]
                 ]
                 obj.setdefault("spec", {})["logs"] = logs + [entry, default]
@@ -347,9 +347,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def _run_script(
-    *args: str, timeout: float, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def _run_script(*args: str, timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(SCRIPT), *args],
         env={**os.environ, **(env or {})},
@@ -401,8 +399,7 @@ def live_cluster() -> Iterator[LiveCluster]:
     if start.returncode != 0:
         stop()
         pytest.fail(
-            f"scripts/live-cluster.sh start failed:\n{_tail(start.stderr)}\n"
-            f"(component logs in {cluster_dir}/logs)"
+            f"scripts/live-cluster.sh start failed:\n{_tail(start.stderr)}\n(component logs in {cluster_dir}/logs)"
         )
     start_s = time.monotonic() - t1
     if not keep:

@@ -28,9 +28,7 @@ def _create_namespace(cluster: LiveCluster, name: str) -> None:
 
 
 def _pod(name: str, node: str | None, containers: list[str]) -> dict:
-    spec: dict = {
-        "containers": [{"name": c, "image": f"example.invalid/{c}:1.0"} for c in containers]
-    }
+    spec: dict = {"containers": [{"name": c, "image": f"example.invalid/{c}:1.0"} for c in containers]}
     if node:
         spec["nodeName"] = node
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
@@ -87,9 +85,9 @@ def test_namespace_daemonset_and_pod_running(live_cluster: LiveCluster) -> None:
             return body if ok else None
 
         live_cluster.wait_for(ds_ready, timeout=90, what="DaemonSet agent ready")
-        pods = live_cluster.get(
-            f"/api/v1/namespaces/{ns}/pods", query={"labelSelector": "app=harness-agent"}
-        ).body["items"]
+        pods = live_cluster.get(f"/api/v1/namespaces/{ns}/pods", query={"labelSelector": "app=harness-agent"}).body[
+            "items"
+        ]
         assert len(pods) == len(live_cluster.node_names)
         assert all(p["status"]["phase"] == "Running" for p in pods)
     finally:
@@ -100,9 +98,7 @@ def test_pod_logs_current_and_previous(live_cluster: LiveCluster, live_namespace
     ns = live_namespace
     # a log set before the pod exists is served once it runs
     live_cluster.set_pod_log(ns, "web", "istio-proxy", "proxy line 1\nproxy line 2")
-    live_cluster.post(
-        f"/api/v1/namespaces/{ns}/pods", _pod("web", None, ["app", "istio-proxy"]), check=True
-    )
+    live_cluster.post(f"/api/v1/namespaces/{ns}/pods", _pod("web", None, ["app", "istio-proxy"]), check=True)
     live_cluster.wait_pod_ready(ns, "web")
     path = f"/api/v1/namespaces/{ns}/pods/web/log"
 
@@ -121,9 +117,7 @@ def test_pod_logs_current_and_previous(live_cluster: LiveCluster, live_namespace
     # set logs while the pod runs (set_pod_log waits until they are served)
     live_cluster.set_pod_log(ns, "web", "app", "started\nlistening on :8080")
     live_cluster.set_pod_log(ns, "web", "app", "crashed: boom", previous=True)
-    assert live_cluster.get(path, query={"container": "app"}).body == (
-        "started\nlistening on :8080\n"
-    )
+    assert live_cluster.get(path, query={"container": "app"}).body == ("started\nlistening on :8080\n")
     r = live_cluster.get(path, query={"container": "app", "previous": "true"})
     assert (r.status, r.body) == (200, "crashed: boom\n")
     # other containers are untouched; kubelet options like tailLines work
@@ -220,29 +214,31 @@ def test_subject_access_review(live_cluster: LiveCluster) -> None:
     path = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
     denied = live_cluster.post(
         path,
-        _sar("meshdoctor-restricted", ["system:authenticated"], "list", "clusterroles",
-             "rbac.authorization.k8s.io"),
+        _sar("meshdoctor-restricted", ["system:authenticated"], "list", "clusterroles", "rbac.authorization.k8s.io"),
         check=True,
     ).body
     assert denied["status"]["allowed"] is False
     allowed = live_cluster.post(
         path,
-        _sar("meshdoctor-admin", ["system:masters", "system:authenticated"], "list",
-             "clusterroles", "rbac.authorization.k8s.io"),
+        _sar(
+            "meshdoctor-admin",
+            ["system:masters", "system:authenticated"],
+            "list",
+            "clusterroles",
+            "rbac.authorization.k8s.io",
+        ),
         check=True,
     ).body
     assert allowed["status"]["allowed"] is True
 
     # the restricted user may not create SubjectAccessReviews, but may ask about itself
-    assert live_cluster.post(path, _sar("x", [], "get", "pods", ""),
-                             token=live_cluster.restricted_token).status == 403
+    assert live_cluster.post(path, _sar("x", [], "get", "pods", ""), token=live_cluster.restricted_token).status == 403
     ssar = live_cluster.post(
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
         {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": "list", "resource": "secrets",
-                                            "namespace": "default"}},
+            "spec": {"resourceAttributes": {"verb": "list", "resource": "secrets", "namespace": "default"}},
         },
         token=live_cluster.restricted_token,
         check=True,
@@ -271,15 +267,14 @@ def test_dry_run_create(live_cluster: LiveCluster, live_namespace: str) -> None:
 def test_audit_log_records_requests(live_cluster: LiveCluster) -> None:
     marker = f"audit-probe-{_uid()}"
     live_cluster.get(f"/api/v1/namespaces/default/configmaps/{marker}")  # 404, still audited
-    live_cluster.get(
-        "/apis/rbac.authorization.k8s.io/v1/clusterroles", token=live_cluster.restricted_token
-    )
+    live_cluster.get("/apis/rbac.authorization.k8s.io/v1/clusterroles", token=live_cluster.restricted_token)
 
     def find() -> tuple[dict, dict] | None:
         events = live_cluster.audit_events()
         mine = [e for e in events if marker in e.get("requestURI", "")]
         denied = [
-            e for e in events
+            e
+            for e in events
             if e.get("user", {}).get("username") == "meshdoctor-restricted"
             and e.get("objectRef", {}).get("resource") == "clusterroles"
             and e.get("responseStatus", {}).get("code") == 403
@@ -291,9 +286,7 @@ def test_audit_log_records_requests(live_cluster: LiveCluster) -> None:
     assert mine["verb"] == "get"
     assert mine["user"]["username"] == "meshdoctor-admin"
     assert mine["responseStatus"]["code"] == 404
-    assert mine["objectRef"] == {
-        "resource": "configmaps", "namespace": "default", "name": marker, "apiVersion": "v1"
-    }
+    assert mine["objectRef"] == {"resource": "configmaps", "namespace": "default", "name": marker, "apiVersion": "v1"}
     assert "requestObject" not in mine and "responseObject" not in mine  # Metadata level only
     assert denied["verb"] == "list"
     assert denied["annotations"]["authorization.k8s.io/decision"] == "forbid"
@@ -310,9 +303,7 @@ def test_startup_is_fast_when_built(live_cluster: LiveCluster) -> None:
     assert time.monotonic() - t0 < 5
 
 
-def test_node_with_real_world_address_is_reached_on_loopback(
-    live_cluster: LiveCluster, live_namespace: str
-) -> None:
+def test_node_with_real_world_address_is_reached_on_loopback(live_cluster: LiveCluster, live_namespace: str) -> None:
     # e.g. a Node replayed from a recorded cluster: kwok rewrites its InternalIP to 127.0.0.1,
     # and the API server's egress to nodes only ever goes to kwok on loopback anyway
     node = f"ip-10-1-2-{int(_uid(), 16) % 250}.ec2.internal"
@@ -340,11 +331,10 @@ def test_node_with_real_world_address_is_reached_on_loopback(
             return got if loopback else None
 
         got = live_cluster.wait_for(fixed, timeout=30, what=f"node {node} on 127.0.0.1")
-        assert got["daemonEndpoints"]["kubeletEndpoint"]["Port"] == int(
-            live_cluster.env["KWOK_PORT"]
-        )
+        assert got["daemonEndpoints"]["kubeletEndpoint"]["Port"] == int(live_cluster.env["KWOK_PORT"])
         live_cluster.post(
-            f"/api/v1/namespaces/{live_namespace}/pods", _pod("replayed", node, ["app"]),
+            f"/api/v1/namespaces/{live_namespace}/pods",
+            _pod("replayed", node, ["app"]),
             check=True,
         )
         live_cluster.wait_pod_ready(live_namespace, "replayed")
@@ -353,6 +343,5 @@ def test_node_with_real_world_address_is_reached_on_loopback(
         egress = (live_cluster.dir / "logs" / "egress-proxy.log").read_text()
         assert "CONNECT" in egress and "10.1.2.3" not in egress.split("->")[0]
     finally:
-        live_cluster.delete(f"/api/v1/namespaces/{live_namespace}/pods/replayed",
-                            query={"gracePeriodSeconds": "0"})
+        live_cluster.delete(f"/api/v1/namespaces/{live_namespace}/pods/replayed", query={"gracePeriodSeconds": "0"})
         live_cluster.delete(f"/api/v1/nodes/{node}")

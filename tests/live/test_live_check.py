@@ -1,7 +1,7 @@
 """meshdoctor check against a real API server holding a scenario, compared with the offline run.
 
 Each scenario fixture (fixtures/scenarios/NAME) is put on the live cluster, `meshdoctor check` runs
-against the cluster (through `meshdoctor.cli.main` once the CLI has the live flags, else through
+against the cluster (through `meshdoctor.cli.main.main` once the CLI has the live flags, else through
 the same pipeline: `cli_live.collect_for_rules` -> engine -> JSON renderer) and against the
 scenario's files (`--from`), and both must produce the same results and the same findings.
 Every remediation manifest those runs emit must pass a server-side dry run (`dryRun=All`).
@@ -30,15 +30,32 @@ from typing import Any
 import pytest
 import yaml
 
-from meshdoctor.kinds import KINDS
+from meshdoctor.kube.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "fixtures" / "scenarios"
 FIELD_MANAGER = "meshdoctor-live-tests"
 
-_ORDER = ["CustomResourceDefinition", "Namespace", "ServiceAccount", "Secret", "ConfigMap", "ClusterRole", "Role",
-          "ClusterRoleBinding", "RoleBinding", "Service", "MutatingWebhookConfiguration", "DaemonSet", "Deployment",
-          "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod"]
+_ORDER = [
+    "CustomResourceDefinition",
+    "Namespace",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "ClusterRole",
+    "Role",
+    "ClusterRoleBinding",
+    "RoleBinding",
+    "Service",
+    "MutatingWebhookConfiguration",
+    "DaemonSet",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+]
 
 
 class DumpScenario(Exception):
@@ -64,27 +81,39 @@ def read_objects(folder: Path) -> list[dict[str, Any]]:
 
 
 def custom_resource_definitions() -> list[dict[str, Any]]:
-    """A schemaless CRD for every custom kind of meshdoctor.kinds, every listed version served."""
+    """A schemaless CRD for every custom kind of meshdoctor.kube.kinds, every listed version served."""
     crds = []
     for info in KINDS.values():
         if not info.custom:
             continue
-        crds.append({
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"{info.plural}.{info.group}"},
-            "spec": {
-                "group": info.group,
-                "names": {"kind": info.kind, "plural": info.plural, "singular": info.kind.lower(),
-                          "listKind": f"{info.kind}List"},
-                "scope": "Namespaced" if info.namespaced else "Cluster",
-                "versions": [
-                    {"name": v, "served": True, "storage": i == 0,
-                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}
-                    for i, v in enumerate(info.versions)
-                ],
-            },
-        })
+        crds.append(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{info.plural}.{info.group}"},
+                "spec": {
+                    "group": info.group,
+                    "names": {
+                        "kind": info.kind,
+                        "plural": info.plural,
+                        "singular": info.kind.lower(),
+                        "listKind": f"{info.kind}List",
+                    },
+                    "scope": "Namespaced" if info.namespaced else "Cluster",
+                    "versions": [
+                        {
+                            "name": v,
+                            "served": True,
+                            "storage": i == 0,
+                            "schema": {
+                                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                            },
+                        }
+                        for i, v in enumerate(info.versions)
+                    ],
+                },
+            }
+        )
     return crds
 
 
@@ -179,7 +208,9 @@ class AppliedScenario:
             r = server_side_apply(cluster, crd)
             assert r.ok, r.body
         for crd in custom_resource_definitions():
-            cluster.wait_for(lambda n=crd["metadata"]["name"]: _established(cluster, n), 60, what=f"CRD {crd['metadata']['name']}")
+            cluster.wait_for(
+                lambda n=crd["metadata"]["name"]: _established(cluster, n), 60, what=f"CRD {crd['metadata']['name']}"
+            )
         node = cluster.node_names[0]
         raw = read_objects(self.folder)
         nodes = frozenset(o["metadata"]["name"] for o in raw if o.get("kind") == "Node")
@@ -188,15 +219,19 @@ class AppliedScenario:
         uids: dict[tuple[str, str, str], str] = {}
         # pods that name a service account the capture does not hold could not be created (the
         # ServiceAccount admission plugin): such accounts are created, and removed afterwards
-        accounts = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects if o["kind"] == "ServiceAccount"}
+        accounts = {
+            (o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects if o["kind"] == "ServiceAccount"
+        }
         for obj in list(objects):
             if obj["kind"] == "Pod":
                 ns = obj["metadata"]["namespace"]
                 account = (obj.get("spec") or {}).get("serviceAccountName") or "default"
                 if account != "default" and (ns, account) not in accounts:
                     accounts.add((ns, account))
-                    objects.insert(objects.index(obj), {"apiVersion": "v1", "kind": "ServiceAccount",
-                                                        "metadata": {"name": account, "namespace": ns}})
+                    objects.insert(
+                        objects.index(obj),
+                        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": ns}},
+                    )
         for obj in objects:
             if obj["kind"] == "Namespace" and cluster.get(_path(obj)[1]).status == 404:
                 self.created_namespaces.append(obj["metadata"]["name"])
@@ -251,15 +286,20 @@ class AppliedScenario:
         for obj in reversed(self.applied):
             if obj["kind"] == "Namespace":
                 continue
-            cluster.request("DELETE", _path(obj)[1], query={"propagationPolicy": "Background", "gracePeriodSeconds": "0"})
+            cluster.request(
+                "DELETE", _path(obj)[1], query={"propagationPolicy": "Background", "gracePeriodSeconds": "0"}
+            )
         # pods the controllers made, kwok Logs objects
         for obj in self.applied:
             if obj["kind"] in ("DaemonSet", "Deployment", "ReplicaSet"):
                 ns = obj["metadata"]["namespace"]
                 labels = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
                 selector = ",".join(f"{k}={v}" for k, v in labels.items())
-                cluster.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
-                                query={"labelSelector": selector, "gracePeriodSeconds": "0"})
+                cluster.request(
+                    "DELETE",
+                    f"/api/v1/namespaces/{ns}/pods",
+                    query={"labelSelector": selector, "gracePeriodSeconds": "0"},
+                )
         for ns, pod in sorted(self.logs_set):  # a later scenario's pod of the same name must not get these logs
             cluster.delete(f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{ns}/logs/{pod}")
         for ns in self.created_namespaces:
@@ -277,22 +317,24 @@ def _phase(cluster: Any, path: str) -> str | None:
 
 def _established(cluster: Any, name: str) -> bool:
     r = cluster.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    return r.ok and any(c.get("type") == "Established" and c.get("status") == "True"
-                        for c in (r.body.get("status") or {}).get("conditions") or [])
+    return r.ok and any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (r.body.get("status") or {}).get("conditions") or []
+    )
 
 
 # -- running meshdoctor ----------------------------------------------------------------------
 
 
 def cli_has_live_flags() -> bool:
-    from meshdoctor.cli import cli
+    from meshdoctor.cli.main import cli
 
     check = cli.commands["check"]
     return any("--kubeconfig" in p.opts for p in check.params)
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
-    from meshdoctor.cli import main
+    from meshdoctor.cli.main import main
 
     out = io.StringIO()
     with redirect_stdout(out):
@@ -305,8 +347,8 @@ def live_report(kubeconfig: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     if cli_has_live_flags():
         code, text = run_cli(["check", "--kubeconfig", str(kubeconfig), "-q", "-o", "json", *extra])
         return code, json.loads(text)
-    from meshdoctor.cli import exit_code
-    from meshdoctor.cli_live import LiveFlags, collect_for_rules
+    from meshdoctor.cli.live import LiveFlags, collect_for_rules
+    from meshdoctor.cli.main import exit_code
     from meshdoctor.engine import run
     from meshdoctor.registry import load_rules
     from meshdoctor.renderers import report_to_dict
@@ -332,7 +374,9 @@ def comparable(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SCENARIO_NAMES = sorted(p.name for p in SCENARIOS.iterdir() if (p / "expected.txt").is_file()) if SCENARIOS.is_dir() else []
+SCENARIO_NAMES = (
+    sorted(p.name for p in SCENARIOS.iterdir() if (p / "expected.txt").is_file()) if SCENARIOS.is_dir() else []
+)
 
 
 @pytest.fixture(scope="module")
@@ -361,15 +405,15 @@ def applied(live_cluster: Any, request: Any) -> Any:
 #: difference fails the test, and so does a listed one that disappears.
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("seed-broken", "MD502"): "the live cluster has a Node (kwok) whose container runtime is not docker; the "
-                              "fixture has no Node, so offline the docker-socket log collection is assumed",
+    "fixture has no Node, so offline the docker-socket log collection is assumed",
     ("seed-fixed", "MD502"): "same as seed-broken",
     ("seed-broken", "MD503"): "the fixture's extensions/v1beta1 DaemonSet is served as apps/v1 by a 1.34 server",
     ("seed-broken", "MD505"): "the API server gives every DaemonSet a status (zeros when no controller "
-                              "ran); the fixture's DaemonSet has none, so offline the rule is not_checked",
+    "ran); the fixture's DaemonSet has none, so offline the rule is not_checked",
     ("seed-fixed", "MD505"): "same as seed-broken",
     ("agent-removed-api", "MD503"): "the fixture's removed workload API is served as apps/v1 by a 1.34 server",
     ("rbac-missing-kubelet-permissions", "MD405"): "the live cluster's built-in ClusterRoleBinding "
-        "system:service-account-issuer-discovery (group system:serviceaccounts) is named in the finding too",
+    "system:service-account-issuer-discovery (group system:serviceaccounts) is named in the finding too",
 }
 
 
@@ -401,16 +445,18 @@ def test_live_check_finds_what_the_offline_check_finds(live_cluster: Any, applie
 @pytest.mark.live
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_live_check_equals_the_offline_check_of_its_own_snapshot(
-        live_cluster: Any, applied: Any, name: str, tmp_path: Path) -> None:
+    live_cluster: Any, applied: Any, name: str, tmp_path: Path
+) -> None:
     """Same cluster state both ways: `check` live, and `snapshot -o DIR` then `check --from DIR`."""
     applied(name)
     folder = tmp_path / "snapshot"
     from click.testing import CliRunner
 
-    from meshdoctor.cli_live import snapshot
+    from meshdoctor.cli.live import snapshot
 
-    result = CliRunner().invoke(snapshot, ["-o", str(folder), "--kubeconfig", str(live_cluster.admin_kubeconfig), "-q"],
-                                standalone_mode=False)
+    result = CliRunner().invoke(
+        snapshot, ["-o", str(folder), "--kubeconfig", str(live_cluster.admin_kubeconfig), "-q"], standalone_mode=False
+    )
     assert result.exception is None, result.output
     live_code, live = live_report(live_cluster.admin_kubeconfig)
     offline_code, offline = offline_report(folder)
@@ -433,7 +479,7 @@ def test_every_remediation_manifest_passes_a_server_side_dry_run(live_cluster: A
     rejected = []
     for rule, doc in manifests:
         if doc.get("kind") not in KINDS:
-            rejected.append(f"{rule}: kind {doc.get('kind')!r} unknown to meshdoctor.kinds")
+            rejected.append(f"{rule}: kind {doc.get('kind')!r} unknown to meshdoctor.kube.kinds")
             continue
         doc = copy.deepcopy(doc)
         if KINDS[doc["kind"]].namespaced:
@@ -441,7 +487,8 @@ def test_every_remediation_manifest_passes_a_server_side_dry_run(live_cluster: A
         r = server_side_apply(live_cluster, doc, dry_run=True)
         if not r.ok:
             message = r.body.get("message") if isinstance(r.body, dict) else r.body
-            rejected.append(f"{rule}: {doc['apiVersion']} {doc['kind']} {doc['metadata'].get('name')}: "
-                            f"HTTP {r.status} {message}")
+            rejected.append(
+                f"{rule}: {doc['apiVersion']} {doc['kind']} {doc['metadata'].get('name')}: HTTP {r.status} {message}"
+            )
     print(f"\n{name}: {len(manifests)} remediation manifest(s), {len(rejected)} rejected")
     assert rejected == []

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshdoctor.kinds import KINDS
+from meshdoctor.kube.kinds import KINDS
 from meshdoctor.rule import inputs
 from meshdoctor.sources.live import LiveOptions, collect_live
 from tests.live.test_live_check import live_report

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from meshdoctor.rbac import RbacEvaluator, Request, service_account_user
+from meshdoctor.kube.rbac import RbacEvaluator, Request, service_account_user
 from meshdoctor.rule import inputs
 from meshdoctor.sources.live import LiveOptions, collect_live
 

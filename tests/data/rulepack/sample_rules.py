@@ -14,14 +14,18 @@ class ConfigMapWithoutData(Rule):
     category = Category.CHECK_CONFIG
     severity = Severity.WARNING
     inputs = inputs("ConfigMap")
-    docs = RuleDocs(what="ConfigMaps without data.", why="An empty ConfigMap configures nothing.",
-                    fix="Add the data or delete the ConfigMap.")
+    docs = RuleDocs(
+        what="ConfigMaps without data.",
+        why="An empty ConfigMap configures nothing.",
+        fix="Add the data or delete the ConfigMap.",
+    )
 
     def check(self, ctx):
         for cm in ctx.objects("ConfigMap"):
             if not cm.get("data"):
-                yield self.finding(f"{ctx.ref(cm)} has no data", objects=[ctx.ref(cm)],
-                                   evidence=[ctx.field(cm, "data", None)])
+                yield self.finding(
+                    f"{ctx.ref(cm)} has no data", objects=[ctx.ref(cm)], evidence=[ctx.field(cm, "data", None)]
+                )
 
 
 RULES = [ConfigMapWithoutData]

@@ -1,0 +1,1 @@
+"""The Istio mesh: versions and eras (facts), mesh config, injection, egress coverage, mTLS."""
