@@ -2,7 +2,9 @@
 
 For each scenario and rule case under fixtures/, runs `meshdoctor check` in every output format
 and with `--emit-fixes`, and writes `<case>.<format>` plus the emitted files and the exit code.
-Used to prove that a refactoring changes no output: run it before and after, then `diff -r`.
+Used to prove that a refactoring changes no output: run it before and after, then `diff -r`. Run it
+with the Python of the environment where the tree to measure is installed (its `meshdoctor` script is
+the one run).
 
     python scripts/fixture_outputs.py OUT_DIR
 """
@@ -29,9 +31,11 @@ def cases() -> list[Path]:
 def run_case(case: Path, out: Path) -> None:
     """One case in every format (exit code, stdout and stderr) and its emitted fixes."""
     name = str(case.relative_to(ROOT / "fixtures")).replace("/", "__")
-    base = [str(Path(sys.executable).parent / "meshdoctor"), "check", "-q", "--from", str(case), "--width", "100"]
+    # Paths relative to the checkout, so that two checkouts of the same tree give the same output.
+    relative = str(case.relative_to(ROOT))
+    base = [str(Path(sys.executable).parent / "meshdoctor"), "check", "-q", "--from", relative, "--width", "100"]
     if (case / "logs").is_dir():
-        base += ["--logs", str(case / "logs")]
+        base += ["--logs", f"{relative}/logs"]
     for fmt in FORMATS:
         done = subprocess.run([*base, "-o", fmt], capture_output=True, text=True, cwd=ROOT)
         (out / f"{name}.{fmt}").write_text(f"exit {done.returncode}\n{done.stdout}{done.stderr}")
