@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from meshdoctor_rules.telemetry import (
+from meshdoctor_rules.telemetry.md302_no_ready_endpoints import (
     RULES,
     MtlsBlocksScrape,
     MtlsToPlaintextPort,
