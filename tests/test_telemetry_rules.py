@@ -13,18 +13,16 @@ from typing import Any
 
 import pytest
 import yaml
-from meshdoctor_rules.telemetry import (
-    RULES,
-    MtlsBlocksScrape,
-    MtlsToPlaintextPort,
-    NetworkPolicyBlocksScrape,
-    NoReadyEndpoints,
-    ServicePortMissing,
-    egress_policy_manifest,
-    scrape_targets,
-)
+from meshdoctor_rules.telemetry import RULES
+from meshdoctor_rules.telemetry.md301_service_port_missing import ServicePortMissing
+from meshdoctor_rules.telemetry.md302_no_ready_endpoints import NoReadyEndpoints
+from meshdoctor_rules.telemetry.md303_network_policy_blocks_scrape import NetworkPolicyBlocksScrape
+from meshdoctor_rules.telemetry.md304_strict_mtls_blocks_scrape import MtlsBlocksScrape
+from meshdoctor_rules.telemetry.md305_mtls_to_plaintext_port import MtlsToPlaintextPort
+from meshdoctor_rules.telemetry.scrape_targets import scrape_targets
 
 from meshdoctor.engine import run
+from meshdoctor.kube.egress_policy import egress_policy_manifest
 from meshdoctor.model import FieldEvidence, Finding, ObjectRef, ProbeEvidence, Status
 from meshdoctor.rule import Context, NotChecked
 from meshdoctor.snapshot import Snapshot

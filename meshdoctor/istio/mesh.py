@@ -192,6 +192,12 @@ def mesh_config(reader: ObjectReader, info: MeshInfo | None = None) -> dict[str,
     return parsed if isinstance(parsed, dict) else {}
 
 
+def root_namespace(reader: ObjectReader, info: MeshInfo) -> str:
+    """The mesh's root namespace: `rootNamespace` in the mesh config, else the control plane's, else istio-system."""
+    root = mesh_config(reader, info).get("rootNamespace")
+    return str(root or info.namespace or "istio-system")
+
+
 def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
     """`REGISTRY_ONLY` or `ALLOW_ANY`: what a sidecar does with traffic to an unknown host.
 
