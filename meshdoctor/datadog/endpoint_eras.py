@@ -1,0 +1,63 @@
+"""Whether an istio check endpoint is one the mesh's Istio version serves.
+
+Mixer-era options (`mixer_endpoint`, `galley_endpoint`, `pilot_endpoint`, `citadel_endpoint`)
+before 1.5, `istiod_endpoint` from 1.5; Mixer telemetry (istio-telemetry) only while an
+istio-telemetry Deployment runs and before its removal in 1.8; and the monitoring port of each
+Mixer-era component by version (`istio.versions.TELEMETRY_ENDPOINTS`).
+"""
+
+from __future__ import annotations
+
+from meshdoctor.datadog.istio_check import CheckEndpoint, mixer_telemetry_deployed
+from meshdoctor.istio.mesh import ISTIOD, MIXER, MeshInfo, mesh_info
+from meshdoctor.istio.versions import MIXER_REMOVED_IN, TELEMETRY_ENDPOINTS, telemetry_endpoints
+from meshdoctor.snapshot import ObjectReader
+
+
+def mesh_and_mixer_telemetry(reader: ObjectReader) -> tuple[MeshInfo, bool]:
+    """The mesh, and whether it runs Mixer telemetry: what the check's endpoints must match."""
+    info = mesh_info(reader)
+    return info, mixer_telemetry_deployed(reader, info)
+
+
+def era_problem(endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool) -> tuple[str, str | None] | None:
+    """(why the endpoint belongs to another era or version, the right URL or None) or None."""
+    minor = info.minor
+    if info.era not in (MIXER, ISTIOD):
+        return None
+    key, port = endpoint.key, endpoint.port
+    version = info.version or info.era
+    if key == "istiod_endpoint" and info.era == MIXER:
+        return (f"istiod exists from Istio 1.5, this mesh runs {version} (Mixer era)", None)
+    mixer_alive = telemetry and (minor is None or minor < MIXER_REMOVED_IN)
+    if info.era == ISTIOD:
+        if key in ("galley_endpoint", "pilot_endpoint", "citadel_endpoint"):
+            return (
+                f"a Mixer-era option: from Istio 1.5 pilot, galley and citadel run inside istiod "
+                f"(use istiod_endpoint), this mesh runs {version}",
+                None,
+            )
+        if (
+            key == "mixer_endpoint" or (key == "istio_mesh_endpoint" and endpoint.era_hint == MIXER)
+        ) and not mixer_alive:
+            return (
+                f"Mixer telemetry (istio-telemetry), which this mesh ({version}) does not run "
+                "(no istio-telemetry Deployment; Mixer was removed in 1.8)",
+                None,
+            )
+    component = endpoint.service if endpoint.service in ("istio-telemetry", "istio-pilot", "istio-galley") else None
+    if component is None or minor is None or not isinstance(port, int) or key == "istio_mesh_endpoint":
+        return None
+    served = {e.port: e for e in telemetry_endpoints(minor, component)}
+    known = {e.port for e in TELEMETRY_ENDPOINTS if e.component == component}
+    if port in known and port not in served:
+        names = {e.port_name for e in TELEMETRY_ENDPOINTS if e.component == component and e.port == port}
+        right = next((p for p, e in served.items() if e.port_name in names), None)
+        if right is None:
+            return None
+        fixed = endpoint.url.replace(f":{port}", f":{right}", 1)
+        return (
+            f"{component} serves its monitoring on {right} in Istio {version}, not on {port}",
+            fixed,
+        )
+    return None

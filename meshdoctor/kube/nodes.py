@@ -1,0 +1,38 @@
+"""What the Nodes report about the cluster: the container runtimes and Kubernetes versions they run.
+
+Read from `status.nodeInfo` (`containerRuntimeVersion: containerd://1.7.2`, `kubeletVersion:
+v1.28.3`); Nodes that do not report a value are left out, so an input without Nodes reads as
+"unknown", never as a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meshdoctor.snapshot import KubeObject, ObjectReader
+
+_MINOR_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def _node_info(node: KubeObject) -> Any:
+    return (node.get("status") or {}).get("nodeInfo") or {}
+
+
+def minor_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a Kubernetes version (`v1.28.3-eks-1` -> (1, 28)), None if it is none."""
+    match = _MINOR_VERSION.match(text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def container_runtimes(reader: ObjectReader) -> set[str]:
+    """The container runtimes the Nodes run, by name (`containerd`, `docker`, `cri-o`)."""
+    return {str(_node_info(n).get("containerRuntimeVersion", "")).split(":")[0] for n in reader.objects("Node")} - {""}
+
+
+def newest_kubelet_version(reader: ObjectReader) -> tuple[int, int] | None:
+    """The newest (major, minor) Kubernetes version any Node's kubelet reports, None without one."""
+    versions = [
+        v for v in (minor_version(_node_info(n).get("kubeletVersion", "")) for n in reader.objects("Node")) if v
+    ]
+    return max(versions) if versions else None
