@@ -546,7 +546,7 @@ def test_sites_and_versioned_hosts():
 
 def test_md401_remediation_redacts_literal_keys_and_keeps_everything_else():
     import yaml
-    from meshdoctor_rules.rbac import AgentServiceAccountUnset
+    from meshdoctor_rules.rbac.md401_default_service_account import AgentServiceAccountUnset
 
     key = "0123456789abcdef0123456789abcdef"
     ds = agent(
@@ -631,7 +631,7 @@ def test_md401_remediation_redacts_literal_keys_and_keeps_everything_else():
     ],
 )
 def test_md401_decisions(service_account, subjects, expected):
-    from meshdoctor_rules.rbac import AgentServiceAccountUnset
+    from meshdoctor_rules.rbac.md401_default_service_account import AgentServiceAccountUnset
 
     ds = agent()
     if service_account is not None:

@@ -10,22 +10,19 @@ from typing import Any
 import pytest
 import yaml
 from meshdoctor_rules import rbac
-from meshdoctor_rules.rbac import (
-    AgentPermissionsMissing,
-    AgentServiceAccountMissing,
-    AgentServiceAccountUnset,
-    BindingSubjectWrongNamespace,
-    BoundRoleMissing,
-    LayeredReader,
-    agent_accounts,
-    check_permissions,
-    describe_requests,
-    rules_for_denied,
-    with_bootstrap_policy,
-)
+from meshdoctor_rules.rbac.denied_requests import describe_requests
+from meshdoctor_rules.rbac.md401_default_service_account import AgentServiceAccountUnset
+from meshdoctor_rules.rbac.md402_service_account_missing import AgentServiceAccountMissing
+from meshdoctor_rules.rbac.md403_subject_wrong_namespace import BindingSubjectWrongNamespace
+from meshdoctor_rules.rbac.md404_bound_role_missing import BoundRoleMissing
+from meshdoctor_rules.rbac.md405_permissions_missing import FEATURE_SEVERITY, AgentPermissionsMissing
 
+from meshdoctor.datadog.agent_account import agent_accounts
+from meshdoctor.datadog.permission_check import check_permissions, rules_for_denied
 from meshdoctor.datadog.permissions import EVENTS, KUBELET, LEADER_ELECTION, METADATA
 from meshdoctor.engine import run
+from meshdoctor.kube.bootstrap_policy import rbac_evaluator, with_bootstrap_policy
+from meshdoctor.kube.layered_reader import LayeredReader
 from meshdoctor.kube.rbac import RbacEvaluator, Request, request_record, service_account_user
 from meshdoctor.model import ProbeEvidence, Severity, Status
 from meshdoctor.rule import Context
@@ -228,7 +225,7 @@ def test_md405_severity_follows_the_worst_denied_feature(case, severity, feature
     (finding,) = findings(AgentPermissionsMissing, snapshot)
     assert finding.severity is severity
     (account,) = agent_accounts(Context(snapshot))
-    check = check_permissions(rbac.rbac_evaluator(Context(snapshot)), {}, account)
+    check = check_permissions(rbac_evaluator(Context(snapshot)), {}, account)
     assert check.denied_features() == features
 
 
@@ -419,7 +416,7 @@ def test_rules_for_denied_grant_exactly_the_denied_requests_per_row():
     snapshot = load(fixture("MD405", "failing-lease-leader-election"))
     ctx = Context(snapshot)
     (account,) = agent_accounts(ctx)
-    check = check_permissions(rbac.rbac_evaluator(ctx), {}, account)
+    check = check_permissions(rbac_evaluator(ctx), {}, account)
     assert rules_for_denied(check.denied, account.env) == [
         {
             "apiGroups": ["coordination.k8s.io"],
@@ -444,10 +441,10 @@ def test_leader_election_alternative_counts_only_when_the_resource_is_not_pinned
 
 
 def test_feature_severities():
-    assert rbac.FEATURE_SEVERITY[METADATA] is Severity.ERROR
-    assert rbac.FEATURE_SEVERITY[KUBELET] is Severity.ERROR
-    assert rbac.FEATURE_SEVERITY[EVENTS] is Severity.WARNING
-    assert rbac.FEATURE_SEVERITY[LEADER_ELECTION] is Severity.WARNING
+    assert FEATURE_SEVERITY[METADATA] is Severity.ERROR
+    assert FEATURE_SEVERITY[KUBELET] is Severity.ERROR
+    assert FEATURE_SEVERITY[EVENTS] is Severity.WARNING
+    assert FEATURE_SEVERITY[LEADER_ELECTION] is Severity.WARNING
 
 
 # -- one finding per root cause ----------------------------------------------------------------
@@ -534,7 +531,7 @@ def test_requests_match_the_live_source_exactly():
     ctx = Context(snapshot)
     (account,) = agent_accounts(ctx)
     asked = set(agent_requests(snapshot))
-    check = check_permissions(rbac.rbac_evaluator(ctx), {}, account)
+    check = check_permissions(rbac_evaluator(ctx), {}, account)
     assert check.verdicts and all(v.request in asked for v in check.verdicts)
 
 
