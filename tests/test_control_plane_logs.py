@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meshdoctor_rules import logs as L
+from meshdoctor_rules.logs import log_rule as L
 
 from meshdoctor.model import ObjectRef, Severity
 from meshdoctor.rule import Context, NotChecked

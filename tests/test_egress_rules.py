@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from meshdoctor_rules.egress import (
+from meshdoctor_rules.egress.md102_service_entry_near_miss import (
     MISSING_HOST,
     NOT_EXPORTED,
     SIDECAR_HIDDEN,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from meshdoctor_rules import logs as L
+from meshdoctor_rules.logs import log_rule as L
 
 from meshdoctor.engine import run
 from meshdoctor.logs import scanner as logscan
