@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meshdoctor_rules import logs as L
+from meshdoctor_rules.logs.md601_intake_unreachable import AgentIntakeUnreachable
+from meshdoctor_rules.logs.md603_istio_check_failing import IstioCheckCannotScrape
+from meshdoctor_rules.logs.md604_agent_forbidden import AgentForbidden
+from meshdoctor_rules.logs.md605_sidecar_drops_intake import SidecarDropsIntakeTraffic
 
+from meshdoctor.logs.workload_logs import TELEMETRY, shared_scanner, telemetry_workloads
 from meshdoctor.model import ObjectRef, Severity
 from meshdoctor.rule import Context, NotChecked
 from meshdoctor.snapshot import Snapshot
@@ -43,18 +47,18 @@ def test_telemetry_workloads_are_istio_telemetry_istiod_and_pilot_not_policy() -
     for obj in objects:
         snapshot.add(obj)
     ctx = Context(snapshot)
-    names = [d["metadata"]["name"] for d in L.telemetry_workloads(ctx)]
+    names = [d["metadata"]["name"] for d in telemetry_workloads(ctx)]
     assert names == ["istio-pilot", "istio-telemetry", "istiod"]  # the snapshot's name order
 
 
 def test_control_plane_scanner_has_only_istiod_and_mixer_signatures() -> None:
-    sources = {s.source for s in L.shared_scanner(L.TELEMETRY).signatures}
+    sources = {s.source for s in shared_scanner(TELEMETRY).signatures}
     assert sources == {"istiod", "mixer"}
-    assert {s.source for s in L.shared_scanner("agent").signatures} == {"agent"}
+    assert {s.source for s in shared_scanner("agent").signatures} == {"agent"}
 
 
 def test_md603_reports_mixer_prometheus_adapter_on_istio_telemetry() -> None:
-    [finding] = list(L.IstioCheckCannotScrape().check(Context(fixture("MD603", "failing-mixer-log"))))
+    [finding] = list(IstioCheckCannotScrape().check(Context(fixture("MD603", "failing-mixer-log"))))
     assert finding.severity is Severity.ERROR
     assert finding.supports == "telemetry"
     assert finding.objects == (
@@ -78,7 +82,7 @@ def test_md603_reports_mixer_prometheus_adapter_on_istio_telemetry() -> None:
 
 
 def test_md601_reports_the_rejected_service_entry_on_istiod() -> None:
-    [finding] = list(L.AgentIntakeUnreachable().check(Context(fixture("MD601", "failing-istiod-log"))))
+    [finding] = list(AgentIntakeUnreachable().check(Context(fixture("MD601", "failing-istiod-log"))))
     assert finding.supports == "egress"
     assert finding.objects == (
         ObjectRef("Deployment", "istio-system", "istiod"),
@@ -99,9 +103,9 @@ def test_rules_without_control_plane_ignore_its_logs() -> None:
     """MD604 and MD605 read only the agent's pods: the istiod and Mixer lines are not theirs."""
     for case in (("MD603", "failing-mixer-log"), ("MD601", "failing-istiod-log")):
         snapshot = fixture(*case)
-        for rule in (L.AgentForbidden(), L.SidecarDropsIntakeTraffic()):
+        for rule in (AgentForbidden(), SidecarDropsIntakeTraffic()):
             with pytest.raises(NotChecked, match="no agent log lines in the input"):
                 list(rule.check(Context(snapshot)))
-    assert not L.AgentForbidden.control_plane
-    assert "telemetry" in L.IstioCheckCannotScrape.inputs.logs
-    assert "telemetry" in L.AgentIntakeUnreachable.inputs.logs
+    assert not AgentForbidden.control_plane
+    assert "telemetry" in IstioCheckCannotScrape.inputs.logs
+    assert "telemetry" in AgentIntakeUnreachable.inputs.logs

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from meshdoctor_rules.egress import (
+from meshdoctor_rules.egress.md101_intake_blocked import IntakeEgressBlocked
+from meshdoctor_rules.egress.md102_service_entry_near_miss import (
     MISSING_HOST,
     NOT_EXPORTED,
     SIDECAR_HIDDEN,
     WRONG_PORT,
     WRONG_PROTOCOL,
     WRONG_SITE,
-    IntakeEgressBlocked,
     IntakeServiceEntryNearMiss,
     near_miss_kind,
 )

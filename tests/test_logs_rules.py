@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from meshdoctor_rules import logs as L
+from meshdoctor_rules.logs.log_rule import LogRule, agent_logs, logs_command
+from meshdoctor_rules.logs.md601_intake_unreachable import AgentIntakeUnreachable
+from meshdoctor_rules.logs.md602_api_key_rejected import ApiKeyRejected
+from meshdoctor_rules.logs.md603_istio_check_failing import IstioCheckCannotScrape
+from meshdoctor_rules.logs.md604_agent_forbidden import AgentForbidden, can_i, missing_permission
+from meshdoctor_rules.logs.md605_sidecar_drops_intake import SidecarDropsIntakeTraffic
 
 from meshdoctor.engine import run
 from meshdoctor.logs import scanner as logscan
+from meshdoctor.logs import workload_logs
 from meshdoctor.model import Category, LogEvidence, ObjectRef, Severity, Status
 from meshdoctor.registry import load_rules
 from meshdoctor.rule import Context
@@ -33,7 +39,7 @@ def fixture(rule: str, case: str = "failing") -> Snapshot:
     return snapshot
 
 
-def findings(rule: type[L.LogRule], snapshot: Snapshot):
+def findings(rule: type[LogRule], snapshot: Snapshot):
     return list(rule().check(Context(snapshot)))
 
 
@@ -45,7 +51,7 @@ def evidence(finding) -> list[tuple[str, int, int, str | None, str | None]]:
 
 
 def test_md601_one_finding_per_host_with_a_service_entry_for_it():
-    (finding,) = findings(L.AgentIntakeUnreachable, fixture("MD601"))
+    (finding,) = findings(AgentIntakeUnreachable, fixture("MD601"))
     assert finding.severity is Severity.ERROR and finding.category is Category.LOGS
     assert finding.supports == "egress"
     assert finding.objects == (AGENT, POD)
@@ -83,13 +89,13 @@ def test_md601_one_finding_per_host_with_a_service_entry_for_it():
 
 
 def test_md601_leaves_out_a_host_that_answered_403():
-    assert findings(L.AgentIntakeUnreachable, fixture("MD601", "answered-403")) == []
-    (key,) = findings(L.ApiKeyRejected, fixture("MD601", "answered-403"))
+    assert findings(AgentIntakeUnreachable, fixture("MD601", "answered-403")) == []
+    (key,) = findings(ApiKeyRejected, fixture("MD601", "answered-403"))
     assert key.rule == "MD602"
 
 
 def test_md602_one_api_key_finding_per_workload():
-    (finding,) = findings(L.ApiKeyRejected, fixture("MD602"))
+    (finding,) = findings(ApiKeyRejected, fixture("MD602"))
     assert finding.supports == "agent-api-key"
     assert finding.objects == (AGENT, POD)
     assert finding.message == (
@@ -110,7 +116,7 @@ def test_md602_one_api_key_finding_per_workload():
 
 
 def test_md603_names_the_service_the_check_cannot_scrape():
-    (finding,) = findings(L.IstioCheckCannotScrape, fixture("MD603"))
+    (finding,) = findings(IstioCheckCannotScrape, fixture("MD603"))
     assert finding.supports == "telemetry"
     assert finding.objects == (AGENT, POD, ObjectRef("Service", "istio-system", "istiod"))
     assert finding.message.startswith(
@@ -126,7 +132,7 @@ def test_md603_names_the_service_the_check_cannot_scrape():
 
 
 def test_md604_one_finding_per_denied_permission_spelled_out():
-    api, kubelet = findings(L.AgentForbidden, fixture("MD604"))
+    api, kubelet = findings(AgentForbidden, fixture("MD604"))
     user = "system:serviceaccount:datadog:datadog-agent"
     assert api.message == (
         f"DaemonSet datadog/datadog-agent: the API server denies {user} to list pods "
@@ -181,12 +187,12 @@ def test_md604_one_finding_per_denied_permission_spelled_out():
     ],
 )
 def test_md604_permission_words_and_can_i(values, permission, command):
-    assert L.missing_permission(values) == permission
-    assert L.can_i(values) == command
+    assert missing_permission(values) == permission
+    assert can_i(values) == command
 
 
 def test_md605_sidecar_blackhole_gives_the_service_entry_for_the_sni():
-    (finding,) = findings(L.SidecarDropsIntakeTraffic, fixture("MD605"))
+    (finding,) = findings(SidecarDropsIntakeTraffic, fixture("MD605"))
     assert finding.supports == "egress"
     assert evidence(finding) == [
         ("istio-proxy", 2, 3, "2026-11-20T08:05:17.891Z", "2026-11-20T08:05:47.891Z"),
@@ -208,7 +214,7 @@ def test_agent_signatures_are_not_read_in_the_sidecar_log_nor_the_reverse(tmp_pa
     path = tmp_path / "istio-proxy.log"
     path.write_text(line)
     snapshot.add_log(LogKey("datadog", "datadog-agent-x7k2p", "istio-proxy"), FileLog(path))
-    assert findings(L.AgentIntakeUnreachable, snapshot) == []
+    assert findings(AgentIntakeUnreachable, snapshot) == []
 
 
 # -- which logs are read ----------------------------------------------------------------------
@@ -230,7 +236,7 @@ def test_logs_of_pods_missing_from_the_input_are_read_when_the_controller_names_
         (folder / "agent.log").write_text(TOO_MANY * 2)
     snapshot, _ = load_offline([str(tmp_path / "agent.yaml")], str(tmp_path / "logs"))
     ctx = Context(snapshot)
-    (finding,) = L.AgentIntakeUnreachable().check(ctx)
+    (finding,) = AgentIntakeUnreachable().check(ctx)
     assert finding.objects == (AGENT, ObjectRef("Pod", "datadog", "datadog-agent-b4x9k"))
     assert [e.count for e in finding.evidence] == [2, 2]
     assert ctx.logs_read == {
@@ -252,7 +258,7 @@ def test_groups_merge_across_pods_and_previous_instances_are_named(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     snapshot, _ = load_offline([str(tmp_path / "agent.yaml")], str(tmp_path / "logs"))
-    (finding,) = findings(L.AgentIntakeUnreachable, snapshot)
+    (finding,) = findings(AgentIntakeUnreachable, snapshot)
     assert finding.objects == (
         AGENT,
         ObjectRef("Pod", "datadog", "datadog-agent-b4x9k"),
@@ -263,26 +269,26 @@ def test_groups_merge_across_pods_and_previous_instances_are_named(tmp_path):
         ("datadog-agent-b4x9k", "agent", 1, 5),
         ("datadog-agent-b4x9k", "agent (previous)", 1, 5),
     ]
-    group = next(g for g in L.agent_logs(Context(snapshot))[0].groups)
+    group = next(g for g in agent_logs(Context(snapshot))[0].groups)
     assert group.pods == (
         ("datadog", "datadog-agent-b4x9k", "agent"),
         ("datadog", "datadog-agent-b4x9k", "agent (previous)"),
         ("datadog", "datadog-agent-z7q2m", "agent"),
     )
-    assert L.logs_command("datadog", group) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent"
+    assert logs_command("datadog", group) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent"
     previous = dataclasses.replace(group, samples=group.samples[1:])
-    assert L.logs_command("datadog", previous) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent --previous"
+    assert logs_command("datadog", previous) == "kubectl -n datadog logs datadog-agent-b4x9k -c agent --previous"
 
 
 def test_each_log_is_scanned_once_per_run(monkeypatch):
     calls: list[str] = []
-    scan = L._scan
+    scan = workload_logs._scan
 
     def counting(scanner, log, namespace, pod, container):
         calls.append(container)
         return scan(scanner, log, namespace, pod, container)
 
-    monkeypatch.setattr(L, "_scan", counting)
+    monkeypatch.setattr(workload_logs, "_scan", counting)
     folder = FIXTURES / "scenarios" / "seed-broken"
     snapshot, source = load_offline([str(folder)], str(folder / "logs"))
     run([r for r in load_rules() if r.category is Category.LOGS], snapshot, source)
@@ -305,7 +311,7 @@ def test_a_source_that_only_has_lines_is_scanned_too():
     snapshot = fixture("MD601", "passing")
     key = LogKey("datadog", "datadog-agent-x7k2p", "agent")
     snapshot.add_log(key, LinesOnly("start\n" + TOO_MANY))
-    (finding,) = findings(L.AgentIntakeUnreachable, snapshot)
+    (finding,) = findings(AgentIntakeUnreachable, snapshot)
     assert [(e.line, e.count) for e in finding.evidence] == [(2, 1)]
 
 
@@ -361,7 +367,7 @@ def test_a_large_logs_txt_section_is_scanned_in_bounded_memory(tmp_path, monkeyp
     snapshot.add_log(key, ContainerSection(LogsTxt(str(path)), "agent"))
     tracemalloc.start()
     try:
-        (finding,) = findings(L.AgentIntakeUnreachable, snapshot)
+        (finding,) = findings(AgentIntakeUnreachable, snapshot)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

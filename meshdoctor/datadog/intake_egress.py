@@ -1,0 +1,138 @@
+"""Whether an agent workload's traffic to the Datadog intake gets out of the mesh: its egress model.
+
+For an agent workload: is the pod in the mesh (`istio.injection.injection_decision`), does its
+sidecar capture traffic to the internet on the intake's port (`istio.egress.egress_capture`), does
+its sidecar drop unknown hosts (mesh config, Istio 1.0, or a Sidecar's `outboundTrafficPolicy`),
+and, for every endpoint the agent needs (`datadog.agent.required_endpoints`), which ServiceEntries
+cover it or almost do (`istio.egress.covering_service_entries`). Also what the agent logs when
+its forwarder cannot deliver, and the ServiceEntry protocol and hosts that let it out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from meshdoctor.datadog.agent import RequiredEndpoint, datadog_site, required_endpoints
+from meshdoctor.istio.egress import (
+    DEFAULT_ROOT_NAMESPACE,
+    Coverage,
+    covering_service_entries,
+    effective_outbound_policy,
+    effective_sidecar,
+    egress_capture,
+)
+from meshdoctor.istio.injection import Injection, injection_decision, injector_configmap, sidecar_redirects_traffic
+from meshdoctor.istio.mesh import MeshInfo, mesh_config, outbound_traffic_policy
+from meshdoctor.istio.service_entry_visibility import with_default_sidecar_imports
+from meshdoctor.kube.meta import labels_of, namespace_of
+from meshdoctor.kube.workloads import pod_template, pods_of
+from meshdoctor.snapshot import KubeObject, ObjectReader
+
+#: The agent's forwarder logs this once an endpoint's circuit breaker is open (datadog-agent
+#: pkg/forwarder/worker.go `process`: "Too many errors for endpoint '%s': retrying later"), and
+#: this for every failed transaction (worker.go: "Error while processing transaction").
+FORWARDER_ERRORS = ("Too many errors for endpoint", "Error while processing transaction")
+
+#: Hosts of in-cluster Services: always in the registry, never blocked by REGISTRY_ONLY.
+_CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local")
+
+#: ServiceEntry port protocol to write for what the agent speaks.
+_SE_PROTOCOL = {"HTTPS": "HTTPS", "TLS": "TLS", "HTTP": "HTTP", "TCP": "TCP"}
+
+#: The metrics host of an agent version: `7-60-1-app.agent.<site>`.
+_VERSIONED_HOST = re.compile(r"^\d+-\d+-\d+-app\.agent\.(?P<site>.+)$")
+
+
+@dataclass
+class EndpointState:
+    """One endpoint the agent needs, as its sidecar sees it."""
+
+    endpoint: RequiredEndpoint
+    captured: bool | None
+    """Whether the sidecar intercepts connections to it (egress_capture)."""
+    coverage: Coverage | None = None
+    """ServiceEntries covering it and near misses; None when not captured."""
+
+    @property
+    def blocked(self) -> bool:
+        """Captured and covered by nothing."""
+        return self.captured is True and self.coverage is not None and not self.coverage.covered
+
+
+@dataclass
+class AgentEgress:
+    """What decides whether one agent workload reaches its intake."""
+
+    workload: KubeObject
+    subject: KubeObject
+    """The first running pod, else the workload itself (its template predicts the pods)."""
+    namespace: str
+    injection: Injection
+    policy: str
+    """Effective outbound policy for the agent's pods: REGISTRY_ONLY or ALLOW_ANY."""
+    sidecar_policy: KubeObject | None
+    """The Sidecar whose `outboundTrafficPolicy` decided the policy, if one did."""
+    site: str
+    endpoints: list[EndpointState] = field(default_factory=list)
+
+
+def is_cluster_host(host: str) -> bool:
+    """Whether a host names an in-cluster Service (`.svc`, `.cluster.local`): never blocked."""
+    return host.endswith(_CLUSTER_SUFFIXES)
+
+
+def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> AgentEgress | None:
+    """The egress model of an agent workload whose pods have a redirecting sidecar; else None."""
+    pods = pods_of(reader, workload)
+    subject = pods[0] if pods else workload
+    injection = injection_decision(reader, subject, info)
+    if injection.injected is not True or sidecar_redirects_traffic(subject) is False:
+        return None
+    namespace = namespace_of(workload)
+    mesh_policy = outbound_traffic_policy(reader, info)
+    policy = effective_outbound_policy(reader, subject, mesh_policy)
+    template = pod_template(subject) or {}
+    labels = labels_of(template)
+    root = str(mesh_config(reader, info).get("rootNamespace") or DEFAULT_ROOT_NAMESPACE)
+    sidecar = effective_sidecar(reader, namespace, labels, root)
+    sidecar_mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
+    state = AgentEgress(
+        workload=workload,
+        subject=subject,
+        namespace=namespace,
+        injection=injection,
+        policy=policy,
+        sidecar_policy=sidecar if sidecar_mode else None,
+        site=datadog_site(reader, workload),
+    )
+    injector = injector_configmap(reader, info)
+    for endpoint in required_endpoints(reader, workload):
+        if is_cluster_host(endpoint.host):
+            continue
+        captured = egress_capture(subject, injector, endpoint.port).captured
+        coverage = None
+        if captured is True:
+            coverage = covering_service_entries(
+                reader, namespace, endpoint.host, endpoint.port, endpoint.protocol, client=subject
+            )
+            coverage = with_default_sidecar_imports(coverage)
+        state.endpoints.append(EndpointState(endpoint, captured, coverage))
+    return state
+
+
+def service_entry_protocol(endpoint: RequiredEndpoint) -> str:
+    """The ServiceEntry port protocol that carries what the agent speaks to an endpoint (TLS else)."""
+    return _SE_PROTOCOL.get(endpoint.protocol, "TLS")
+
+
+def upgrade_proof_host(host: str) -> str:
+    """`7-60-1-app.agent.<site>` -> `*.agent.<site>`: an entry that survives agent upgrades."""
+    match = _VERSIONED_HOST.match(host)
+    return f"*.agent.{match.group('site')}" if match else host
+
+
+def forwarder_timestamp(line: str) -> str | None:
+    """The agent's `2019-02-20 10:12:33 UTC` prefix of a log line, or None."""
+    head = line.split(" | ", 1)[0].strip()
+    return head if head[:4].isdigit() and len(head) >= 19 else None

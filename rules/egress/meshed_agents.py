@@ -1,0 +1,47 @@
+"""The agent workloads in the mesh, with their egress model, as both intake rules read them.
+
+MD101 and MD102 read the same objects and walk the same agents: those whose pods get a sidecar
+that redirects their traffic (`meshdoctor.datadog.intake_egress.agent_egress`). When no agent's
+mesh membership can be told, neither rule can say anything: `NotChecked`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from meshdoctor.datadog.agent import RequiredEndpoint, agent_workloads
+from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress
+from meshdoctor.istio.injection import injection_decision
+from meshdoctor.istio.mesh import MeshInfo, mesh_info
+from meshdoctor.kube.workloads import pods_of
+from meshdoctor.rule import Context, NotChecked
+
+#: What both intake rules (MD101, MD102) read, and what they read when it is in the input.
+INTAKE_KINDS = ("DaemonSet", "Deployment", "ServiceEntry", "ConfigMap")
+INTAKE_OPTIONAL_KINDS = ("Pod", "Namespace", "ReplicaSet", "MutatingWebhookConfiguration", "Sidecar")
+
+
+def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
+    """Agent workloads in the mesh; `NotChecked` when no agent's mesh membership can be told."""
+    info = mesh_info(ctx)
+    unknown: list[str] = []
+    told = 0
+    for workload in agent_workloads(ctx):
+        state = agent_egress(ctx, workload, info)
+        if state is not None:
+            told += 1
+            yield state, info
+            continue
+        pods = pods_of(ctx, workload)
+        decision = injection_decision(ctx, pods[0] if pods else workload, info)
+        if decision.injected is None and info.era != "unknown":
+            unknown.append(f"{ctx.ref(workload)}: {decision.reason}")
+        else:
+            told += 1
+    if unknown and not told:
+        raise NotChecked("cannot tell whether the agent's pods get a sidecar: " + "; ".join(unknown))
+
+
+def describe_endpoints(endpoints: Sequence[RequiredEndpoint]) -> str:
+    """`metrics 7-60-1-app.agent.datadoghq.com:443, logs ...`: the endpoints a finding names."""
+    return ", ".join(f"{e.product} {e.address}" for e in endpoints)

@@ -1,0 +1,217 @@
+"""What every log rule does: read the workloads' logs, bucket the groups of like lines, say them.
+
+A `LogRule` reads the logs of the agent workloads' pods (and, with `control_plane`, of the
+control plane's: `meshdoctor.logs.workload_logs`), keeps the groups of its own signatures, and
+yields one finding per bucket of groups per workload, with the count, first and last timestamps
+and up to two sample lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.logs.scanner import SAMPLES_PER_GROUP, MatchGroup, Signature
+from meshdoctor.logs.workload_logs import (
+    CONTROL_PLANE_SOURCES,
+    PREVIOUS,
+    SIDECAR,
+    TELEMETRY,
+    has_a_line,
+    log_targets,
+    merge_groups,
+    scanned_groups,
+    telemetry_workloads,
+)
+from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
+from meshdoctor.rule import Context, NotChecked, Rule, inputs
+from meshdoctor.snapshot import KubeObject
+
+# -- reading the agent's logs -----------------------------------------------------------------
+
+
+@dataclass
+class AgentLogs:
+    """What one agent workload's pods logged: groups of like lines, merged over its pods."""
+
+    workload: KubeObject
+    """The agent DaemonSet or Deployment."""
+    groups: list[MatchGroup]
+    """Groups in order of first appearance (pods by name, agent containers then the sidecar)."""
+    lines_read: bool = False
+    """Whether any of its logs had a line at all: with none, the logs say nothing either way."""
+
+
+def agent_logs(ctx: Context) -> list[AgentLogs]:
+    """Every agent workload with the groups of signature lines its pods logged."""
+    out = []
+    for workload in agent_workloads(ctx):
+        groups: list[MatchGroup] = []
+        lines_read = False
+        # The input's logs: Context has no listing of them (reading one is recorded).
+        for namespace, pod, container in log_targets(ctx, workload, ctx.snapshot.logs):
+            for previous in (False, True):
+                log = ctx.logs(namespace, pod, container, previous)
+                if log is not None:
+                    lines_read = lines_read or has_a_line(log)
+                    groups.extend(scanned_groups(ctx.cache, log, namespace, pod, container, previous))
+        out.append(AgentLogs(workload, merge_groups(groups), lines_read))
+    return out
+
+
+def telemetry_logs(ctx: Context) -> list[AgentLogs]:
+    """Every telemetry Deployment with the groups of istiod and Mixer lines its pods logged."""
+    out = []
+    for workload in telemetry_workloads(ctx):
+        groups: list[MatchGroup] = []
+        lines_read = False
+        for namespace, pod, container in log_targets(ctx, workload, ctx.snapshot.logs):
+            if container == SIDECAR:
+                continue
+            for previous in (False, True):
+                log = ctx.logs(namespace, pod, container, previous)
+                if log is not None:
+                    lines_read = lines_read or has_a_line(log)
+                    groups.extend(scanned_groups(ctx.cache, log, namespace, pod, container, previous, TELEMETRY))
+        out.append(AgentLogs(workload, merge_groups(groups), lines_read))
+    return out
+
+
+# -- words and objects ------------------------------------------------------------------------
+
+
+def seen_words(group: MatchGroup) -> str:
+    """Say how often and when: `Seen 4 times in 1 log, 2019-02-21T09:14:32Z to ...`."""
+    times = "once" if group.count == 1 else f"{group.count} times"
+    logs = len(group.pods)
+    where = f"in {logs} log{'s' if logs != 1 else ''}"
+    if group.first_seen and group.last_seen and group.first_seen != group.last_seen:
+        when = f", {group.first_seen} to {group.last_seen}"
+    elif group.first_seen:
+        when = f", at {group.first_seen}"
+    else:
+        when = ""
+    return f"Seen {times} {where}{when}."
+
+
+def group_objects(ctx: Context, workload: KubeObject, groups: Iterable[MatchGroup]) -> list[ObjectRef]:
+    """The workload, then every pod whose log has the lines (a pod is named once)."""
+    refs = [ctx.ref(workload)]
+    namespace = refs[0].namespace
+    for pod in sorted({p[1] for g in groups for p in g.pods}):
+        refs.append(ObjectRef("Pod", namespace, pod))
+    return refs
+
+
+def group_evidence(groups: Iterable[MatchGroup], limit: int = 3) -> list[LogEvidence]:
+    """Sample lines of the groups, the first of each before the second of any, at most `limit`."""
+    samples = [g.evidence() for g in groups]
+    out: list[LogEvidence] = []
+    for rank in range(SAMPLES_PER_GROUP):
+        for items in samples:
+            if rank < len(items) and len(out) < limit:
+                out.append(items[rank])
+    return out
+
+
+def also_words(groups: Iterable[MatchGroup]) -> str:
+    """` Also: <title> (3 lines); ...` for the other groups of a finding; empty when none."""
+    parts = [f"{g.signature.title} ({g.count} line{'s' if g.count != 1 else ''})" for g in groups]
+    return f" Also: {'; '.join(parts)}." if parts else ""
+
+
+def _by_weight(groups: list[MatchGroup]) -> list[MatchGroup]:
+    """Worst severity first, then the most repeated, then the first seen (stable)."""
+    return sorted(groups, key=lambda g: (-g.signature.severity.rank, -g.count))
+
+
+def supporting(finding: Finding, family: str) -> Finding:
+    """The finding with `supports` naming the family whose structural findings may absorb it."""
+    return dataclasses.replace(finding, supports=family)
+
+
+def logs_command(namespace: str, group: MatchGroup) -> str:
+    """`kubectl logs` for the first sample line's container (with --previous where it was)."""
+    if not group.samples:
+        return f"kubectl -n {namespace} logs <pod>"
+    sample = group.samples[0]
+    container = sample.container.removesuffix(PREVIOUS)
+    previous = " --previous" if sample.container.endswith(PREVIOUS) else ""
+    return f"kubectl -n {namespace} logs {sample.pod} -c {container}{previous}"
+
+
+# -- the base class ---------------------------------------------------------------------------
+
+
+class LogRule(Rule):
+    """A rule whose findings are groups of log lines of some signatures, bucketed."""
+
+    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"], logs=["agent", SIDECAR])
+    severity = Severity.ERROR
+    category = Category.LOGS
+
+    #: The signature source and families this rule reports.
+    source: ClassVar[str] = "agent"
+    families: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the rule also reads the control plane's logs (its `istiod` and `mixer` lines).
+    control_plane: ClassVar[bool] = False
+
+    def wanted(self, signature: Signature) -> bool:
+        """Whether lines of this signature are this rule's."""
+        sources = {self.source} | (CONTROL_PLANE_SOURCES if self.control_plane else set())
+        return signature.source in sources and signature.supports in self.families
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        """One finding per workload and bucket of groups of this rule's signatures."""
+        workloads = agent_logs(ctx)
+        if self.control_plane:
+            workloads += telemetry_logs(ctx)
+        if not any(logs.lines_read for logs in workloads):
+            what = "agent or control-plane" if self.control_plane else "agent"
+            raise NotChecked(
+                f"no {what} log lines in the input (a live check reads them; offline, give --logs DIR "
+                "or a dump with logs.txt)"
+            )
+        for logs in workloads:
+            groups = [g for g in logs.groups if self.wanted(g.signature)]
+            yield from self.findings(ctx, logs, groups)
+
+    def bucket(self, group: MatchGroup) -> Any:
+        """Groups with the same bucket make one finding; by default each group is its own."""
+        return (group.signature.id, group.key)
+
+    def findings(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup]) -> Iterator[Finding]:
+        """The findings of one workload's groups: one per bucket, in order of first appearance."""
+        buckets: dict[Any, list[MatchGroup]] = {}
+        for group in groups:
+            buckets.setdefault(self.bucket(group), []).append(group)
+        for members in buckets.values():
+            yield self.group_finding(ctx, logs.workload, _by_weight(members))
+
+    def group_finding(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Finding:
+        """Groups as one finding: the leading group's message, objects, samples, remediation."""
+        ref = ctx.ref(workload)
+        lead = groups[0]
+        finding = self.finding(
+            f"{ref}: {self.message(lead)} {seen_words(lead)}{also_words(groups[1:])}",
+            objects=[*group_objects(ctx, workload, groups), *self.targets(ctx, ref, lead)],
+            evidence=group_evidence(groups),
+            remediation=self.remediation(ctx, workload, groups),
+            severity=lead.signature.severity,
+        )
+        return supporting(finding, lead.signature.supports)
+
+    def message(self, group: MatchGroup) -> str:
+        """What the lines of a group mean (the signature's message by default)."""
+        return group.message
+
+    def targets(self, ctx: Context, ref: ObjectRef, group: MatchGroup) -> list[ObjectRef]:
+        """Objects the lines point at, after the workload and pods (none by default)."""
+        return []
+
+    def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
+        """What to do about these lines."""
+        raise NotImplementedError
