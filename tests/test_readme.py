@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -31,3 +32,26 @@ def test_every_check_flag_is_documented():
         for opt in param.opts:
             if opt.startswith("--"):
                 assert f"`{opt}" in README, f"{opt} is not in the README"
+
+
+def test_the_readme_rule_pack_example_runs_through_the_public_api(tmp_path):
+    """The README's rule-pack example imports the public rule API from where it says, and runs."""
+    section = README.split("## Writing a rule pack", 1)[1]
+    example = re.search(r"```python\n(.+?)\n```", section, re.S).group(1)
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "example.py").write_text(example + "\n")
+    (tmp_path / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: empty\n  namespace: default\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "meshdoctor", "check", "--from", str(tmp_path / "cm.yaml")]
+        + ["--rules", str(tmp_path / "pack"), "--rule", "MD290", "-o", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [(f["rule"], f["severity"], f["message"]) for f in report["findings"]] == [
+        ("MD290", "warning", "ConfigMap default/empty has no data")
+    ]
