@@ -16,22 +16,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshdoctor.datadog.sites import (
-    APM_ENABLED_BY_DEFAULT,
+    APM_IMAGE_DEFAULT_SINCE,
+    CONSEQUENCE,
+    CONTAINER_EVENTS_DEFAULT_SINCE,
     DEFAULT_SITE,
     HTTPS_PORT,
+    LOGS_FORCE_SWITCHES_SINCE,
     LOGS_HTTPS_DEFAULT_SINCE,
+    LOGS_TCP_PORT_443_HOST,
+    ORCHESTRATOR_DEFAULT_SINCE,
     PRODUCTS,
     REMOTE_CONFIG_DEFAULT_SINCE,
+    REMOTE_CONFIG_OFF_SITES,
     SCHEME_PORTS,
     intake_endpoints,
     is_datadog_app_host,
-    metrics_host,
     normalize_site,
     versioned_metrics_host,
 )
 from meshdoctor.kube.images import image_name, split_image
 from meshdoctor.kube.meta import labels_of
 from meshdoctor.kube.workloads import containers, pod_template
+from meshdoctor.model import Severity
 from meshdoctor.snapshot import KubeObject, ObjectReader
 
 #: Kinds the agent runs as: the node agent as a DaemonSet, cluster-checks runners as Deployments.
@@ -215,31 +221,49 @@ def datadog_site(reader: ObjectReader, workload: KubeObject) -> str:
     return normalize_site(value)
 
 
+#: The strings Go's `strconv.ParseBool` reads as true. The agent reads every boolean setting
+#: through it (`GetBool` -> DataDog/cast `ToBoolE` -> `strconv.ParseBool`); anything else
+#: (`yes`, `on`, ` true`) is a parse error, which `GetBool` returns as false.
+_PARSE_BOOL_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
 def env_flag(value: str | None) -> bool:
-    """A boolean env value as the agent parses it (`true`, `1`, `yes`...)."""
-    return (value or "").strip().lower() in ("true", "1", "yes", "on", "t", "y")
+    """A boolean env value as the agent reads it: true only for what `strconv.ParseBool` accepts."""
+    return value in _PARSE_BOOL_TRUE
 
 
 def _env_false(value: str | None) -> bool:
-    """An explicit false (`false`, `0`, `no`, `off`); unset or unreadable is not false."""
-    return (value or "").strip().lower() in ("false", "0", "no", "off", "f", "n")
+    """Set, and read as false by the agent (a false value or one ParseBool rejects); unset is not."""
+    return value not in (None, "") and not env_flag(value)
 
 
-#: Env vars that override an intake (datadog-agent pkg/config/setup/config.go bindings:
-#: `dd_url` <- DD_DD_URL, DD_URL (the first one set wins); `logs_config.logs_dd_url`;
-#: `apm_config.apm_dd_url`; `process_config.process_dd_url`;
-#: `orchestrator_explorer.orchestrator_dd_url`; `remote_configuration.rc_dd_url`).
+#: Env vars that override an intake (datadog-agent config bindings: `dd_url` <- DD_DD_URL, DD_URL
+#: (the first one set wins); `logs_config.logs_dd_url`; `apm_config.apm_dd_url`;
+#: `process_config.process_dd_url` <- DD_PROCESS_CONFIG_PROCESS_DD_URL,
+#: DD_PROCESS_AGENT_PROCESS_DD_URL, DD_PROCESS_AGENT_URL, DD_PROCESS_CONFIG_URL;
+#: `orchestrator_explorer.orchestrator_dd_url` <- ..., DD_ORCHESTRATOR_URL;
+#: `remote_configuration.rc_dd_url`; `<prefix>.dd_url` of the event-platform products).
 URL_OVERRIDES: dict[str, tuple[str, ...]] = {
     "metrics": ("DD_DD_URL", "DD_URL"),
+    "api-key-validation": (),
     "logs": ("DD_LOGS_CONFIG_LOGS_DD_URL",),
     "traces": ("DD_APM_DD_URL",),
-    "process": ("DD_PROCESS_CONFIG_PROCESS_DD_URL",),
-    "orchestrator": ("DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",),
+    "instrumentation-telemetry": (),
+    "process": (
+        "DD_PROCESS_CONFIG_PROCESS_DD_URL",
+        "DD_PROCESS_AGENT_PROCESS_DD_URL",
+        "DD_PROCESS_AGENT_URL",
+        "DD_PROCESS_CONFIG_URL",
+    ),
+    "orchestrator": ("DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL", "DD_ORCHESTRATOR_URL"),
+    "container-lifecycle": ("DD_CONTAINER_LIFECYCLE_DD_URL",),
+    "container-images": ("DD_CONTAINER_IMAGE_DD_URL",),
     "remote-config": ("DD_REMOTE_CONFIGURATION_RC_DD_URL",),
 }
 
-#: Logs transport switches, in the order the agent reads them (pkg/logs/config `BuildEndpoints`:
-#: `use_http || force_use_http` wins over `use_tcp || force_use_tcp`).
+#: Logs transport switches, in the order the agent reads them (`BuildEndpoints`:
+#: `use_http || force_use_http` wins over `use_tcp || force_use_tcp`; the `force_` forms exist
+#: from 7.36).
 LOGS_TRANSPORT_ENV = (
     ("DD_LOGS_CONFIG_FORCE_USE_HTTP", "https"),
     ("DD_LOGS_CONFIG_USE_HTTP", "https"),
@@ -247,39 +271,52 @@ LOGS_TRANSPORT_ENV = (
     ("DD_LOGS_CONFIG_USE_TCP", "tcp"),
 )
 
+#: Settings that make a 6.19+/7.19+ agent send logs over TCP although HTTPS works (`BuildEndpoints`:
+#: `isSocks5ProxySet() || hasAdditionalEndpoints()`).
+LOGS_TCP_FORCING_ENV = ("DD_LOGS_CONFIG_SOCKS5_PROXY_ADDRESS", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS")
+
 #: Container names (or commands) of the agent's helper processes in multi-container pods
 #: (Helm chart and Operator: `trace-agent`, `process-agent`).
 TRACE_AGENT = "trace-agent"
 PROCESS_AGENT = "process-agent"
 
+#: The release an unpinned tag pulls today, as (major, minor): `latest`, `7`, `7-jmx` float to the
+#: newest 7.x, `6` and `latest-py2` to the newest 6.x (Agent 6 moved to `latest-py2` with 7.16).
+_CURRENT = 999
+_FLOATING_TAGS: dict[str, tuple[int, int]] = {
+    "latest": (7, _CURRENT),
+    "7": (7, _CURRENT),
+    "6": (6, _CURRENT),
+    "latest-py2": (6, _CURRENT),
+}
+
 
 @dataclass(frozen=True, order=True)
 class RequiredEndpoint:
-    """One host and port an agent workload must reach, and why it must."""
+    """One host and port an agent workload must reach, why it must, and what is lost if it cannot."""
 
     product: str
-    """One of `facts.datadog_sites.PRODUCTS` (`metrics`, `logs`, `logs-tcp`, `traces`...)."""
+    """One of `datadog.sites.PRODUCTS` (`metrics`, `logs`, `logs-tcp`, `traces`...)."""
     host: str
     """Host name, or an Istio wildcard (`*.agent.datadoghq.com`) when the version is unknown."""
     port: int
     """TCP port."""
     protocol: str
     """What the agent speaks on the connection: `HTTPS`, `TLS` (TCP logs with SSL), `HTTP` or
-    `TCP` (plaintext overrides); the keys `istio_egress.client_protocol` understands."""
+    `TCP` (plaintext overrides); the keys `istio.egress.client_protocol` understands."""
     why: str
     """Which setting or default makes the agent use it."""
+    consequence: Severity = Severity.ERROR
+    """What an unreachable endpoint costs, as a severity (`datadog.sites.CONSEQUENCE`, lowered when
+    the product is on only by a default the tool cannot confirm)."""
+    fallback_for: str | None = None
+    """The product this endpoint stands in for when that product's own endpoint fails (the TCP
+    logs intake after a failed HTTPS test); None for an endpoint used on its own."""
 
     @property
     def address(self) -> str:
         """`host:port`."""
         return f"{self.host}:{self.port}"
-
-
-def _version_tuple(version: str | None) -> tuple[int, int] | None:
-    if version is None:
-        return None
-    major, minor = version.split(".")[:2]
-    return int(major), int(minor)
 
 
 def _container_named(template: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -292,7 +329,7 @@ def _container_named(template: Mapping[str, Any], name: str) -> dict[str, Any] |
 
 
 class _AgentEnv:
-    """Env lookups of one agent workload: main container, helper containers, namespace."""
+    """Env lookups of one agent workload: main container, helper containers, namespace, release."""
 
     def __init__(self, reader: ObjectReader, workload: KubeObject) -> None:
         self.reader = reader
@@ -300,6 +337,7 @@ class _AgentEnv:
         self.main = agent_container(self.template)
         self.namespace = str((workload.get("metadata") or {}).get("namespace") or "") or None
         self.version = agent_version(self.main)
+        self.release, self.release_text = _release(self.main, self.version)
 
     def get(self, name: str, container: Mapping[str, Any] | None = None) -> str | None:
         value = env_value(self.reader, self.template, container or self.main, name, self.namespace)
@@ -312,95 +350,174 @@ class _AgentEnv:
                 return name, value.strip()
         return None
 
+    def since(self, first: tuple[int, int] | dict[int, tuple[int, int]]) -> bool | None:
+        """Whether the release is at least `first` (one version, or per major); None if unknown."""
+        if self.release is None:
+            return None
+        wanted = first.get(self.release[0]) if isinstance(first, dict) else first
+        return wanted is not None and self.release >= wanted
+
+
+def _release(container: Mapping[str, Any] | None, version: str | None) -> tuple[tuple[int, int] | None, str]:
+    """(major, minor) the image runs and how to say it; None when a digest or odd tag hides it."""
+    if version is not None:
+        major, minor = version.split(".")[:2]
+        return (int(major), int(minor)), f"agent {version}"
+    _, tag, digest = split_image(str((container or {}).get("image") or ""))
+    if tag is None and digest is None:
+        tag = "latest"
+    base = (tag or "").split("-jmx", 1)[0]
+    if base in _FLOATING_TAGS:
+        floating = _FLOATING_TAGS[base]
+        return floating, f"the unpinned tag {tag} (a current {floating[0]}.x)"
+    return None, "an agent whose version the image does not show"
+
+
+@dataclass(frozen=True)
+class _Use:
+    """One product an agent sends to, why, and what its loss costs."""
+
+    product: str
+    why: str
+    consequence: Severity
+    fallback_for: str | None = None
+
+
+def _logs_uses(env: _AgentEnv) -> list[_Use]:
+    """The logs transports of an agent with DD_LOGS_ENABLED (`BuildEndpoints`, sources in sites.py).
+
+    An explicit switch decides (HTTP first, as the agent reads them); a SOCKS5 proxy or additional
+    endpoints mean TCP; before 6.19/7.19, TCP. From 6.19/7.19 (and when the version cannot be
+    read, assumed current): HTTPS, with TCP as the fallback the agent takes when its HTTPS test at
+    start fails, on the sites that serve TCP logs.
+    """
+    error = CONSEQUENCE["logs"]
+    for name, transport in LOGS_TRANSPORT_ENV:
+        if name.startswith("DD_LOGS_CONFIG_FORCE_") and env.since(LOGS_FORCE_SWITCHES_SINCE) is False:
+            continue
+        if env_flag(env.get(name)):
+            return [_Use("logs" if transport == "https" else "logs-tcp", f"DD_LOGS_ENABLED=true; {name}=true", error)]
+    for name in LOGS_TCP_FORCING_ENV:
+        if env.get(name):
+            return [_Use("logs-tcp", f"DD_LOGS_ENABLED=true; {name} is set, which sends logs over TCP", error)]
+    modern = env.since(LOGS_HTTPS_DEFAULT_SINCE)
+    if modern is False:
+        return [
+            _Use("logs-tcp", f"DD_LOGS_ENABLED=true; {env.release_text} sends logs over TCP (before 6.19/7.19)", error)
+        ]
+    assumed = "" if modern else " (assumed: 6.19+/7.19+)"
+    return [
+        _Use("logs", f"DD_LOGS_ENABLED=true; {env.release_text} sends logs over HTTPS{assumed}", error),
+        _Use(
+            "logs-tcp",
+            f"DD_LOGS_ENABLED=true; {env.release_text} falls back to TCP when its HTTPS test at start fails",
+            error,
+            fallback_for="logs",
+        ),
+    ]
+
 
 def logs_transports(reader: ObjectReader, workload: KubeObject) -> tuple[list[str], str]:
-    """The logs transports an agent uses (`https`, `tcp`, or both), and why.
+    """The logs transports an agent may use, and why the first.
 
-    An explicit switch decides (HTTP switches first, as the agent reads them); otherwise the
-    pinned version: HTTPS by default from 6.19/7.19, TCP before. An unpinned image (`latest`, `7`,
-    a digest) may run either, so both must be open.
+    `https`, `tcp`, or both: HTTPS with the TCP fallback.
     """
-    env = _AgentEnv(reader, workload)
-    for name, transport in LOGS_TRANSPORT_ENV:
-        if env_flag(env.get(name)):
-            return [transport], f"{name}=true"
-    parsed = _version_tuple(env.version)
-    if parsed is None:
-        return ["https", "tcp"], (
-            "the image tag does not pin the agent version: 6.19+/7.19+ send logs over HTTPS, "
-            "older versions (and newer ones whose HTTPS test fails at start) over TCP"
-        )
-    since = LOGS_HTTPS_DEFAULT_SINCE.get(parsed[0])
-    if since is not None and parsed >= since:
-        return ["https"], f"agent {env.version} sends logs over HTTPS by default (6.19+/7.19+)"
-    return ["tcp"], f"agent {env.version} sends logs over TCP by default (before 6.19/7.19)"
+    uses = _logs_uses(_AgentEnv(reader, workload))
+    return ["https" if u.product == "logs" else "tcp" for u in uses], uses[0].why.split("; ", 1)[1]
 
 
 def agent_products(reader: ObjectReader, workload: KubeObject) -> list[str]:
-    """The intake products an agent workload sends to (names of `facts.datadog_sites.PRODUCTS`).
+    """The intake products an agent workload sends to (names of `datadog.sites.PRODUCTS`)."""
+    return list(dict.fromkeys(u.product for u in _products(reader, workload)))
 
-    Metrics always; `logs` (HTTPS) and/or `logs-tcp` with DD_LOGS_ENABLED, per `logs_transports`;
-    `traces` unless DD_APM_ENABLED is false (on by default), or when a trace-agent container runs;
-    `process` with DD_PROCESS_AGENT_ENABLED or a process-agent container; `orchestrator` with
-    DD_ORCHESTRATOR_EXPLORER_ENABLED; `remote-config` with DD_REMOTE_CONFIGURATION_ENABLED, or by
-    default on 7.47+ (and on an unpinned image, which pulls a current 7.x) unless turned off.
+
+def _default_on(env: _AgentEnv, name: str, since: tuple[int, int], what: str) -> str | None:
+    """Why a feature with a version default is on (explicit true, or the default), or None."""
+    value = env.get(name)
+    if env_flag(value):
+        return f"{name}=true"
+    if value in (None, "") and env.since(since):
+        return f"{what} is on by default from {since[0]}.{since[1]} and {env.release_text} has it"
+    return None
+
+
+def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
+    """Every product an agent sends to, in `PRODUCTS` order, with why and what its loss costs.
+
+    Metrics and the API-key check always; logs with DD_LOGS_ENABLED (`_logs_uses`); traces when a
+    trace-agent container runs or DD_APM_ENABLED is true (an error to lose), or by the image's
+    default (a warning: no tracer may be sending); tracer telemetry with traces; process with a
+    process-agent container (container collection is on by default) or DD_PROCESS_AGENT_ENABLED;
+    the orchestrator explorer (7.57+), container lifecycle and images (7.50+) and Remote
+    Configuration (7.47+, not on ddog-gov.com unless set) by their version defaults.
     """
-    return list(dict.fromkeys(p for p, _ in _products(reader, workload)))
-
-
-def _products(reader: ObjectReader, workload: KubeObject) -> list[tuple[str, str]]:
-    """(product, why) pairs in `PRODUCTS` order."""
     env = _AgentEnv(reader, workload)
-    found: list[tuple[str, str]] = [("metrics", "the core agent always sends metrics")]
+    site = datadog_site(reader, workload)
+    found = [
+        _Use("metrics", "the core agent always sends metrics", CONSEQUENCE["metrics"]),
+        _Use(
+            "api-key-validation",
+            "the forwarder checks the API key; an unreachable endpoint counts as a valid key",
+            CONSEQUENCE["api-key-validation"],
+        ),
+    ]
     if env_flag(env.get("DD_LOGS_ENABLED")):
-        transports, why = logs_transports(reader, workload)
-        for transport in transports:
-            product = "logs" if transport == "https" else "logs-tcp"
-            found.append((product, f"DD_LOGS_ENABLED=true; {why}"))
+        found.extend(_logs_uses(env))
     trace = _container_named(env.template, TRACE_AGENT)
     apm = env.get("DD_APM_ENABLED", trace)
+    traces: _Use | None = None
     if trace is not None and not _env_false(apm):
-        found.append(("traces", "a trace-agent container runs"))
+        traces = _Use("traces", "a trace-agent container runs", CONSEQUENCE["traces"])
     elif trace is None and env_flag(apm):
-        found.append(("traces", "DD_APM_ENABLED=true"))
-    elif trace is None and apm is None and APM_ENABLED_BY_DEFAULT:
-        found.append(("traces", "DD_APM_ENABLED is unset and APM is on by default"))
+        traces = _Use("traces", "DD_APM_ENABLED=true", CONSEQUENCE["traces"])
+    elif trace is None and apm in (None, "") and env.since(APM_IMAGE_DEFAULT_SINCE) is not False:
+        traces = _Use(
+            "traces",
+            f"DD_APM_ENABLED is unset and {env.release_text} runs APM by default (6.18+/7.18+); "
+            "traces are lost only if applications send them",
+            Severity.WARNING,
+        )
+    if traces is not None:
+        found.append(traces)
+        found.append(
+            _Use(
+                "instrumentation-telemetry",
+                "the trace-agent forwards tracer telemetry (apm_config.telemetry.enabled, on by default)",
+                CONSEQUENCE["instrumentation-telemetry"],
+            )
+        )
     process = _container_named(env.template, PROCESS_AGENT)
-    if process is not None:
-        found.append(("process", "a process-agent container runs"))
-    elif env_flag(env.get("DD_PROCESS_AGENT_ENABLED")):
-        found.append(("process", "DD_PROCESS_AGENT_ENABLED=true"))
-    if env_flag(env.get("DD_ORCHESTRATOR_EXPLORER_ENABLED")):
-        found.append(("orchestrator", "DD_ORCHESTRATOR_EXPLORER_ENABLED=true"))
+    process_enabled = env.get("DD_PROCESS_AGENT_ENABLED", process)
+    if process is not None and not _env_false(process_enabled):
+        found.append(
+            _Use(
+                "process",
+                "a process-agent container runs (container collection is on by default)",
+                CONSEQUENCE["process"],
+            )
+        )
+    elif process is None and env_flag(process_enabled):
+        found.append(_Use("process", "DD_PROCESS_AGENT_ENABLED=true", CONSEQUENCE["process"]))
+    orchestrator = _default_on(
+        env, "DD_ORCHESTRATOR_EXPLORER_ENABLED", ORCHESTRATOR_DEFAULT_SINCE, "the orchestrator explorer"
+    )
+    if orchestrator:
+        found.append(_Use("orchestrator", orchestrator, CONSEQUENCE["orchestrator"]))
+    for product, name, what in (
+        ("container-lifecycle", "DD_CONTAINER_LIFECYCLE_ENABLED", "container lifecycle collection"),
+        ("container-images", "DD_CONTAINER_IMAGE_ENABLED", "container image collection"),
+    ):
+        why = _default_on(env, name, CONTAINER_EVENTS_DEFAULT_SINCE, what)
+        if why:
+            found.append(_Use(product, why, CONSEQUENCE[product]))
     remote = env.get("DD_REMOTE_CONFIGURATION_ENABLED")
-    parsed = _version_tuple(env.version)
     if env_flag(remote):
-        found.append(("remote-config", "DD_REMOTE_CONFIGURATION_ENABLED=true"))
-    elif remote is None and parsed is not None and parsed >= REMOTE_CONFIG_DEFAULT_SINCE:
-        found.append(
-            (
-                "remote-config",
-                f"agent {env.version} turns Remote Configuration on by default (7.47+)",
-            )
-        )
-    elif remote is None and parsed is None and _unpinned_latest(env.main):
-        found.append(
-            (
-                "remote-config",
-                "the unpinned image is a current 7.x, which has Remote Configuration on by default",
-            )
-        )
-    return found
-
-
-def _unpinned_latest(container: Mapping[str, Any] | None) -> bool:
-    """An image that floats to the newest 7.x: tag `latest`, `7`, none, or a digest."""
-    if not container:
-        return False
-    _, tag, digest = split_image(str(container.get("image") or ""))
-    if digest and not tag:
-        return False  # a digest pins some version we cannot read
-    return tag in (None, "latest", "7") or (tag or "").startswith("7-")
+        found.append(_Use("remote-config", "DD_REMOTE_CONFIGURATION_ENABLED=true", CONSEQUENCE["remote-config"]))
+    elif site not in REMOTE_CONFIG_OFF_SITES:
+        why = _default_on(env, "DD_REMOTE_CONFIGURATION_ENABLED", REMOTE_CONFIG_DEFAULT_SINCE, "Remote Configuration")
+        if why:
+            found.append(_Use("remote-config", why, CONSEQUENCE["remote-config"]))
+    return sorted(found, key=lambda u: PRODUCTS.index(u.product))
 
 
 def parse_override(value: str, default_scheme: str = "https") -> tuple[str, int, str] | None:
@@ -420,15 +537,20 @@ def parse_override(value: str, default_scheme: str = "https") -> tuple[str, int,
     return host.lower().rstrip("."), port, scheme
 
 
-def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[RequiredEndpoint]:
-    """Every (product, host, port, protocol) an agent workload must reach, with why.
+def _required(use: _Use, host: str, port: int, protocol: str, why: str) -> RequiredEndpoint:
+    return RequiredEndpoint(use.product, host, port, protocol, why, use.consequence, use.fallback_for)
 
-    The site's intake hosts (`facts.datadog_sites.intake_endpoints`) for the products turned on,
-    with each product's URL override applied instead where one is set: DD_DD_URL / DD_URL (a
-    Datadog `app.<site>` URL still gets the versioned host, anything else — a proxy — is used as
-    it is), DD_LOGS_CONFIG_LOGS_DD_URL (`host:port`, for whichever logs transport is on; plaintext
-    with DD_LOGS_CONFIG_LOGS_NO_SSL), DD_APM_DD_URL, DD_PROCESS_CONFIG_PROCESS_DD_URL,
-    DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL, DD_REMOTE_CONFIGURATION_RC_DD_URL.
+
+def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[RequiredEndpoint]:
+    """Every (product, host, port, protocol) an agent workload may reach, with why and consequence.
+
+    The site's intake hosts (`datadog.sites.intake_endpoints`) for the products turned on, with
+    each product's URL override applied instead where one is set: DD_DD_URL / DD_URL (a Datadog
+    `app.<site>` URL still gets the versioned host, anything else — a proxy — is used as it is),
+    DD_LOGS_CONFIG_LOGS_DD_URL (`host:port`, for whichever logs transport is on; plaintext with
+    DD_LOGS_CONFIG_LOGS_NO_SSL), DD_LOGS_CONFIG_USE_PORT_443 (TCP logs to
+    `agent-443-intake.logs.datadoghq.com:443`), DD_APM_DD_URL, the process, orchestrator,
+    event-platform and Remote Configuration URLs.
     """
     env = _AgentEnv(reader, workload)
     site = datadog_site(reader, workload)
@@ -437,15 +559,21 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
         "process": _container_named(env.template, PROCESS_AGENT),
     }
     found: list[RequiredEndpoint] = []
-    for product, why in _products(reader, workload):
+    for use in _products(reader, workload):
+        product, why = use.product, use.why
+
         override_key = "logs" if product in ("logs", "logs-tcp") else product
         helper = helpers.get(product)
-        override = env.first(URL_OVERRIDES[override_key], helper) or env.first(URL_OVERRIDES[override_key])
+        names = URL_OVERRIDES[override_key]
+        override = (env.first(names, helper) or env.first(names)) if names else None
+        if override is None and product == "logs-tcp" and env_flag(env.get("DD_LOGS_CONFIG_USE_PORT_443")):
+            host = (env.get("DD_LOGS_CONFIG_DD_URL_443") or LOGS_TCP_PORT_443_HOST).strip()
+            found.append(_required(use, host, HTTPS_PORT, "TLS", f"{why}; DD_LOGS_CONFIG_USE_PORT_443=true"))
+            continue
         if override is None:
             for intake in intake_endpoints(site, [product], env.version):
                 protocol = "TLS" if intake.protocol == "tcp" else "HTTPS"
-                where = f"{why} (site {site})"
-                found.append(RequiredEndpoint(product, intake.host, intake.port, protocol, where))
+                found.append(_required(use, intake.host, intake.port, protocol, f"{why} (site {site})"))
             continue
         name, value = override
         if override_key == "logs":
@@ -457,7 +585,7 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
                 protocol = "TCP" if env_flag(env.get("DD_LOGS_CONFIG_LOGS_NO_SSL")) else "TLS"
             else:
                 protocol = "HTTP" if env_flag(env.get("DD_LOGS_CONFIG_LOGS_NO_SSL")) else "HTTPS"
-            found.append(RequiredEndpoint(product, host, port, protocol, f"{why}; {name}={value}"))
+            found.append(_required(use, host, port, protocol, f"{why}; {name}={value}"))
             continue
         parsed = parse_override(value)
         if parsed is None:
@@ -465,12 +593,10 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
         host, port, scheme = parsed
         protocol = "HTTP" if scheme == "http" else "HTTPS"
         if product == "metrics" and is_datadog_app_host(host):
-            dd_site = host[len("app.") :]
-            versioned = versioned_metrics_host(dd_site, env.version)
-            for metrics in (versioned, metrics_host(dd_site)):
-                found.append(RequiredEndpoint(product, metrics, port, protocol, f"{why}; {name}={value}"))
+            versioned = versioned_metrics_host(host[len("app.") :], env.version)
+            found.append(_required(use, versioned, port, protocol, f"{why}; {name}={value}"))
             continue
-        found.append(RequiredEndpoint(product, host, port, protocol, f"{why}; {name}={value}"))
+        found.append(_required(use, host, port, protocol, f"{why}; {name}={value}"))
     unique: dict[tuple[str, str, int], RequiredEndpoint] = {}
     for endpoint in found:
         unique.setdefault((endpoint.product, endpoint.host, endpoint.port), endpoint)

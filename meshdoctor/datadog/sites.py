@@ -1,39 +1,53 @@
 r"""Datadog sites, intake hosts and ports per product, and the Agent defaults that pick them.
 
-Which products and which logs transport an agent uses follows from these defaults.
+Facts only, each with its source; the agent model (`meshdoctor.datadog.agent`) applies them to a
+workload's environment, rules read the result. Read in the datadog-agent source (Go), not in docs:
 
-Facts only, each with its source; rules and remediations read them from here, the agent model
-(`meshdoctor.datadog.agent`) applies them to a workload's environment.
-
-Sources:
-- Datadog docs, "Agent > Agent Configuration > Network Traffic"
-  (https://docs.datadoghq.com/agent/configuration/network/): destinations per product and site
-  (`trace.agent.<site>`, `process.<site>`, `orchestrator.<site>`, `config.<site>`, logs
-  `agent-http-intake.logs.<site>`, logs TCP `agent-intake.logs.<site>` for US1 and EU only; the
-  other sites list only the HTTP logs intake: "TCP log collection is not supported" there);
-  "All Agent traffic is sent over SSL" (443).
-- Datadog docs, "Log Collection > Agent Transport for Logs"
-  (https://docs.datadoghq.com/agent/logs/log_transport/): "For Agent v6.19+/v7.19+, the default
-  transport used for your logs is compressed HTTPS instead of TCP for the previous versions"; the
-  Agent falls back to TCP when its HTTPS connectivity test at start fails; TCP uses "port 10516
-  for Datadog US site and port 443 for Datadog EU site".
-- Datadog docs, "Agent proxy for logs" (DataDog/documentation content/en/agent/logs/proxy.md):
-  TCP forwarding to `agent-intake.logs.datadoghq.com` on 10516 and `agent-intake.logs.datadoghq.eu`
-  on 443. The EU "Logs endpoints" page also lists `tcp-intake.logs.datadoghq.eu:443` for other
-  forwarders; the Agent's own default is the `agent-intake` name (kept in UNCERTAIN below).
-- datadog-agent `pkg/config/utils/endpoints.go` (`AddAgentVersionToDomain`, `ddURLRegexp`
-  `^app(\.[a-z]{2}\d)?\.(datad(oghq|0g)\.(com|eu)|ddog-gov\.com)$`): the Agent sends metrics
-  not to `app.<site>` but to `<major>-<minor>-<patch>-app.agent.<site>` (e.g.
-  `7-49-1-app.agent.datadoghq.com`); a `dd_url` that is not such a Datadog host (a proxy) is used
-  as it is. The first Agent 6 (`pkg/config/config.go`, `addAgentVersionToDomain` over
-  `ddURLs = {app.datadoghq.com, app.datad0g.com}`) already did it, so every Agent 6/7 does;
-  `app.<site>` still serves the API-key validation.
-- datadog-agent `pkg/config/setup/config.go`: `apm_config.enabled` defaults to true
-  (`BindEnvAndSetDefault("apm_config.enabled", true, "DD_APM_ENABLED")`), `process_config.enabled`
-  to "false", `remote_configuration.enabled` to true; Datadog docs "Remote Configuration"
-  (https://docs.datadoghq.com/agent/remote_config/): "enabled by default for Agent 7.47.0+".
-- Sites: Datadog docs "Getting Started with Datadog Sites"
-  (https://docs.datadoghq.com/getting_started/site/).
+- Metrics: `pkg/config/utils/endpoints.go` `AddAgentVersionToDomain` / `getDomainPrefix`
+  (`fmt.Sprintf("%d-%d-%d-%s.agent", v.Major, v.Minor, v.Patch, app)`): the Agent sends metrics
+  to `<major>-<minor>-<patch>-app.agent.<site>` (`7-49-1-app.agent.datadoghq.com`), but only for
+  a `dd_url` its `ddURLRegexp` recognises; the regexp grew site by site (6.0: US1; 6.5: EU; 6.22 /
+  7.22: `(us|eu)\d`; 6.34 / 7.34: ddog-gov.com; 6.43 / 7.43: `[a-z]{2}\d`), and an older agent on
+  a newer site posts to plain `app.<site>` ("we don't update unknown URLs (ie: proxy or custom DD
+  domain)"). `app.<site>` is not an intake of a current agent.
+- API-key validation: `comp/forwarder/defaultforwarder/forwarder_health.go` `getAPIDomain`
+  (`"https://api." + domainURLRegexp.FindString(domain)`, `/api/v1/validate`), since 6.18.0 /
+  7.18.0 (commit 9eadc866a "API validation on api instead of app endpoint"); before, the
+  configured `dd_url`. Every version: "If there is an error during the api call, we assume that
+  there is a valid key to avoid killing lots of agent on an outage": an unreachable validation
+  endpoint loses no data.
+- Logs: `pkg/logs/config/config.go` `BuildEndpoints` (6.19.0 / 7.19.0 on): HTTPS to
+  `agent-http-intake.logs.<site>` when `force_use_http`/`use_http` is set, or when a 5 s HTTPS
+  connectivity test at start succeeds and neither `use_tcp`/`force_use_tcp`, a SOCKS5 proxy nor
+  `additional_endpoints` asks for TCP; otherwise TCP to `agent-intake.logs.<site>` on the port of
+  the `logsEndpoints` map (`agent-intake.logs.datadoghq.com: 10516`,
+  `agent-intake.logs.datadoghq.eu: 443`; any other host `logs_config.dd_port`, 10516). Before
+  6.19 / 7.19: TCP unless `logs_config.use_http` (6.12+). `use_port_443` sends TCP to
+  `logs_config.dd_url_443`, default `agent-443-intake.logs.datadoghq.com` whatever the site.
+  Only US1 and EU serve TCP logs (Datadog "Network Traffic" page: the other sites list only the
+  HTTPS logs intake), so elsewhere the TCP fallback leads nowhere.
+- Traces: `comp/trace/config/setup.go` (`https://trace.agent.`, `apm_config.apm_dd_url`);
+  `apm_config.enabled` defaults to true in code, but the container images baked
+  `apm_config: enabled: false` until commit 77bb0c97ee "Dockerfiles/agent: enable APM by default
+  on Kubernetes" (6.18.0 / 7.18.0).
+- Remote Configuration: `remote_configuration.enabled` default true from 7.47.0 (false in
+  7.40-7.46); `pkg/config/setup` `IsRemoteConfigEnabled`: off on `ddog-gov.com` and FIPS
+  (`IsFed(cfg) && !cfg.IsConfigured("remote_configuration.enabled")` in the current source;
+  always off there in 7.47-7.57). Host `https://config.<site>` (`rcservice.go`).
+- Orchestrator explorer: `orchestrator_explorer.enabled` default true from 7.57 (commit
+  5e6200a64e "[Orchestrator] Enable explorer by default"); host `https://orchestrator.<site>`.
+- Container lifecycle and container images: `container_lifecycle.enabled` and
+  `container_image.enabled` default true from 7.50 (false 7.46-7.49); event-platform hosts
+  `contlcycle-intake.<site>` and `contimage-intake.<site>` (`epforwarder.go`
+  `hostnameEndpointPrefix`).
+- Processes and containers: `pkg/process/runner/endpoint` (`https://process.`,
+  `process_config.process_dd_url`); container collection is on by default wherever the
+  process-agent runs in a container environment.
+- Sites: the values the agent's `config_template.yaml` and the Helm chart's `values.yaml` name
+  (`datadoghq.com` default, `datadoghq.eu`, `us3.`, `us5.`, `ap1.datadoghq.com`, `ddog-gov.com`)
+  and `ap2.datadoghq.com`, which the 6.43 / 7.43 regexp recognises. The agent itself validates no
+  site: every intake is `<prefix> + strings.TrimSpace(site)`, so a host given as DD_SITE
+  (`api.datadoghq.com`) yields hosts that do not exist.
 """
 
 from __future__ import annotations
@@ -42,11 +56,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: The site an agent uses when DD_SITE is not set (Network Traffic page: US1 is the default).
+from meshdoctor.model import Severity
+
+#: The site an agent uses when DD_SITE is not set (`DefaultSite = "datadoghq.com"`).
 DEFAULT_SITE = "datadoghq.com"
 
-#: Every Datadog site, by the value DD_SITE takes. ap2 (Australia) opened in 2024; listed on the
-#: sites page alongside the others.
+#: Every Datadog site, by the value DD_SITE takes.
 SITES: tuple[str, ...] = (
     "datadoghq.com",
     "us3.datadoghq.com",
@@ -60,42 +75,94 @@ SITES: tuple[str, ...] = (
 #: Products whose intake the Agent reaches, as `intake_endpoints` names them.
 PRODUCTS: tuple[str, ...] = (
     "metrics",
+    "api-key-validation",
     "logs",
     "logs-tcp",
     "traces",
+    "instrumentation-telemetry",
     "process",
     "orchestrator",
+    "container-lifecycle",
+    "container-images",
     "remote-config",
 )
 
-#: HTTPS port of every intake (Network Traffic: "All Agent traffic is sent over SSL", 443).
+#: What is lost when a product's intake cannot be reached, as a finding severity (DESIGN.md,
+#: "Severity means consequence"): metrics, logs and traces are the user's data; the others are
+#: features that degrade (Live Containers, the orchestrator explorer, Remote Configuration,
+#: container lifecycle and image views); the API-key check and tracer telemetry lose nothing.
+CONSEQUENCE: dict[str, Severity] = {
+    "metrics": Severity.ERROR,
+    "api-key-validation": Severity.INFO,
+    "logs": Severity.ERROR,
+    "logs-tcp": Severity.ERROR,
+    "traces": Severity.ERROR,
+    "instrumentation-telemetry": Severity.INFO,
+    "process": Severity.WARNING,
+    "orchestrator": Severity.WARNING,
+    "container-lifecycle": Severity.WARNING,
+    "container-images": Severity.WARNING,
+    "remote-config": Severity.WARNING,
+}
+
+#: HTTPS port of every intake ("All Agent traffic is sent over SSL", 443).
 HTTPS_PORT = 443
 
-#: Log TCP intake per site: (host, port). Only US1 and EU accept TCP logs (Network Traffic page;
-#: Log Transport page for the ports: 10516 US, 443 EU).
+#: Log TCP intake per site: (host, port), from the agent's `logsEndpoints` map. Only US1 and EU
+#: serve TCP logs; elsewhere the agent would try `agent-intake.logs.<site>:10516`, which the
+#: Network Traffic page does not list.
 LOGS_TCP: dict[str, tuple[str, int]] = {
     "datadoghq.com": ("agent-intake.logs.datadoghq.com", 10516),
     "datadoghq.eu": ("agent-intake.logs.datadoghq.eu", 443),
 }
 
-#: Agent major -> first (major, minor) whose default logs transport is HTTPS (Log Transport page).
+#: `logs_config.use_port_443`: TCP logs to this host on 443 (`logs_config.dd_url_443` default,
+#: the same for every site).
+LOGS_TCP_PORT_443_HOST = "agent-443-intake.logs.datadoghq.com"
+
+#: Agent major -> first (major, minor) whose default logs transport is HTTPS, with the TCP
+#: fallback after a failed HTTPS test at start (`BuildEndpoints`, 6.19.0 / 7.19.0).
 LOGS_HTTPS_DEFAULT_SINCE: dict[int, tuple[int, int]] = {6: (6, 19), 7: (7, 19)}
 
-#: First Agent version with Remote Configuration on by default (Remote Configuration docs).
+#: First version with `logs_config.force_use_http` / `force_use_tcp` (7.36.0; `use_http` and
+#: `use_tcp` work on every version that knows HTTPS).
+LOGS_FORCE_SWITCHES_SINCE = (7, 36)
+
+#: First Agent version with Remote Configuration on by default.
 REMOTE_CONFIG_DEFAULT_SINCE = (7, 47)
 
-#: `apm_config.enabled` default on Agent 6 and 7 (config.go): the trace-agent runs unless off.
-APM_ENABLED_BY_DEFAULT = True
+#: Sites where Remote Configuration is off unless configured explicitly (`IsFed`).
+REMOTE_CONFIG_OFF_SITES = ("ddog-gov.com",)
+
+#: First Agent version with the orchestrator explorer on by default.
+ORCHESTRATOR_DEFAULT_SINCE = (7, 57)
+
+#: First Agent version with container lifecycle and container image collection on by default.
+CONTAINER_EVENTS_DEFAULT_SINCE = (7, 50)
+
+#: Agent major -> first (major, minor) whose container image runs APM by default (the image's
+#: baked `apm_config.enabled: false` was removed in 6.18.0 / 7.18.0).
+APM_IMAGE_DEFAULT_SINCE: dict[int, tuple[int, int]] = {6: (6, 18), 7: (7, 18)}
+
+#: Agent major -> first (major, minor) that validates the API key at `api.<site>` (before: at
+#: the configured `dd_url`, `app.<site>`).
+API_KEY_VALIDATION_AT_API_SINCE: dict[int, tuple[int, int]] = {6: (6, 18), 7: (7, 18)}
+
+#: Site -> agent major -> first (major, minor) whose `ddURLRegexp` recognises `app.<site>` and
+#: so adds the version prefix; an older agent posts metrics to `app.<site>` itself. Agent 7
+#: started at 7.16, which already knew US1 and EU.
+VERSIONED_METRICS_SINCE: dict[str, dict[int, tuple[int, int]]] = {
+    "datadoghq.com": {6: (6, 0), 7: (7, 0)},
+    "datadoghq.eu": {6: (6, 5), 7: (7, 0)},
+    "us3.datadoghq.com": {6: (6, 22), 7: (7, 22)},
+    "us5.datadoghq.com": {6: (6, 22), 7: (7, 22)},
+    "ddog-gov.com": {6: (6, 34), 7: (7, 34)},
+    "ap1.datadoghq.com": {6: (6, 43), 7: (7, 43)},
+    "ap2.datadoghq.com": {6: (6, 43), 7: (7, 43)},
+}
 
 #: Port the Agent uses for a URL override without one: https 443, http 80 (Go net/url defaults).
 SCHEME_PORTS = {"https": 443, "http": 80}
-
-#: Facts we could not pin to a single authoritative source; kept visible rather than guessed.
-UNCERTAIN: dict[str, str] = {
-    "logs-tcp datadoghq.eu": "the Agent's TCP default is agent-intake.logs.datadoghq.eu:443 (proxy "
-    "docs); the EU logs-endpoint table also lists tcp-intake.logs.datadoghq.eu:443 for forwarders",
-    "ap2.datadoghq.com": "newest site; intake names assumed to follow the <product>.<site> pattern",
-}
 
 
 @dataclass(frozen=True, order=True)
@@ -118,7 +185,7 @@ def is_known_site(site: str) -> bool:
 
 
 def normalize_site(site: str | None) -> str:
-    """DD_SITE as the agent reads it: trimmed, lower case, no trailing dot; empty is the default."""
+    """DD_SITE as a site name: trimmed, lower case, no trailing dot; empty is the default."""
     value = (site or "").strip().lower().rstrip(".")
     return value or DEFAULT_SITE
 
@@ -133,8 +200,23 @@ def site_of_host(host: str) -> str | None:
     return max(found, key=len) if found else None
 
 
+def site_value_problem(value: str) -> str | None:
+    """Why a DD_SITE value is not a site the agent can use, naming the site meant; None if it is.
+
+    The agent prepends its prefixes to the value as it is (`app.` + `api.datadoghq.com`), so a
+    host, a URL or an unknown domain gives intake hosts that do not exist.
+    """
+    text = value.strip()
+    if normalize_site(text) in SITES:
+        return None
+    meant = site_of_host(text.split("://", 1)[-1].split("/", 1)[0])
+    if meant is not None:
+        return f"DD_SITE={text} is a host, not a site: the agent would send to hosts under {text}; the site is {meant}"
+    return f"DD_SITE={text} is not a Datadog site (one of {', '.join(SITES)})"
+
+
 def is_datadog_app_host(host: str) -> bool:
-    """Whether a `dd_url` host is one the Agent prefixes with its version (`ddURLRegexp`)."""
+    """Whether a `dd_url` host is `app.<site>`, which the Agent prefixes with its version."""
     name = str(host).strip().lower().rstrip(".")
     if not name.startswith("app."):
         return False
@@ -142,23 +224,61 @@ def is_datadog_app_host(host: str) -> bool:
 
 
 def metrics_host(site: str) -> str:
-    """The classic metrics/API host `app.<site>` (API-key validation, Agent 5, DD_DD_URL)."""
+    """`app.<site>`: where agents too old to know the site post metrics; DD_DD_URL's usual value."""
     return f"app.{normalize_site(site)}"
 
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
 
 
-def versioned_metrics_host(site: str, agent_version: str | None) -> str:
-    """Where Agent 6+ sends metrics: `<x>-<y>-<z>-app.agent.<site>`; a wildcard without a version.
+def _major_minor(agent_version: str | None) -> tuple[int, int] | None:
+    match = _VERSION.match(agent_version or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
 
-    The wildcard `*.agent.<site>` is what a ServiceEntry must cover to accept any agent version.
+
+def at_least(agent_version: str | None, since: dict[int, tuple[int, int]] | tuple[int, int]) -> bool | None:
+    """Whether a version is at least `since` (per major, or one version); None when unknown."""
+    parsed = _major_minor(agent_version)
+    if parsed is None:
+        return None
+    first = since.get(parsed[0]) if isinstance(since, dict) else since
+    return first is not None and parsed >= first
+
+
+def versioned_metrics_host(site: str, agent_version: str | None) -> str:
+    """Where the agent sends metrics: `<x>-<y>-<z>-app.agent.<site>`.
+
+    Without a version, `*.agent.<site>` (what a ServiceEntry must cover to accept any version);
+    for an agent older than its site's entry in `VERSIONED_METRICS_SINCE`, `app.<site>`.
     """
     match = _VERSION.match(agent_version or "")
     site = normalize_site(site)
     if match is None:
         return f"*.agent.{site}"
+    if at_least(agent_version, VERSIONED_METRICS_SINCE.get(site, {})) is False:
+        return metrics_host(site)
     return f"{match.group(1)}-{match.group(2)}-{match.group(3)}-app.agent.{site}"
+
+
+def api_key_validation_host(site: str, agent_version: str | None) -> str:
+    """Where the agent validates its API key: `api.<site>` (6.18 / 7.18+), `app.<site>` before."""
+    site = normalize_site(site)
+    if at_least(agent_version, API_KEY_VALIDATION_AT_API_SINCE) is False:
+        return metrics_host(site)
+    return f"api.{site}"
+
+
+#: Products whose intake is `<prefix><site>` on 443.
+_PREFIXED: dict[str, str] = {
+    "logs": "agent-http-intake.logs.",
+    "traces": "trace.agent.",
+    "instrumentation-telemetry": "instrumentation-telemetry-intake.",
+    "process": "process.",
+    "orchestrator": "orchestrator.",
+    "container-lifecycle": "contlcycle-intake.",
+    "container-images": "contimage-intake.",
+    "remote-config": "config.",
+}
 
 
 def intake_endpoints(
@@ -166,30 +286,23 @@ def intake_endpoints(
 ) -> list[IntakeEndpoint]:
     """The endpoints an agent on `site` reaches for the given products, sorted, without duplicates.
 
-    `metrics` yields the versioned host (or `*.agent.<site>` without a version) and `app.<site>`;
-    `logs` the HTTPS logs intake; `logs-tcp` the TCP logs intake where the site has one (none
-    otherwise). Unknown product names raise ValueError.
+    `metrics` yields the versioned host (`versioned_metrics_host`); `api-key-validation` the
+    validation host; `logs-tcp` the TCP logs intake where the site has one (none otherwise); every
+    other product `<prefix><site>:443`. Unknown product names raise ValueError.
     """
     site = normalize_site(site)
     found: set[IntakeEndpoint] = set()
     for product in products:
         if product == "metrics":
             found.add(IntakeEndpoint(versioned_metrics_host(site, agent_version), HTTPS_PORT, "https", product))
-            found.add(IntakeEndpoint(metrics_host(site), HTTPS_PORT, "https", product))
-        elif product == "logs":
-            found.add(IntakeEndpoint(f"agent-http-intake.logs.{site}", HTTPS_PORT, "https", product))
+        elif product == "api-key-validation":
+            found.add(IntakeEndpoint(api_key_validation_host(site, agent_version), HTTPS_PORT, "https", product))
         elif product == "logs-tcp":
             if site in LOGS_TCP:
                 host, port = LOGS_TCP[site]
                 found.add(IntakeEndpoint(host, port, "tcp", product))
-        elif product == "traces":
-            found.add(IntakeEndpoint(f"trace.agent.{site}", HTTPS_PORT, "https", product))
-        elif product == "process":
-            found.add(IntakeEndpoint(f"process.{site}", HTTPS_PORT, "https", product))
-        elif product == "orchestrator":
-            found.add(IntakeEndpoint(f"orchestrator.{site}", HTTPS_PORT, "https", product))
-        elif product == "remote-config":
-            found.add(IntakeEndpoint(f"config.{site}", HTTPS_PORT, "https", product))
+        elif product in _PREFIXED:
+            found.add(IntakeEndpoint(f"{_PREFIXED[product]}{site}", HTTPS_PORT, "https", product))
         else:
             raise ValueError(f"unknown Datadog product {product!r}; one of {', '.join(PRODUCTS)}")
     return sorted(found, key=lambda e: (PRODUCTS.index(e.product), e.host, e.port))
