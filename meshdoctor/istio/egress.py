@@ -40,6 +40,7 @@ from typing import Any
 
 from meshdoctor.istio.injection import injector_values
 from meshdoctor.istio.mesh import mesh_config
+from meshdoctor.istio.versions import EXCLUDE_OUTBOUND_PORTS_SINCE
 from meshdoctor.kube.meta import metadata, namespace_of
 from meshdoctor.kube.workloads import pod_template
 from meshdoctor.snapshot import KubeObject, ObjectReader
@@ -54,7 +55,7 @@ DEFAULT_SERVICE_EXPORT_TO = ("*",)
 #: Which ServiceEntry port protocols carry a client's connection as the client speaks it.
 #: The agent speaks TLS to its intake (HTTPS on 443): an HTTPS or TLS port routes it by SNI
 #: without terminating it; a TCP port passes the bytes through; an unset protocol is sniffed
-#: (1.3+) or treated as TCP (1.0). An HTTP, HTTP2 or GRPC port makes Envoy parse the agent's
+#: (1.3+; 1.0-1.2 reject a port without one). An HTTP, HTTP2 or GRPC port makes Envoy parse the agent's
 #: TLS handshake as plaintext HTTP, so the connection fails. A DestinationRule that originates TLS
 #: (the 1.0 `*.googleapis.com` sample: port 443 protocol `http` + `tls.mode: SIMPLE`) does not
 #: change that: origination is for a client that sends plain HTTP and lets the sidecar encrypt; an
@@ -72,21 +73,6 @@ _CLIENT_ALIASES = {
     "GRPC": "HTTP",
     "TCP": "TCP",
 }
-
-#: Port-name prefixes Istio reads a protocol from when `protocol` is unset (pkg/config/protocol).
-_NAMED_PROTOCOLS = (
-    "https",
-    "http2",
-    "http",
-    "grpc-web",
-    "grpc",
-    "tls",
-    "tcp",
-    "mongo",
-    "redis",
-    "mysql",
-    "udp",
-)
 
 #: Interception annotations (istio-api annotations.yaml) and the istio-init flags that carry them
 #: (1.0.7 sidecar-injector-configmap.yaml: -i, -x; 1.4.10/1.30 injection templates: -o).
@@ -155,15 +141,16 @@ def _host_near_miss(se_hosts: Sequence[str], host: str) -> str | None:
 
 
 def port_protocol(port: Mapping[str, Any]) -> str:
-    """A ServiceEntry port's protocol: `protocol` (any case), else its name's prefix, else ""."""
-    declared = str(port.get("protocol") or "").strip().upper()
-    if declared:
-        return declared
-    name = str(port.get("name") or "").lower()
-    for prefix in _NAMED_PROTOCOLS:
-        if name == prefix or name.startswith(prefix + "-"):
-            return prefix.upper()
-    return ""
+    """A ServiceEntry port's protocol: its `protocol` (any case), else "" (sniffed).
+
+    Unlike a Service port, a ServiceEntry port's name never sets its protocol: every release
+    converts it with `protocol.Parse(port.Protocol)` (1.0/1.1 pilot/pkg/serviceregistry/external
+    conversion.go `model.ParseProtocol(port.Protocol)`; 1.8 to 1.30 serviceentry/conversion.go);
+    the name prefix is read only by `kube.ConvertProtocol`, for Kubernetes Services. An empty
+    protocol is sniffed from 1.3 (`// Empty string is used for protocol sniffing.`); 1.0-1.2
+    validation rejects it ("unsupported protocol").
+    """
+    return str(port.get("protocol") or "").strip().upper()
 
 
 def client_protocol(protocol: str) -> str:
@@ -554,7 +541,12 @@ def _internal(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     return isinstance(net, ipaddress.IPv4Network) and net.subnet_of(_CGNAT)
 
 
-def egress_capture(pod_like: Mapping[str, Any], injector_config: Mapping[str, Any] | None, port: int = 443) -> Capture:
+def egress_capture(
+    pod_like: Mapping[str, Any],
+    injector_config: Mapping[str, Any] | None,
+    port: int = 443,
+    mesh_version: tuple[int, int] | None = None,
+) -> Capture:
     """Whether an injected pod's outbound connections to internet hosts on `port` reach Envoy.
 
     Read, most authoritative first: the running pod's `istio-init` args, the pod's
@@ -562,11 +554,18 @@ def egress_capture(pod_like: Mapping[str, Any], injector_config: Mapping[str, An
     `global.proxy.includeIPRanges` / `excludeIPRanges` / `excludeOutboundPorts`, or the default
     baked into the 1.0 template), then the chart default `*`. An include list other than `*`
     restricts capture to those ranges (typically the cluster and service CIDRs), so traffic to the
-    internet bypasses the sidecar; an empty list captures nothing.
+    internet bypasses the sidecar; an empty list captures nothing. Before 1.2 (`mesh_version`)
+    the injector passes no `-o`, so an excludeOutboundPorts annotation or value excludes nothing.
     """
     template = pod_template(dict(pod_like)) if pod_like.get("kind") else pod_like
     template = template or {}
     excluded_ports, ports_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_PORTS, "")
+    if (
+        mesh_version is not None
+        and mesh_version < EXCLUDE_OUTBOUND_PORTS_SINCE
+        and not ports_from.startswith("istio-init")
+    ):
+        excluded_ports = ""
     if str(port) in {p.strip() for p in excluded_ports.split(",")}:
         return Capture(False, f"port {port} is in excludeOutboundPorts ({ports_from}: {excluded_ports!r})")
     include, include_from = _setting(template, injector_config, INCLUDE_OUTBOUND_IP_RANGES, DEFAULT_INCLUDE_IP_RANGES)

@@ -14,6 +14,11 @@ from dataclasses import dataclass
 #: telemetry (Mixer) disabled by default, telemetry v2 enabled).
 ISTIOD_SINCE = (1, 5)
 
+#: The `istiod` Service serves the control-plane metrics port 15014 from 1.6; in 1.5 only the
+#: `istio-pilot` Service (selecting the istiod pods) has it (istio/istio 1.5.0 and 1.6.0
+#: istio-discovery templates/service.yaml).
+ISTIOD_MONITORING_SINCE = (1, 6)
+
 #: Istio 1.8 removed Mixer altogether (istio/istio 1.7.8
 #: manifests/charts/istio-telemetry/mixer-telemetry is the last release line shipping it).
 MIXER_REMOVED_IN = (1, 8)
@@ -32,6 +37,12 @@ ALLOW_ANY_SINCE = (1, 1)
 INCLUDE_OUTBOUND_IP_RANGES_ANNOTATION = "traffic.sidecar.istio.io/includeOutboundIPRanges"
 EXCLUDE_OUTBOUND_IP_RANGES_ANNOTATION = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
 DEFAULT_INCLUDE_OUTBOUND_IP_RANGES = "*"
+#: `traffic.sidecar.istio.io/excludeOutboundPorts` (istio-init `-o`) exists from 1.2.0
+#: (install/kubernetes/helm/istio/files/injection-template.yaml `- "-o"`); no 1.0.x or 1.1.x
+#: injection template passes it, so on those releases the annotation does nothing.
+#: `excludeOutboundIPRanges` (`-x`) is there from 0.8.0 (pilot/pkg/kube/inject/inject.go).
+EXCLUDE_OUTBOUND_PORTS_ANNOTATION = "traffic.sidecar.istio.io/excludeOutboundPorts"
+EXCLUDE_OUTBOUND_PORTS_SINCE = (1, 2)
 
 #: Container name of the injected sidecar (every version's injection template).
 SIDECAR_CONTAINER = "istio-proxy"
@@ -110,7 +121,11 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
     ),
     # 1.0.7 charts/pilot/templates/service.yaml: istio-pilot `http-monitoring` 9093.
     TelemetryEndpoint("istio-pilot", 9093, "http-monitoring", "/metrics", "Pilot self-monitoring", (1, 0), (1, 1)),
-    # 1.4.10 values.yaml global.monitoringPort 15014 (pilot, galley, citadel, mixer).
+    # 1.4.10 values.yaml global.monitoringPort 15014 (pilot, galley, citadel, mixer). In 1.5 the
+    # `istio-pilot` Service stays and is the only one with 15014: it selects the istiod pods
+    # (1.5.0 manifests/istio-control/istio-discovery/templates/service.yaml, `istio-pilot`
+    # `15014 http-monitoring`; the `istiod` Service there has only 15012 and 443). 1.6 has no
+    # `istio-pilot` Service.
     TelemetryEndpoint(
         "istio-pilot",
         15014,
@@ -118,7 +133,7 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         "/metrics",
         "Pilot self-monitoring",
         (1, 1),
-        ISTIOD_SINCE,
+        ISTIOD_MONITORING_SINCE,
     ),
     # 1.0.7 charts/galley/templates/service.yaml: istio-galley `http-monitoring` 9093.
     TelemetryEndpoint(
@@ -139,11 +154,15 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         (1, 1),
         ISTIOD_SINCE,
     ),
-    # 1.30.3 manifests/charts/istio-control/istio-discovery/templates/service.yaml: istiod
-    # `http-monitoring` 15014 (since istiod appeared in 1.5).
-    TelemetryEndpoint("istiod", 15014, "http-monitoring", "/metrics", "istiod control-plane metrics", ISTIOD_SINCE),
-    # 1.0.7 templates/sidecar-injector-configmap.yaml: istio-proxy containerPort 15090
-    # `http-envoy-prom` (Envoy stats); 1.30.3 files/injection-template.yaml keeps it.
+    # 1.6.0 manifests/charts/istio-control/istio-discovery/templates/service.yaml: the single
+    # `istiod` Service with `15014 http-monitoring` ("prometheus stats"); 1.30.3 keeps it. Not in 1.5
+    # (see istio-pilot above).
+    TelemetryEndpoint(
+        "istiod", 15014, "http-monitoring", "/metrics", "istiod control-plane metrics", ISTIOD_MONITORING_SINCE
+    ),
+    # Envoy's own stats on 15090 since 1.0.3 (tools/deb/envoy_bootstrap_v2.json `"port_value":
+    # 15090`, prefix `/stats/prometheus`); declared as the istio-proxy containerPort
+    # `http-envoy-prom` by the injector from 1.1.0; 1.30.3 files/injection-template.yaml keeps it.
     TelemetryEndpoint(
         "sidecar",
         15090,
@@ -152,11 +171,12 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         "Envoy stats of the sidecar",
         (1, 0),
     ),
-    # 1.30.3 istio-discovery/values.yaml global.proxy.statusPort 15020; the merged (app + Envoy +
-    # istio-agent) metrics on /stats/prometheus there (integrations-core istio auto_conf.yaml,
-    # `istio_mesh_endpoint: http://%%host%%:15020/stats/prometheus`). Metrics merging arrived with
-    # `meshConfig.enablePrometheusMerge` in 1.6 — the exact first version is from release notes,
-    # not from a file in the corpus: treat 1.6 as approximate.
+    # The pilot-agent status port 15020 serves the merged (app + Envoy + istio-agent) metrics on
+    # /stats/prometheus from 1.6.0 (pilot/cmd/pilot-agent/status/server.go
+    # `mux.HandleFunc("/stats/prometheus", s.handleStats)`); `meshConfig.enablePrometheusMerge`
+    # defaults to true from 1.7.0 (manifests/charts/global.yaml). integrations-core istio
+    # auto_conf.yaml scrapes `http://%%host%%:15020/stats/prometheus` from check 4.3.1 / Agent 7.44
+    # (15090 before).
     TelemetryEndpoint(
         "sidecar",
         15020,
