@@ -11,6 +11,7 @@ from meshdoctor.datadog.agent import (
     agent_version,
     agent_workloads,
     datadog_site,
+    env_flag,
     env_value,
     is_agent_image,
     logs_transports,
@@ -25,6 +26,7 @@ from meshdoctor.datadog.sites import (
     is_known_site,
     normalize_site,
     site_of_host,
+    site_value_problem,
     versioned_metrics_host,
 )
 from meshdoctor.kube.workloads import pod_template
@@ -295,58 +297,121 @@ NO_APM = off("DD_APM_ENABLED")
     "env,image,expected",
     [
         # metrics always; APM on by default; remote config on by default from 7.47
-        ([], "gcr.io/datadoghq/agent:7.49.1", ["metrics", "traces", "remote-config"]),
-        ([], "gcr.io/datadoghq/agent:7.46.0", ["metrics", "traces"]),
-        ([], "datadog/agent:6.10.2", ["metrics", "traces"]),
+        (
+            [],
+            "gcr.io/datadoghq/agent:7.49.1",
+            ["metrics", "api-key-validation", "traces", "instrumentation-telemetry", "remote-config"],
+        ),
+        ([], "gcr.io/datadoghq/agent:7.46.0", ["metrics", "api-key-validation", "traces", "instrumentation-telemetry"]),
+        ([], "datadog/agent:6.10.2", ["metrics", "api-key-validation"]),
         (
             NO_APM + off("DD_REMOTE_CONFIGURATION_ENABLED"),
             "gcr.io/datadoghq/agent:7.49.1",
-            ["metrics"],
+            ["metrics", "api-key-validation"],
         ),
         # an unpinned image floats to a current 7.x: remote config on, both logs transports
         (
             NO_APM + on("DD_LOGS_ENABLED"),
             "datadog/agent:latest",
-            ["metrics", "logs", "logs-tcp", "remote-config"],
+            [
+                "metrics",
+                "api-key-validation",
+                "logs",
+                "logs-tcp",
+                "orchestrator",
+                "container-lifecycle",
+                "container-images",
+                "remote-config",
+            ],
         ),
         (
             NO_APM + on("DD_LOGS_ENABLED"),
             "datadog/agent:7.49.1",
-            ["metrics", "logs", "remote-config"],
+            ["metrics", "api-key-validation", "logs", "logs-tcp", "remote-config"],
         ),
-        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:7.18.1", ["metrics", "logs-tcp"]),
-        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.19.0", ["metrics", "logs"]),
-        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.9.0", ["metrics", "logs-tcp"]),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:7.18.1", ["metrics", "api-key-validation", "logs-tcp"]),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.19.0", ["metrics", "api-key-validation", "logs", "logs-tcp"]),
+        (NO_APM + on("DD_LOGS_ENABLED"), "datadog/agent:6.9.0", ["metrics", "api-key-validation", "logs-tcp"]),
         # explicit transports: HTTP switches win over TCP switches, as the agent reads them
         (
             NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_HTTP"),
             "datadog/agent:6.9.0",
-            ["metrics", "logs"],
+            ["metrics", "api-key-validation", "logs"],
         ),
         (
             NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP", "DD_LOGS_CONFIG_USE_TCP"),
             "datadog/agent:latest",
-            ["metrics", "logs", "remote-config"],
+            [
+                "metrics",
+                "api-key-validation",
+                "logs",
+                "orchestrator",
+                "container-lifecycle",
+                "container-images",
+                "remote-config",
+            ],
         ),
         (
             NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_TCP"),
             "datadog/agent:7.49.1",
-            ["metrics", "logs-tcp", "remote-config"],
+            ["metrics", "api-key-validation", "logs-tcp", "remote-config"],
         ),
         (
             NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_TCP"),
             "datadog/agent:7.49.1",
-            ["metrics", "logs-tcp", "remote-config"],
+            ["metrics", "api-key-validation", "logs-tcp", "remote-config"],
         ),
         (
             on("DD_PROCESS_AGENT_ENABLED", "DD_ORCHESTRATOR_EXPLORER_ENABLED"),
             "datadog/agent:6.10.2",
-            ["metrics", "traces", "process", "orchestrator"],
+            ["metrics", "api-key-validation", "process", "orchestrator"],
         ),
         (
             on("DD_REMOTE_CONFIGURATION_ENABLED") + NO_APM,
             "datadog/agent:7.40.0",
-            ["metrics", "remote-config"],
+            ["metrics", "api-key-validation", "remote-config"],
+        ),
+        # booleans parse as strconv.ParseBool: "yes" is not true, so logs stay off
+        (
+            NO_APM + [{"name": "DD_LOGS_ENABLED", "value": "yes"}],
+            "datadog/agent:7.49.1",
+            ["metrics", "api-key-validation", "remote-config"],
+        ),
+        # Remote Configuration is off on ddog-gov.com unless configured
+        (
+            NO_APM + [{"name": "DD_SITE", "value": "ddog-gov.com"}],
+            "datadog/agent:7.49.1",
+            ["metrics", "api-key-validation"],
+        ),
+        # the orchestrator explorer from 7.57, container lifecycle and images from 7.50
+        (
+            NO_APM,
+            "datadog/agent:7.50.0",
+            ["metrics", "api-key-validation", "container-lifecycle", "container-images", "remote-config"],
+        ),
+        (
+            NO_APM,
+            "datadog/agent:7.57.0",
+            [
+                "metrics",
+                "api-key-validation",
+                "orchestrator",
+                "container-lifecycle",
+                "container-images",
+                "remote-config",
+            ],
+        ),
+        # a SOCKS5 proxy sends 6.19+/7.19+ logs over TCP
+        (
+            NO_APM + on("DD_LOGS_ENABLED") + [{"name": "DD_LOGS_CONFIG_SOCKS5_PROXY_ADDRESS", "value": "proxy:1080"}],
+            "datadog/agent:7.49.1",
+            ["metrics", "api-key-validation", "logs-tcp", "remote-config"],
+        ),
+        # force_use_tcp does not exist before 7.36: a 7.30 agent ignores it
+        (
+            NO_APM + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_TCP"),
+            "datadog/agent:7.30.0",
+            ["metrics", "api-key-validation", "logs", "logs-tcp"],
         ),
     ],
 )
@@ -365,9 +430,15 @@ def test_helper_containers_turn_products_on():
             "command": ["process-agent", "-config=/etc/datadog-agent/datadog.yaml"],
         }
     )
-    assert agent_products(snapshot(), ds) == ["metrics", "traces", "process"]
+    assert agent_products(snapshot(), ds) == [
+        "metrics",
+        "api-key-validation",
+        "traces",
+        "instrumentation-telemetry",
+        "process",
+    ]
     containers[1]["env"] = off("DD_APM_ENABLED")
-    assert agent_products(snapshot(), ds) == ["metrics", "process"]
+    assert agent_products(snapshot(), ds) == ["metrics", "api-key-validation", "process"]
 
 
 def test_logs_transports_say_why():
@@ -375,9 +446,10 @@ def test_logs_transports_say_why():
         ["tcp"],
         "DD_LOGS_CONFIG_USE_TCP=true",
     )
+    # 6.19+/7.19+: HTTPS, with the TCP fallback the agent takes when its HTTPS test fails
     assert logs_transports(snapshot(), agent(image="datadog/agent:7.19.0")) == (
-        ["https"],
-        "agent 7.19.0 sends logs over HTTPS by default (6.19+/7.19+)",
+        ["https", "tcp"],
+        "agent 7.19.0 sends logs over HTTPS",
     )
     assert logs_transports(snapshot(), agent(image="datadog/agent:7.18.9"))[0] == ["tcp"]
     assert logs_transports(snapshot(), agent(image="datadog/agent:7"))[0] == ["https", "tcp"]
@@ -393,9 +465,10 @@ def test_required_endpoints_per_site_and_product():
     )
     assert endpoints(env) == [
         ("metrics", "7-49-1-app.agent.us5.datadoghq.com", 443, "HTTPS"),
-        ("metrics", "app.us5.datadoghq.com", 443, "HTTPS"),
+        ("api-key-validation", "api.us5.datadoghq.com", 443, "HTTPS"),
         ("logs", "agent-http-intake.logs.us5.datadoghq.com", 443, "HTTPS"),
         ("traces", "trace.agent.us5.datadoghq.com", 443, "HTTPS"),
+        ("instrumentation-telemetry", "instrumentation-telemetry-intake.us5.datadoghq.com", 443, "HTTPS"),
         ("process", "process.us5.datadoghq.com", 443, "HTTPS"),
         ("orchestrator", "orchestrator.us5.datadoghq.com", 443, "HTTPS"),
         ("remote-config", "config.us5.datadoghq.com", 443, "HTTPS"),
@@ -403,23 +476,28 @@ def test_required_endpoints_per_site_and_product():
     latest_logs = NO_APM + on("DD_LOGS_ENABLED")
     assert endpoints(latest_logs, "datadog/agent:latest") == [
         ("metrics", "*.agent.datadoghq.com", 443, "HTTPS"),
-        ("metrics", "app.datadoghq.com", 443, "HTTPS"),
+        ("api-key-validation", "api.datadoghq.com", 443, "HTTPS"),
         ("logs", "agent-http-intake.logs.datadoghq.com", 443, "HTTPS"),
         ("logs-tcp", "agent-intake.logs.datadoghq.com", 10516, "TLS"),
+        ("orchestrator", "orchestrator.datadoghq.com", 443, "HTTPS"),
+        ("container-lifecycle", "contlcycle-intake.datadoghq.com", 443, "HTTPS"),
+        ("container-images", "contimage-intake.datadoghq.com", 443, "HTTPS"),
         ("remote-config", "config.datadoghq.com", 443, "HTTPS"),
     ]
     eu_tcp = [{"name": "DD_SITE", "value": "datadoghq.eu"}] + NO_APM + on("DD_LOGS_ENABLED")
     assert endpoints(eu_tcp, "datadog/agent:6.9.0") == [
         ("metrics", "6-9-0-app.agent.datadoghq.eu", 443, "HTTPS"),
-        ("metrics", "app.datadoghq.eu", 443, "HTTPS"),
+        ("api-key-validation", "app.datadoghq.eu", 443, "HTTPS"),
         ("logs-tcp", "agent-intake.logs.datadoghq.eu", 443, "TLS"),
     ]
     gov = [{"name": "DD_SITE", "value": "ddog-gov.com"}] + NO_APM + on("DD_LOGS_ENABLED")
     assert endpoints(gov, "datadog/agent:latest") == [
         ("metrics", "*.agent.ddog-gov.com", 443, "HTTPS"),
-        ("metrics", "app.ddog-gov.com", 443, "HTTPS"),
+        ("api-key-validation", "api.ddog-gov.com", 443, "HTTPS"),
         ("logs", "agent-http-intake.logs.ddog-gov.com", 443, "HTTPS"),
-        ("remote-config", "config.ddog-gov.com", 443, "HTTPS"),
+        ("orchestrator", "orchestrator.ddog-gov.com", 443, "HTTPS"),
+        ("container-lifecycle", "contlcycle-intake.ddog-gov.com", 443, "HTTPS"),
+        ("container-images", "contimage-intake.ddog-gov.com", 443, "HTTPS"),
     ]
     (first,) = required_endpoints(snapshot(), agent(NO_APM, image="datadog/agent:7.40.0"))[:1]
     assert first.why == "the core agent always sends metrics (site datadoghq.com)"
@@ -440,7 +518,7 @@ def test_required_endpoints_apply_url_overrides():
     )
     assert endpoints(env) == [
         ("metrics", "7-49-1-app.agent.datadoghq.com", 443, "HTTPS"),
-        ("metrics", "app.datadoghq.com", 443, "HTTPS"),
+        ("api-key-validation", "api.datadoghq.com", 443, "HTTPS"),
         ("logs-tcp", "logs-proxy.corp", 10514, "TLS"),
     ]
     proxy = [
@@ -453,8 +531,10 @@ def test_required_endpoints_apply_url_overrides():
     ] + on("DD_PROCESS_AGENT_ENABLED", "DD_LOGS_ENABLED", "DD_LOGS_CONFIG_FORCE_USE_HTTP")
     assert endpoints(proxy) == [
         ("metrics", "dd-proxy.corp", 3834, "HTTP"),
+        ("api-key-validation", "dd-proxy.corp", 3834, "HTTP"),
         ("logs", "logs-proxy.corp", 3835, "HTTP"),
         ("traces", "apm-proxy.corp", 443, "HTTPS"),
+        ("instrumentation-telemetry", "instrumentation-telemetry-intake.datadoghq.com", 443, "HTTPS"),
         ("process", "process-proxy.corp", 8443, "HTTPS"),
     ]
     assert (
@@ -494,10 +574,33 @@ def hosts(site: str, products, version=None) -> list[tuple[str, int, str]]:
     return [(e.host, e.port, e.protocol) for e in intake_endpoints(site, products, version)]
 
 
+def test_site_values_that_are_hosts_name_the_site():
+    assert site_value_problem("datadoghq.eu") is None
+    assert site_value_problem("api.datadoghq.com") == (
+        "DD_SITE=api.datadoghq.com is a host, not a site: the agent would send to hosts under "
+        "api.datadoghq.com; the site is datadoghq.com"
+    )
+    assert "the site is datadoghq.eu" in site_value_problem("https://app.datadoghq.eu")
+    assert site_value_problem("datadoghq.de").startswith("DD_SITE=datadoghq.de is not a Datadog site")
+
+
+@pytest.mark.parametrize(
+    ("value", "flag", "false"),
+    [("true", True, False), ("1", True, False), ("TRUE", True, False), ("True", True, False), ("t", True, False)]
+    + [("yes", False, True), ("on", False, True), (" true", False, True), ("TrUe", False, True)]
+    + [("false", False, True), ("0", False, True), (None, False, False), ("", False, False)],
+)
+def test_env_booleans_parse_as_strconv_parse_bool(value, flag, false):
+    from meshdoctor.datadog.agent import _env_false
+
+    assert (env_flag(value), _env_false(value)) == (flag, false)
+
+
 def test_intake_endpoints_per_site():
-    assert hosts("datadoghq.com", ["metrics", "logs", "logs-tcp"]) == [
+    # app.<site> is not an intake of a current agent; the API key is checked at api.<site>
+    assert hosts("datadoghq.com", ["metrics", "api-key-validation", "logs", "logs-tcp"]) == [
         ("*.agent.datadoghq.com", 443, "https"),
-        ("app.datadoghq.com", 443, "https"),
+        ("api.datadoghq.com", 443, "https"),
         ("agent-http-intake.logs.datadoghq.com", 443, "https"),
         ("agent-intake.logs.datadoghq.com", 10516, "tcp"),
     ]
@@ -505,19 +608,20 @@ def test_intake_endpoints_per_site():
     assert hosts("us3.datadoghq.com", ["logs", "logs-tcp"]) == [
         ("agent-http-intake.logs.us3.datadoghq.com", 443, "https")
     ]
-    assert hosts("us5.datadoghq.com", ["metrics"], "7.49.1") == [
-        ("7-49-1-app.agent.us5.datadoghq.com", 443, "https"),
-        ("app.us5.datadoghq.com", 443, "https"),
-    ]
+    assert hosts("us5.datadoghq.com", ["metrics"], "7.49.1") == [("7-49-1-app.agent.us5.datadoghq.com", 443, "https")]
+    # an agent older than its site's ddURLRegexp posts to app.<site>; before 7.18 it validates there
+    assert hosts("ap1.datadoghq.com", ["metrics"], "7.40.0") == [("app.ap1.datadoghq.com", 443, "https")]
+    assert hosts("datadoghq.com", ["api-key-validation"], "7.17.0") == [("app.datadoghq.com", 443, "https")]
     assert hosts("ap1.datadoghq.com", ["traces", "process", "orchestrator", "remote-config"]) == [
         ("trace.agent.ap1.datadoghq.com", 443, "https"),
         ("process.ap1.datadoghq.com", 443, "https"),
         ("orchestrator.ap1.datadoghq.com", 443, "https"),
         ("config.ap1.datadoghq.com", 443, "https"),
     ]
-    assert hosts("ddog-gov.com", ["metrics", "logs-tcp"], "7.49.1") == [
-        ("7-49-1-app.agent.ddog-gov.com", 443, "https"),
-        ("app.ddog-gov.com", 443, "https"),
+    assert hosts("ddog-gov.com", ["metrics", "logs-tcp"], "7.49.1") == [("7-49-1-app.agent.ddog-gov.com", 443, "https")]
+    assert hosts("ap1.datadoghq.com", ["container-lifecycle", "container-images"]) == [
+        ("contlcycle-intake.ap1.datadoghq.com", 443, "https"),
+        ("contimage-intake.ap1.datadoghq.com", 443, "https"),
     ]
     assert intake_endpoints("", ["logs"]) == [
         IntakeEndpoint("agent-http-intake.logs.datadoghq.com", 443, "https", "logs")

@@ -16,6 +16,7 @@ from meshdoctor_rules.egress.md102_service_entry_near_miss import (
     near_miss_kind,
 )
 
+from meshdoctor.model import Severity
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
 
@@ -187,9 +188,11 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
     (finding,) = md101(cluster())
     assert objects([finding]) == DS
     assert finding.message.endswith(
-        "no ServiceEntry covers 4 of the 4 intake endpoints it needs for datadoghq.com: "
-        "metrics 7-49-1-app.agent.datadoghq.com:443, metrics app.datadoghq.com:443, "
-        "traces trace.agent.datadoghq.com:443, remote-config config.datadoghq.com:443."
+        "no ServiceEntry covers 5 of the 5 intake endpoints it needs for datadoghq.com: "
+        "metrics 7-49-1-app.agent.datadoghq.com:443, api-key-validation api.datadoghq.com:443, "
+        "traces trace.agent.datadoghq.com:443, "
+        "instrumentation-telemetry instrumentation-telemetry-intake.datadoghq.com:443, "
+        "remote-config config.datadoghq.com:443."
     )
     assert "Istio 1.0.7 has no ALLOW_ANY" in finding.message
 
@@ -203,7 +206,11 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
                 template_meta={"annotations": {"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.0.0.0/8"}}
             )
         },
-        {"ds": agent(template_meta={"annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "443"}})},
+        {
+            "ds": agent(template_meta={"annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "443"}}),
+            "version": "1.20.3",
+            "mesh": REGISTRY_ONLY,
+        },
         {"ds": agent(host_network=True)},
         {"ns_labels": {}},
         {"ns_labels": {"istio-injection": "disabled"}},
@@ -228,6 +235,49 @@ def test_md101_fires_on_the_bare_mixer_era_case_and_lists_every_blocked_endpoint
 def test_md101_stays_quiet(kwargs):
     extra = kwargs.pop("extra", ())
     assert md101(cluster(*extra, **kwargs)) == []
+
+
+def test_md101_excluded_ports_do_nothing_before_istio_1_2_and_the_fix_does_not_offer_them():
+    """No 1.0/1.1 injection template passes istio-init `-o` (it came with 1.2.0)."""
+    excluded = agent(template_meta={"annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "443"}})
+    (finding,) = md101(cluster(ds=excluded))
+    assert finding.severity is Severity.ERROR
+    assert not any("excludeOutboundPorts" in a for a in finding.remediation.alternatives)
+    (later,) = md101(cluster(version="1.20.3", mesh=REGISTRY_ONLY))
+    assert any("excludeOutboundPorts" in a for a in later.remediation.alternatives)
+
+
+def test_a_blocked_api_key_check_alone_is_advice_and_the_tcp_fallback_is_not_needed():
+    """The tutorial's final state: `*.agent.<site>` and the HTTPS logs intake are open.
+
+    The API key is checked at api.<site>, whose failure the agent treats as a valid key; a
+    6.19+/7.19+ agent sends logs over HTTPS and needs TCP 10516 only when HTTPS fails.
+    """
+    logs = agent(env=[{"name": "DD_LOGS_ENABLED", "value": "true"}, {"name": "DD_APM_ENABLED", "value": "false"}])
+    hosts = ["*.agent.datadoghq.com", "agent-http-intake.logs.datadoghq.com", "config.datadoghq.com"]
+    snap = cluster(service_entry(hosts), ds=logs)
+    assert md101(snap) == []
+    (finding,) = md102(snap)
+    assert finding.severity is Severity.INFO
+    assert finding.message.endswith(
+        "does not cover api-key-validation api.datadoghq.com:443 (nothing is lost: the agent carries on without them)."
+    )
+
+
+def test_https_logs_blocked_with_the_tcp_fallback_open_is_a_warning():
+    logs = agent(env=[{"name": "DD_LOGS_ENABLED", "value": "true"}, {"name": "DD_APM_ENABLED", "value": "false"}])
+    hosts = ["*.agent.datadoghq.com", "api.datadoghq.com", "config.datadoghq.com", "agent-intake.logs.datadoghq.com"]
+    ports = [
+        {"number": 443, "name": "tls", "protocol": "TLS"},
+        {"number": 10516, "name": "tls-logs", "protocol": "TLS"},
+    ]
+    (finding,) = md102(cluster(service_entry(hosts, ports), ds=logs))
+    assert finding.severity is Severity.WARNING
+    assert finding.message.endswith(
+        "does not cover logs agent-http-intake.logs.datadoghq.com:443; the agent falls back to "
+        "agent-intake.logs.datadoghq.com:10516, which is open (no data is lost: a feature degrades, "
+        "or the agent uses an open fallback)."
+    )
 
 
 @pytest.mark.parametrize(
@@ -317,7 +367,8 @@ def test_md101_remediation_istiod_era_exports_to_own_namespace_and_sets_the_labe
             # US3 has no TCP logs intake: DD_LOGS_CONFIG_USE_TCP leaves no logs endpoint to open
             "hosts": [
                 "*.agent.us3.datadoghq.com",
-                "app.us3.datadoghq.com",
+                "api.us3.datadoghq.com",
+                "instrumentation-telemetry-intake.us3.datadoghq.com",
                 "process.us3.datadoghq.com",
                 "config.us3.datadoghq.com",
             ],
@@ -364,8 +415,9 @@ def test_md102_wrong_site_message_and_corrected_entry_keeps_every_other_field():
     assert finding.message == (
         "Lists hosts of another Datadog site: ServiceEntry datadog/dd lists hosts of datadoghq.com "
         "(*.datadoghq.com) but DaemonSet datadog/datadog-agent sends to datadoghq.eu: metrics "
-        "7-49-1-app.agent.datadoghq.eu:443, metrics app.datadoghq.eu:443, traces "
-        "trace.agent.datadoghq.eu:443, remote-config config.datadoghq.eu:443 not covered."
+        "7-49-1-app.agent.datadoghq.eu:443, api-key-validation api.datadoghq.eu:443, traces "
+        "trace.agent.datadoghq.eu:443, instrumentation-telemetry "
+        "instrumentation-telemetry-intake.datadoghq.eu:443, remote-config config.datadoghq.eu:443 not covered."
     )
     assert yaml.safe_load(finding.remediation.manifests[0]) == {
         "apiVersion": "networking.istio.io/v1beta1",
@@ -390,6 +442,8 @@ def test_md102_missing_host_adds_the_hosts():
     assert yaml.safe_load(finding.remediation.manifests[0])["spec"]["hosts"] == [
         "*.agent.datadoghq.eu",
         "app.datadoghq.eu",
+        "api.datadoghq.eu",
+        "instrumentation-telemetry-intake.datadoghq.eu",
         "config.datadoghq.eu",
     ]
 
@@ -497,7 +551,9 @@ def test_md102_one_finding_per_object_and_kind():
         (["*.agent.datadoghq.eu"], None, None, MISSING_HOST),
         (["*.datadoghq.eu"], [{"number": 10516, "protocol": "TCP"}], None, WRONG_PORT),
         (["*.datadoghq.eu"], HTTP_443, None, WRONG_PROTOCOL),
-        (["*.datadoghq.eu"], [{"number": 443, "name": "grpc"}], None, WRONG_PROTOCOL),
+        (["*.datadoghq.eu"], [{"number": 443, "name": "grpc", "protocol": "GRPC"}], None, WRONG_PROTOCOL),
+        # a port's name never sets a ServiceEntry port's protocol: unset is sniffed, which carries TLS
+        (["*.datadoghq.eu"], [{"number": 443, "name": "grpc"}], None, SIDECAR_HIDDEN),
         (["*.datadoghq.eu"], None, ["other"], NOT_EXPORTED),
         (["*.datadoghq.eu"], None, ["*"], SIDECAR_HIDDEN),
     ],

@@ -233,7 +233,11 @@ def test_telemetry_endpoints_per_version():
         ("istio-telemetry", 15014),
         ("istio-telemetry", 42422),
     ]
-    assert ports((1, 5), "istiod") == [("istiod", 15014)]
+    # 1.5: the istiod Service has no 15014; istio-pilot (selecting the istiod pods) has it
+    assert ports((1, 5), "istiod") == []
+    assert ports((1, 5), "istio-pilot") == [("istio-pilot", 15014)]
+    assert ports((1, 6), "istiod") == [("istiod", 15014)]
+    assert ports((1, 6), "istio-pilot") == []
     assert ports((1, 8), "istio-telemetry") == []
     assert ports((1, 0), "sidecar") == [("sidecar", 15090)]
     assert ports((1, 20), "sidecar") == [("sidecar", 15020), ("sidecar", 15090)]

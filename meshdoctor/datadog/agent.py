@@ -29,6 +29,7 @@ from meshdoctor.datadog.sites import (
     REMOTE_CONFIG_DEFAULT_SINCE,
     REMOTE_CONFIG_OFF_SITES,
     SCHEME_PORTS,
+    api_key_validation_host,
     intake_endpoints,
     is_datadog_app_host,
     normalize_site,
@@ -562,7 +563,8 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
     for use in _products(reader, workload):
         product, why = use.product, use.why
 
-        override_key = "logs" if product in ("logs", "logs-tcp") else product
+        # The API key is validated where metrics go when DD_DD_URL points elsewhere (getAPIDomain).
+        override_key = {"logs-tcp": "logs", "api-key-validation": "metrics"}.get(product, product)
         helper = helpers.get(product)
         names = URL_OVERRIDES[override_key]
         override = (env.first(names, helper) or env.first(names)) if names else None
@@ -592,10 +594,12 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
             continue
         host, port, scheme = parsed
         protocol = "HTTP" if scheme == "http" else "HTTPS"
-        if product == "metrics" and is_datadog_app_host(host):
-            versioned = versioned_metrics_host(host[len("app.") :], env.version)
-            found.append(_required(use, versioned, port, protocol, f"{why}; {name}={value}"))
-            continue
+        if override_key == "metrics" and is_datadog_app_host(host):
+            site_named = host[len("app.") :]
+            if product == "metrics":
+                host = versioned_metrics_host(site_named, env.version)
+            else:
+                host = api_key_validation_host(site_named, env.version)
         found.append(_required(use, host, port, protocol, f"{why}; {name}={value}"))
     unique: dict[tuple[str, str, int], RequiredEndpoint] = {}
     for endpoint in found:

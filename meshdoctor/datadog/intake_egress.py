@@ -27,6 +27,7 @@ from meshdoctor.istio.mesh import MeshInfo, mesh_config, outbound_traffic_policy
 from meshdoctor.istio.service_entry_visibility import with_default_sidecar_imports
 from meshdoctor.kube.meta import labels_of, namespace_of
 from meshdoctor.kube.workloads import pod_template, pods_of
+from meshdoctor.model import Severity
 from meshdoctor.snapshot import KubeObject, ObjectReader
 
 #: The agent's forwarder logs this once an endpoint's circuit breaker is open (datadog-agent
@@ -77,6 +78,50 @@ class AgentEgress:
     endpoints: list[EndpointState] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Loss:
+    """What an agent loses because one blocked endpoint cannot be reached."""
+
+    endpoint: RequiredEndpoint
+    severity: Severity
+    """The endpoint's consequence, lowered to a warning when a fallback that is open carries the data."""
+    note: str
+    """Why this severity: empty for the endpoint's own consequence."""
+
+
+def losses(state: AgentEgress) -> dict[RequiredEndpoint, Loss]:
+    """The blocked endpoints whose loss counts, by endpoint.
+
+    A fallback (the TCP logs intake) counts only when what it stands in for is blocked too; a
+    blocked endpoint with an open fallback costs a warning: the agent switches to the fallback
+    (for logs, after its HTTPS test at start fails) and the data still flows.
+    """
+    found: dict[RequiredEndpoint, Loss] = {}
+    for endpoint_state in state.endpoints:
+        if not endpoint_state.blocked:
+            continue
+        endpoint = endpoint_state.endpoint
+        if endpoint.fallback_for is not None:
+            primary = [s for s in state.endpoints if s.endpoint.product == endpoint.fallback_for]
+            if primary and not any(s.blocked for s in primary):
+                continue
+            found[endpoint] = Loss(endpoint, endpoint.consequence, f"and {endpoint.fallback_for} itself is blocked")
+            continue
+        fallbacks = [s for s in state.endpoints if s.endpoint.fallback_for == endpoint.product]
+        if fallbacks and not any(s.blocked for s in fallbacks):
+            open_ones = ", ".join(s.endpoint.address for s in fallbacks)
+            severity = min(endpoint.consequence, Severity.WARNING)
+            found[endpoint] = Loss(endpoint, severity, f"the agent falls back to {open_ones}, which is open")
+            continue
+        found[endpoint] = Loss(endpoint, endpoint.consequence, "")
+    return found
+
+
+def primary_endpoints(state: AgentEgress) -> list[RequiredEndpoint]:
+    """The captured endpoints a fix must open: the agent's own, not the fallbacks it needs only if they fail."""
+    return [s.endpoint for s in state.endpoints if s.captured is True and s.endpoint.fallback_for is None]
+
+
 def is_cluster_host(host: str) -> bool:
     """Whether a host names an in-cluster Service (`.svc`, `.cluster.local`): never blocked."""
     return host.endswith(_CLUSTER_SUFFIXES)
@@ -110,7 +155,7 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
     for endpoint in required_endpoints(reader, workload):
         if is_cluster_host(endpoint.host):
             continue
-        captured = egress_capture(subject, injector, endpoint.port).captured
+        captured = egress_capture(subject, injector, endpoint.port, info.minor).captured
         coverage = None
         if captured is True:
             coverage = covering_service_entries(

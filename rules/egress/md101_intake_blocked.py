@@ -11,6 +11,8 @@ from meshdoctor.datadog.intake_egress import (
     FORWARDER_ERRORS,
     AgentEgress,
     forwarder_timestamp,
+    losses,
+    primary_endpoints,
     service_entry_protocol,
     upgrade_proof_host,
 )
@@ -25,6 +27,7 @@ from meshdoctor.istio.mesh import (
     service_entry_api_version,
     service_entry_has_export_to,
 )
+from meshdoctor.istio.versions import EXCLUDE_OUTBOUND_PORTS_SINCE
 from meshdoctor.kube.meta import metadata, name_of, namespace_of
 from meshdoctor.kube.workloads import pod_template, pods_of, template_path
 from meshdoctor.model import (
@@ -40,7 +43,7 @@ from meshdoctor.model import (
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, describe_endpoints, meshed_agents
+from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, consequence_words, describe_endpoints, meshed_agents
 
 #: Name of the ServiceEntry MD101's remediation writes.
 SERVICE_ENTRY_NAME = "datadog-intake"
@@ -243,10 +246,11 @@ class IntakeEgressBlocked(Rule):
         for state, info in meshed_agents(ctx):
             if state.policy != REGISTRY_ONLY:
                 continue
+            lost = losses(state)
             blocked = [
                 s.endpoint
                 for s in state.endpoints
-                if s.blocked and not s.coverage.near_misses  # type: ignore[union-attr]
+                if s.endpoint in lost and not s.coverage.near_misses  # type: ignore[union-attr]
             ]
             if not blocked:
                 continue
@@ -254,23 +258,27 @@ class IntakeEgressBlocked(Rule):
             evidence: list[Evidence] = _injection_evidence(ctx, state)
             evidence.extend(_policy_evidence(ctx, state, info))
             for endpoint in blocked:
+                note = f"; {lost[endpoint].note}" if lost[endpoint].note else ""
                 evidence.append(
                     FieldEvidence(
                         ObjectRef("ServiceEntry", state.namespace, "*"),
                         "spec.hosts",
                         f"<absent>: no ServiceEntry visible from namespace {state.namespace} "
-                        f"covers {endpoint.address} ({endpoint.product}: {endpoint.why})",
+                        f"covers {endpoint.address} ({endpoint.product}: {endpoint.why}{note})",
                     )
                 )
             evidence.extend(_log_evidence(ctx, state.workload))
-            needed = [s.endpoint for s in state.endpoints if s.captured is True]
+            needed = primary_endpoints(state)
+            severity = max(lost[e].severity for e in blocked)
             yield self.finding(
                 f"{ref} runs in the mesh ({state.injection.reason}) and "
                 f"{_policy_words(state, info)}; no ServiceEntry covers {len(blocked)} of the "
-                f"{len(needed)} intake endpoints it needs for {state.site}: {describe_endpoints(blocked)}.",
+                f"{len(needed)} intake endpoints it needs for {state.site}: {describe_endpoints(blocked)}"
+                f"{consequence_words(severity)}.",
                 objects=[ref],
                 evidence=evidence,
                 remediation=self._remediation(ctx, state, info, needed),
+                severity=severity,
             )
 
     @staticmethod
@@ -296,8 +304,12 @@ class IntakeEgressBlocked(Rule):
             alternative_objects=[without_sidecar(state.workload, info)],
             safe=False,
             alternatives=(
-                f"Or let the agent's pods bypass the sidecar for the intake only, with the pod "
-                f"annotation traffic.sidecar.istio.io/excludeOutboundPorts "
-                f"({','.join(str(p) for p in sorted({e.port for e in needed}))}).",
+                (
+                    f"Or let the agent's pods bypass the sidecar for the intake only, with the pod "
+                    f"annotation traffic.sidecar.istio.io/excludeOutboundPorts "
+                    f"({','.join(str(p) for p in sorted({e.port for e in needed}))}).",
+                )
+                if info.minor is None or info.minor >= EXCLUDE_OUTBOUND_PORTS_SINCE
+                else ()
             ),
         )

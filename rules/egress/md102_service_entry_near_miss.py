@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshdoctor.datadog.agent import RequiredEndpoint
-from meshdoctor.datadog.intake_egress import AgentEgress, service_entry_protocol
+from meshdoctor.datadog.intake_egress import AgentEgress, Loss, losses, service_entry_protocol
 from meshdoctor.datadog.sites import site_of_host
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.istio.egress import (
@@ -28,7 +28,7 @@ from meshdoctor.model import Category, Evidence, Finding, Severity
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, describe_endpoints, meshed_agents
+from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, consequence_words, describe_endpoints, meshed_agents
 
 # Near-miss kinds, in the order istiod checks them.
 WRONG_SITE = "wrong-site"
@@ -72,6 +72,20 @@ def near_miss_kind(
     if not exported_to(entry, namespace, default_export_to):
         return NOT_EXPORTED
     return SIDECAR_HIDDEN
+
+
+#: Port-name prefixes that Kubernetes Service conventions read as a protocol. They do not set a
+#: ServiceEntry port's protocol (only `protocol` does), but a corrected port keeps no name that
+#: says otherwise, so the fix reads true.
+_PROTOCOL_NAME_PREFIXES = ("https", "http2", "http", "grpc-web", "grpc", "tls", "tcp", "mongo", "redis", "mysql")
+
+
+def _name_reads_as_other_protocol(name: str, protocol: str) -> bool:
+    lowered = name.lower()
+    for prefix in _PROTOCOL_NAME_PREFIXES:
+        if lowered == prefix or lowered.startswith(prefix + "-"):
+            return prefix.upper() != protocol
+    return False
 
 
 def _port_number(port: Mapping[str, Any]) -> int | None:
@@ -155,7 +169,7 @@ def corrected_service_entry(
         protocol = service_entry_protocol(endpoint)
         if same:
             same[0]["protocol"] = protocol
-            if port_protocol({"name": same[0].get("name")}) not in ("", protocol):
+            if _name_reads_as_other_protocol(str(same[0].get("name") or ""), protocol):
                 same[0]["name"] = _unique_name(f"{protocol.lower()}-{endpoint.port}", names)
             continue
         ports.append(
@@ -254,7 +268,12 @@ class IntakeServiceEntryNearMiss(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per (object, near-miss kind) per agent workload."""
         for state, _info in meshed_agents(ctx):
-            misses = near_misses(ctx, state)
+            lost = losses(state)
+            misses = []
+            for miss in near_misses(ctx, state):
+                counted = [e for e in miss.endpoints if e in lost or state.policy != REGISTRY_ONLY]
+                if counted:
+                    misses.append(NearMiss(miss.kind, miss.target, miss.entry, counted))
             if not misses:
                 continue
             default = default_export_to(ctx)
@@ -264,7 +283,8 @@ class IntakeServiceEntryNearMiss(Rule):
                     bucket = per_entry.setdefault(_key(miss.entry), [])
                     bucket.extend(e for e in miss.endpoints if e not in bucket)
             for miss in misses:
-                yield self._finding(ctx, state, miss, per_entry.get(_key(miss.entry), []), default)
+                severity = max((lost[e].severity for e in miss.endpoints if e in lost), default=self.severity)
+                yield self._finding(ctx, state, miss, per_entry.get(_key(miss.entry), []), default, severity, lost)
 
     def _finding(
         self,
@@ -273,6 +293,8 @@ class IntakeServiceEntryNearMiss(Rule):
         miss: NearMiss,
         entry_endpoints: Sequence[RequiredEndpoint],
         default: Sequence[str],
+        severity: Severity,
+        lost: Mapping[RequiredEndpoint, Loss],
     ) -> Finding:
         workload = ctx.ref(state.workload)
         target = ctx.ref(miss.target)
@@ -330,6 +352,8 @@ class IntakeServiceEntryNearMiss(Rule):
             )
             evidence.append(ctx.field(miss.target, "spec.egress", (miss.target.get("spec") or {}).get("egress")))
         words = _KIND_WORDS[miss.kind]
+        notes = sorted({lost[e].note for e in miss.endpoints if e in lost and lost[e].note})
+        detail = detail[:-1] + "".join(f"; {n}" for n in notes) + consequence_words(severity) + "."
         message = f"{words[0].upper()}{words[1:]}: {detail}"
         if miss.kind == SIDECAR_HIDDEN:
             fixed = corrected_sidecar(miss.target, miss.entry, miss.endpoints)
@@ -348,4 +372,5 @@ class IntakeServiceEntryNearMiss(Rule):
             objects=[target, workload] if target == entry else [target, entry, workload],
             evidence=evidence,
             remediation=apply_manifests(summary, [fixed], safe=miss.kind not in (SIDECAR_HIDDEN,)),
+            severity=severity,
         )

@@ -14,6 +14,7 @@ from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress
 from meshdoctor.istio.injection import injection_decision
 from meshdoctor.istio.mesh import MeshInfo, mesh_info
 from meshdoctor.kube.workloads import pods_of
+from meshdoctor.model import Severity
 from meshdoctor.rule import Context, NotChecked
 
 #: What both intake rules (MD101, MD102) read, and what they read when it is in the input.
@@ -45,3 +46,12 @@ def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
 def describe_endpoints(endpoints: Sequence[RequiredEndpoint]) -> str:
     """`metrics 7-60-1-app.agent.datadoghq.com:443, logs ...`: the endpoints a finding names."""
     return ", ".join(f"{e.product} {e.address}" for e in endpoints)
+
+
+def consequence_words(severity: Severity) -> str:
+    """What the blocked endpoints cost, said in the message when it is less than lost data."""
+    if severity is Severity.WARNING:
+        return " (no data is lost: a feature degrades, or the agent uses an open fallback)"
+    if severity is Severity.INFO:
+        return " (nothing is lost: the agent carries on without them)"
+    return ""
