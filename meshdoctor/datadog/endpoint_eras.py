@@ -8,10 +8,20 @@ Mixer-era component by version (`istio.versions.TELEMETRY_ENDPOINTS`).
 
 from __future__ import annotations
 
+import re
+
 from meshdoctor.datadog.istio_check import CheckEndpoint, mixer_telemetry_deployed
 from meshdoctor.istio.mesh import ISTIOD, MIXER, MeshInfo, mesh_info
-from meshdoctor.istio.versions import MIXER_REMOVED_IN, TELEMETRY_ENDPOINTS, telemetry_endpoints
+from meshdoctor.istio.versions import (
+    ISTIOD_MONITORING_SINCE,
+    MIXER_REMOVED_IN,
+    TELEMETRY_ENDPOINTS,
+    telemetry_endpoints,
+)
 from meshdoctor.snapshot import ObjectReader
+
+#: The host part `istiod` of a check URL (`http://istiod.istio-system:15014/metrics`).
+_ISTIOD_HOST = re.compile(r"^(\w+://)istiod(?=[.:/]|$)")
 
 
 def mesh_and_mixer_telemetry(reader: ObjectReader) -> tuple[MeshInfo, bool]:
@@ -45,6 +55,18 @@ def era_problem(endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool) -> tup
                 "(no istio-telemetry Deployment; Mixer was removed in 1.8)",
                 None,
             )
+    if (
+        key == "istiod_endpoint"
+        and endpoint.service == "istiod"
+        and port == 15014
+        and minor is not None
+        and minor < ISTIOD_MONITORING_SINCE
+    ):
+        return (
+            f"the istiod Service serves 15014 from Istio 1.6; in {version} only istio-pilot (which "
+            "selects the istiod pods) has it",
+            _ISTIOD_HOST.sub(r"\1istio-pilot", endpoint.url, count=1),
+        )
     component = endpoint.service if endpoint.service in ("istio-telemetry", "istio-pilot", "istio-galley") else None
     if component is None or minor is None or not isinstance(port, int) or key == "istio_mesh_endpoint":
         return None

@@ -26,8 +26,9 @@ class UnpinnedAgentImage(Rule):
     docs = RuleDocs(
         what="An agent container whose image has no tag or the `latest` tag, and no digest.",
         why="Each node pulls whatever `latest` is when its pod starts, so one DaemonSet runs several "
-        "agent versions at once, and a restart can jump a major version (Agent 6 to 7 changed the logs "
-        "transport and the check configuration). Support cannot tell which version runs.",
+        "agent versions at once, and a restart can jump past a changed default (6.19/7.19 moved the logs "
+        "transport to HTTPS; 7.47 turned Remote Configuration on, 7.50 and 7.57 added new intakes) "
+        "or to another major version. Support cannot tell which version runs.",
         fix="Pin the image to a release tag (or the digest that runs now), and upgrade on purpose.",
         references=("https://docs.datadoghq.com/agent/versions/upgrade_to_agent_v7/",),
     )

@@ -10,6 +10,14 @@ from meshdoctor.kube.workloads import pods_of
 from meshdoctor.model import Category, Finding, Remediation, Severity
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 
+#: DaemonSet status counts, in the order a message names the short ones.
+_COUNT_WORDS = (
+    ("currentNumberScheduled", "scheduled"),
+    ("numberReady", "ready"),
+    ("numberAvailable", "available"),
+    ("updatedNumberScheduled", "updated"),
+)
+
 
 class AgentRolloutIncomplete(Rule):
     """MD505."""
@@ -24,7 +32,8 @@ class AgentRolloutIncomplete(Rule):
         "desired, with the pods that are not ready and why (waiting reason, restarts).",
         why="Nodes without a ready agent send no metrics, traces or logs, and the Istio check does not "
         "run there. The reason is usually one of the other findings (a missing ConfigMap key keeps pods "
-        "in ContainerCreating, a missing Secret in CreateContainerConfigError).",
+        "in ContainerCreating, a missing Secret in CreateContainerConfigError). A rollout that is only behind "
+        "(every pod ready, some not yet on the new template) loses nothing: a warning.",
         fix="Look at the not-ready pods' events (`kubectl describe pod`), fix the cause, and let the "
         "DaemonSet roll out.",
         references=("https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",),
@@ -61,14 +70,21 @@ class AgentRolloutIncomplete(Rule):
                         detail += f", {cstatus['restartCount']} restarts"
                     reasons.append(f"{name_of(pod)}/{cstatus.get('name')}: {detail}")
                     evidence.append(ctx.field(pod, f"status.containerStatuses[{index}]", detail))
+            said = [f"{counts[key]} of {desired} pods {word}" for key, word in _COUNT_WORDS if key in short]
+            if status.get("numberMisscheduled"):
+                said.append(f"{status['numberMisscheduled']} running where they should not (misscheduled)")
+            # Severity means consequence: a node without a ready agent sends nothing; a rollout that
+            # is only behind (not yet updated everywhere, misscheduled) loses no data.
+            losing = "numberReady" in short or "numberAvailable" in short
             message = (
-                f"{ref}: {counts['numberReady']} of {desired} pods ready"
+                f"{ref}: {', '.join(said)}"
                 + (f" ({'; '.join(reasons[:4])})" if reasons else "")
-                + "."
+                + ("." if losing else f"; all {desired} pods are ready, so no data is lost.")
             )
             namespace = ref.namespace
             yield self.finding(
                 message,
+                severity=Severity.ERROR if losing else Severity.WARNING,
                 objects=[ref],
                 evidence=evidence,
                 remediation=Remediation(

@@ -29,7 +29,8 @@ class IstioCheckEndpointWrongEra(Rule):
         "that runs "
         "no istio-telemetry (1.5-1.7 may still run Mixer telemetry v1: then they are right); "
         "`galley_endpoint` / `pilot_endpoint` / `citadel_endpoint` from 1.5 (merged into istiod); "
-        "`istiod_endpoint` before 1.5; monitoring ports of the wrong version (9093 on 1.1-1.4, "
+        "`istiod_endpoint` before 1.5, or on the `istiod` Service on 1.5; monitoring ports of the "
+        "wrong version (9093 on 1.1-1.4, "
         "which "
         "serve 15014; 15014 on 1.0, which serves 9093).",
         why="The configuration was copied from documentation of another Istio version, or "
@@ -38,10 +39,10 @@ class IstioCheckEndpointWrongEra(Rule):
         "component are missing.",
         fix="Use the endpoints of the running version: 1.0 `istio_mesh_endpoint` "
         "istio-telemetry:42422 and "
-        "`mixer_endpoint` istio-telemetry:9093; 1.1-1.4 the same with 15014; 1.5+ "
-        "`istiod_endpoint` "
-        "istiod:15014 with `use_openmetrics: true` (sidecar metrics come from the agent's "
-        "auto_conf).",
+        "`mixer_endpoint` istio-telemetry:9093; 1.1-1.4 the same with 15014; 1.5 "
+        "`istiod_endpoint` istio-pilot:15014 (the 1.5 istiod Service has no 15014; istio-pilot "
+        "selects the istiod pods); 1.6+ `istiod_endpoint` istiod:15014, with `use_openmetrics: true` "
+        "(sidecar metrics come from the agent's auto_conf).",
         references=(
             DOCS_CHECK,
             "https://istio.io/latest/news/releases/1.5.x/announcing-1.5/upgrade-notes/",
