@@ -31,15 +31,21 @@ def mount_of(config: IstioCheckConfig) -> VolumeMount | None:
     return None
 
 
+def check_folder(container: Mapping[str, Any]) -> str:
+    """Where a container should get the istio check's files.
+
+    `/conf.d/istio.d` when its entrypoint copies /conf.d (the files then sit beside the image's
+    auto_conf.yaml), else `<confd>/istio.d`.
+    """
+    if runs_cont_init(container):
+        return posixpath.join(paths.COPIED_CONFD, "istio.d")
+    return posixpath.join(confd_path(container), "istio.d")
+
+
 def right_mount_path(config: IstioCheckConfig, main: Mapping[str, Any]) -> str:
     """Where the mount should be: `/conf.d/istio.d` when the entrypoint copies, else confd."""
     volume_mount = mount_of(config)
-    if (
-        volume_mount is not None
-        and volume_mount.mount_path.startswith(paths.COPIED_CONFD + "/")
-        and runs_cont_init(main)
-        and not volume_mount.init
-    ):
+    if volume_mount is not None and runs_cont_init(main) and not volume_mount.init:
         folder = posixpath.join(paths.COPIED_CONFD, "istio.d")
     else:
         folder = posixpath.join(confd_path(main), "istio.d")

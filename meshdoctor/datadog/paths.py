@@ -31,6 +31,14 @@ CONFD_PATH_ENV = "DD_CONFD_PATH"
 
 #: The folder the entrypoint copies into the configuration folder (89-copy-customfiles.sh).
 COPIED_CONFD = "/conf.d"
+
+#: The image ships `conf.d/istio.d/auto_conf.yaml`, which scrapes every Istio sidecar (Autodiscovery
+#: identifiers `proxyv2`, `proxyv2-rhel8`; `http://%%host%%:15020/stats/prometheus`, 15090 before
+#: Agent 7.44), from the istio check 3.1.0 (integrations-core istio CHANGELOG), first in Agent
+#: 6.20 / 7.20. A volume mounted on the whole `conf.d/istio.d` folder hides it; a file copied from
+#: `/conf.d/istio.d`, or a `subPath` mount of one file, sits beside it.
+AUTO_CONF_FILE = "auto_conf.yaml"
+AUTO_CONF_SINCE: dict[int, tuple[int, int]] = {6: (6, 20), 7: (7, 20)}
 #: Where `cp --parents` puts `/conf.d/<rest>`: `/etc/datadog-agent` + `/conf.d/<rest>`.
 COPY_TARGET_ROOT = "/etc/datadog-agent"
 #: Names the copy takes (`find -name '*.yaml'`).

@@ -7,13 +7,12 @@ corrected workload (or new ConfigMap) that the remediations write when none is m
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from typing import Any
 
-from meshdoctor.datadog import paths
 from meshdoctor.datadog.agent import agent_container, agent_workloads
-from meshdoctor.datadog.istio_check import ConfigMapVolume, confd_path, configmap_volumes
+from meshdoctor.datadog.check_mounts import check_folder
+from meshdoctor.datadog.istio_check import ConfigMapVolume, configmap_volumes
 from meshdoctor.fixes.manifests import clean_copy
 from meshdoctor.kube.pod_events import failed_mount_events
 from meshdoctor.kube.workloads import pod_template, template_path
@@ -24,7 +23,8 @@ from meshdoctor.snapshot import KubeObject
 #: Name and mount of the ConfigMap the remediations write when none exists.
 CONFIGMAP_NAME = "datadog-istio-check"
 VOLUME_NAME = "istio-check"
-MOUNT_PATH = posixpath.join(paths.CONFD_PATH, "istio.d")
+#: Where a fix mounts the check's ConfigMap, in words (`datadog.check_mounts.check_folder` decides).
+MOUNT_PATH = "/conf.d/istio.d (or <confd_path>/istio.d when the container does not run the image entrypoint)"
 
 
 def istio_volumes(ctx: Context) -> Iterator[tuple[KubeObject, ObjectRef, ConfigMapVolume]]:
@@ -57,7 +57,11 @@ def volume_evidence(ctx: Context, workload: KubeObject, volume: ConfigMapVolume)
 
 
 def with_istio_volume(workload: KubeObject, configmap: str) -> KubeObject:
-    """The whole workload with a ConfigMap volume and its mount at `<confd>/istio.d` added."""
+    """The whole workload with a ConfigMap volume and its mount added.
+
+    The mount goes where the agent reads the check without hiding the image's auto_conf.yaml
+    (`datadog.check_mounts.check_folder`).
+    """
     fixed = clean_copy(workload)
     template = pod_template(fixed) or {}
     spec = template.setdefault("spec", {})
@@ -70,7 +74,7 @@ def with_istio_volume(workload: KubeObject, configmap: str) -> KubeObject:
         container.setdefault("volumeMounts", []).append(
             {
                 "name": name,
-                "mountPath": posixpath.join(confd_path(container), "istio.d"),
+                "mountPath": check_folder(container),
                 "readOnly": True,
             }
         )
