@@ -113,7 +113,8 @@ def run(
         result, found = run_rule(rule, Context(snapshot, cache=cache))
         results.append(result)
         findings.extend(_suppress(snapshot, _masked(f)) for f in found)
-    findings = join_log_evidence(findings)  # log lines go to the structural finding they prove
+    # log lines go to the structural finding they prove
+    findings = join_log_evidence(findings, explainers={r.id for r in rules if r.explains_logs})
     results = settle_results(results, findings)
     ordered = tuple(sorted(findings, key=Finding.sort_key))
     return Report(

@@ -84,6 +84,10 @@ class Rule:
     severity: ClassVar[Severity]
     inputs: ClassVar[Inputs]
     docs: ClassVar[RuleDocs]
+    #: Whether this rule's findings explain log findings of their category (the engine joins those
+    #: lines onto them, `meshdoctor.logs.join`); False for a rule whose fault logs other lines (MD103:
+    #: the kubelet, not the intake).
+    explains_logs: ClassVar[bool] = True
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         """Yield findings; raise `NotChecked` when the rule cannot tell."""

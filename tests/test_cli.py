@@ -46,8 +46,8 @@ def test_json_is_schema_1_and_byte_identical_across_runs():
     report = json.loads(first)
     assert report["schema"] == 1
     assert report["meshdoctor"] == __version__
-    assert [f["rule"] for f in report["findings"]] == ["MD101", "MD401", "MD501", "MD503", "MD504"]
-    assert report["summary"] == {"error": 2, "warning": 3, "info": 0}
+    assert [f["rule"] for f in report["findings"]] == ["MD101", "MD103", "MD401", "MD501", "MD503", "MD504"]
+    assert report["summary"] == {"error": 3, "warning": 3, "info": 0}
 
 
 def test_yaml_carries_the_same_content_as_json():
@@ -70,14 +70,20 @@ def test_fail_on_threshold():
     assert invoke("check", "--from", BROKEN, "--category", "agent", "--fail-on", "warning")[0] == 1
     assert invoke("check", "--from", BROKEN, "--rule", "MD401", "--fail-on", "error")[0] == 1
     assert (
-        invoke("check", "--from", BROKEN, "--skip", "MD101", "--skip", "MD401", "--skip", "MD601", "--skip", "MD604")[0]
+        invoke(
+            "check",
+            "--from",
+            BROKEN,
+            *("--skip", "MD101", "--skip", "MD103", "--skip", "MD401"),
+            *("--skip", "MD601", "--skip", "MD604"),
+        )[0]
         == 0
     )
     assert invoke("check", "--from", FIXED, "--fail-on", "info")[0] == 0
 
 
 def test_log_lines_explain_what_skipped_structural_rules_would_have():
-    _, out, _ = invoke("check", "--from", BROKEN, "-o", "json", "--skip", "MD101", "--skip", "MD401")
+    _, out, _ = invoke("check", "--from", BROKEN, "-o", "json", "--skip", "MD101", "--skip", "MD103", "--skip", "MD401")
     assert [(f["rule"], f["severity"]) for f in json.loads(out)["findings"]][:2] == [
         ("MD601", "error"),
         ("MD604", "error"),
@@ -98,16 +104,18 @@ def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
     assert written == [
         "MD101-daemonset-default-datadog-agent.alternative.yaml",
         "MD101-daemonset-default-datadog-agent.yaml",
+        "MD103-daemonset-default-datadog-agent.alternative.yaml",
+        "MD103-daemonset-default-datadog-agent.yaml",
         "MD401-daemonset-default-datadog-agent.yaml",
         "MD501-daemonset-default-datadog-agent.yaml",
         "MD503-daemonset-default-datadog-agent.yaml",
         "index.md",
     ]
-    for name in written[:-1]:
+    for name in written[:-1]:  # every remediation file holds whole objects
         assert (tmp_path / "fixes" / name).read_text().count("kind: ") >= 1
         docs = list(yaml.safe_load_all((tmp_path / "fixes" / name).read_text()))
         assert docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
-    assert "wrote 5 remediation file(s)" in err
+    assert "wrote 7 remediation file(s)" in err
 
 
 def test_stdin_is_read_with_dash():

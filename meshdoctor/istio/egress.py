@@ -608,6 +608,62 @@ def egress_capture(
     )
 
 
+def cluster_ip_capture(
+    pod_like: Mapping[str, Any],
+    injector_config: Mapping[str, Any] | None,
+    port: int,
+    addresses: Sequence[str],
+    mesh_version: tuple[int, int] | None = None,
+) -> Capture:
+    """Whether a pod's outbound connections to in-cluster `addresses` (node IPs) on `port` reach Envoy.
+
+    The same settings as `egress_capture`, read for destinations inside the cluster: an excluded
+    port (1.2+) bypasses; an include list other than `*` captures the addresses it contains; an
+    exclude list bypasses the addresses it contains. Without the addresses (no Nodes in the input)
+    a list other than the defaults leaves the answer open (None).
+    """
+    template = pod_like if not pod_like.get("kind") else (pod_template(dict(pod_like)) or {})
+    excluded_ports, ports_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_PORTS, "")
+    too_old = mesh_version is not None and mesh_version < EXCLUDE_OUTBOUND_PORTS_SINCE
+    if (not too_old or ports_from.startswith("istio-init")) and str(port) in {
+        p.strip() for p in excluded_ports.split(",")
+    }:
+        return Capture(False, f"port {port} is in excludeOutboundPorts ({ports_from}: {excluded_ports!r})")
+    include, include_from = _setting(template, injector_config, INCLUDE_OUTBOUND_IP_RANGES, DEFAULT_INCLUDE_IP_RANGES)
+    exclude, exclude_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_IP_RANGES, "")
+    ips = []
+    for address in addresses:
+        try:
+            ips.append(ipaddress.ip_address(address))
+        except ValueError:
+            continue
+    include_nets = [] if include.strip() in ("", "*") else _networks(include)
+    exclude_nets = _networks(exclude) or []
+    if include.strip() == "":
+        return Capture(False, f"includeOutboundIPRanges is empty ({include_from}): nothing is captured")
+    if include_nets is None:
+        return Capture(None, f"includeOutboundIPRanges {include!r} ({include_from}) does not parse")
+    if not ips:
+        if include.strip() == "*" and not exclude_nets:
+            return Capture(True, f"includeOutboundIPRanges is '*' ({include_from}): every destination is captured")
+        return Capture(None, "the node addresses are not in the input, and the pod's IP ranges restrict capture")
+
+    def captured(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        included = not include_nets or any(ip in net for net in include_nets)
+        return included and not any(ip in net for net in exclude_nets)
+
+    states = {captured(ip) for ip in ips}
+    if states == {True}:
+        return Capture(True, f"includeOutboundIPRanges {include!r} ({include_from}) captures the node addresses")
+    if states == {False}:
+        return Capture(
+            False,
+            f"the node addresses bypass the sidecar (includeOutboundIPRanges {include!r} ({include_from}), "
+            f"excludeOutboundIPRanges {exclude!r} ({exclude_from}))",
+        )
+    return Capture(None, "some node addresses are captured, others bypass the sidecar")
+
+
 def egress_captured(
     pod_like: Mapping[str, Any], injector_config: Mapping[str, Any] | None, port: int = 443
 ) -> bool | None:
@@ -617,6 +673,7 @@ def egress_captured(
 
 __all__ = [
     "Capture",
+    "cluster_ip_capture",
     "Coverage",
     "PROTOCOL_COMPATIBILITY",
     "covering_service_entries",

@@ -36,3 +36,17 @@ def newest_kubelet_version(reader: ObjectReader) -> tuple[int, int] | None:
         v for v in (minor_version(_node_info(n).get("kubeletVersion", "")) for n in reader.objects("Node")) if v
     ]
     return max(versions) if versions else None
+
+
+def internal_addresses(reader: ObjectReader) -> list[str]:
+    """Every Node's `InternalIP` (`status.addresses`), sorted, without duplicates.
+
+    A pod's `status.hostIP` is its node's InternalIP: where a node agent reaches its kubelet.
+    """
+    found = {
+        str(address.get("address"))
+        for node in reader.objects("Node")
+        for address in (node.get("status") or {}).get("addresses") or []
+        if isinstance(address, dict) and address.get("type") == "InternalIP" and address.get("address")
+    }
+    return sorted(found)

@@ -14,7 +14,7 @@ shown on the structural finding; reporting the rule as failed would count one fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from meshdoctor.model import Finding, LogEvidence, RuleResult, Status
 
@@ -33,7 +33,11 @@ JOINED_FAMILIES: dict[str, str] = {
 MAX_LOG_EVIDENCE = 3
 
 
-def join_log_evidence(findings: Sequence[Finding], supports: Mapping[str, str] = JOINED_FAMILIES) -> list[Finding]:
+def join_log_evidence(
+    findings: Sequence[Finding],
+    supports: Mapping[str, str] = JOINED_FAMILIES,
+    explainers: Collection[str] | None = None,
+) -> list[Finding]:
     """The findings with each explained log finding dropped and its lines moved to its explainer.
 
     A log finding (one with `supports` set, mapped by `supports` to a category) is explained by a
@@ -42,9 +46,12 @@ def join_log_evidence(findings: Sequence[Finding], supports: Mapping[str, str] =
     check fails to scrape). Among several, the one whose first object is the same wins, then the
     first in report order. Log evidence is added up to `MAX_LOG_EVIDENCE` items per finding, one
     sample of each joined group before the second sample of any, skipping lines (namespace, pod,
-    container, line number) the finding already quotes. Order of the findings is kept.
+    container, line number) the finding already quotes. Order of the findings is kept. With
+    `explainers`, only findings of those rule ids explain log findings.
     """
-    structural = [i for i, f in enumerate(findings) if f.supports is None]
+    structural = [
+        i for i, f in enumerate(findings) if f.supports is None and (explainers is None or f.rule in explainers)
+    ]
     joined: dict[int, list[Finding]] = {}
     dropped: set[int] = set()
     for index, finding in enumerate(findings):

@@ -1,7 +1,8 @@
 """Egress: the agent's traffic to the Datadog intake has to leave through the mesh.
 
 Ids: MD101 intake egress blocked (nothing covers it), MD102 a ServiceEntry or Sidecar almost lets
-it out (wrong site, port, protocol, exportTo, Sidecar egress hosts).
+it out (wrong site, port, protocol, exportTo, Sidecar egress hosts), MD103 the agent's calls to
+the kubelet dropped by REGISTRY_ONLY.
 
 Both rules read one model of an agent workload's egress (`meshdoctor.datadog.intake_egress`),
 walked by `meshed_agents`.
@@ -13,5 +14,6 @@ from meshdoctor.rule import Rule
 
 from .md101_intake_blocked import IntakeEgressBlocked
 from .md102_service_entry_near_miss import IntakeServiceEntryNearMiss
+from .md103_kubelet_blocked import KubeletEgressBlocked
 
-RULES: list[type[Rule]] = [IntakeEgressBlocked, IntakeServiceEntryNearMiss]
+RULES: list[type[Rule]] = [IntakeEgressBlocked, IntakeServiceEntryNearMiss, KubeletEgressBlocked]

@@ -72,7 +72,7 @@ def _value_at(obj: Any, path: str) -> Any:
     return node
 
 
-def _injection_evidence(ctx: Context, state: AgentEgress) -> list[Evidence]:
+def injection_evidence(ctx: Context, state: AgentEgress) -> list[Evidence]:
     """The fields that decided the injection (paths as istio_injection writes them)."""
     found: list[Evidence] = []
     for path in state.injection.evidence_paths:
@@ -93,7 +93,8 @@ def _injection_evidence(ctx: Context, state: AgentEgress) -> list[Evidence]:
     return found
 
 
-def _policy_evidence(ctx: Context, state: AgentEgress, info: MeshInfo) -> list[Evidence]:
+def policy_evidence(ctx: Context, state: AgentEgress, info: MeshInfo) -> list[Evidence]:
+    """Where the outbound policy that drops unknown hosts comes from (Sidecar, mesh config, 1.0)."""
     if state.sidecar_policy is not None:
         mode = ((state.sidecar_policy.get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
         return [ctx.field(state.sidecar_policy, "spec.outboundTrafficPolicy.mode", mode)]
@@ -255,8 +256,8 @@ class IntakeEgressBlocked(Rule):
             if not blocked:
                 continue
             ref = ctx.ref(state.workload)
-            evidence: list[Evidence] = _injection_evidence(ctx, state)
-            evidence.extend(_policy_evidence(ctx, state, info))
+            evidence: list[Evidence] = injection_evidence(ctx, state)
+            evidence.extend(policy_evidence(ctx, state, info))
             for endpoint in blocked:
                 note = f"; {lost[endpoint].note}" if lost[endpoint].note else ""
                 evidence.append(
