@@ -631,3 +631,32 @@ def test_root_namespace_sidecar_with_a_selector_does_not_apply_to_other_namespac
     )
     got = cover(snap, client=AGENT_POD)
     assert (got.covered, got.sidecar) == (True, None)
+
+
+def _pod(annotations: dict | None = None, init_args: list | None = None) -> dict:
+    spec: dict = {"containers": [{"name": "agent"}]}
+    if init_args is not None:
+        spec["initContainers"] = [{"name": "istio-init", "args": init_args}]
+    return {"kind": "Pod", "metadata": {"annotations": annotations or {}}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("pod", "addresses", "version", "expected"),
+    [
+        (_pod(), ["10.132.0.12"], (1, 20), True),
+        # loopback is never captured (istio-iptables `-d 127.0.0.1/32 -j RETURN`): kwok's nodes
+        (_pod(), ["127.0.0.1"], (1, 20), False),
+        (_pod({"traffic.sidecar.istio.io/excludeOutboundPorts": "10250"}), ["10.132.0.12"], (1, 20), False),
+        # no 1.0/1.1 injection template passes -o
+        (_pod({"traffic.sidecar.istio.io/excludeOutboundPorts": "10250"}), ["10.132.0.12"], (1, 1), True),
+        (_pod({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.132.0.0/24"}), ["10.132.0.12"], (1, 0), False),
+        (_pod({"traffic.sidecar.istio.io/includeOutboundIPRanges": "10.96.0.0/12"}), ["10.132.0.12"], (1, 0), False),
+        (_pod({"traffic.sidecar.istio.io/excludeOutboundIPRanges": "10.132.0.0/24"}), [], (1, 0), None),
+        (_pod(), [], (1, 0), True),
+        (_pod(init_args=["-i", "*", "-x", "", "-o", "10250"]), ["10.132.0.12"], (1, 20), False),
+    ],
+)
+def test_cluster_ip_capture(pod, addresses, version, expected) -> None:
+    from meshdoctor.istio.egress import cluster_ip_capture
+
+    assert cluster_ip_capture(pod, None, 10250, addresses, version).captured is expected
