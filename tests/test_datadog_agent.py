@@ -752,3 +752,22 @@ def test_md401_decisions(service_account, subjects, expected):
         "subjects": subjects,
     }
     assert len(list(AgentServiceAccountUnset().check(Context(snapshot(ds, binding))))) == expected
+
+
+def test_an_https_proxy_replaces_every_https_intake_but_tcp_logs_and_no_proxy_hosts():
+    """datadog-agent LoadProxyFromEnv: DD_PROXY_HTTPS over HTTPS_PROXY; no_proxy matches exactly."""
+    env = (
+        NO_APM
+        + on("DD_LOGS_ENABLED", "DD_LOGS_CONFIG_USE_TCP")
+        + [
+            {"name": "HTTPS_PROXY", "value": "http://ignored.corp:1"},
+            {"name": "DD_PROXY_HTTPS", "value": "http://proxy.corp:3128"},
+            {"name": "DD_PROXY_NO_PROXY", "value": "config.datadoghq.com other.example"},
+        ]
+    )
+    assert endpoints(env) == [
+        ("metrics", "proxy.corp", 3128, "HTTP"),
+        ("api-key-validation", "proxy.corp", 3128, "HTTP"),
+        ("logs-tcp", "agent-intake.logs.datadoghq.com", 10516, "TLS"),
+        ("remote-config", "config.datadoghq.com", 443, "HTTPS"),
+    ]

@@ -571,3 +571,16 @@ def test_rule_docs_and_inputs():
         assert rule.docs.what and rule.docs.why and rule.docs.fix and rule.docs.references
         assert {"DaemonSet", "Deployment", "ServiceEntry", "ConfigMap"} == set(rule.inputs.kinds)
         assert "Sidecar" in rule.inputs.optional_kinds
+
+
+def test_an_agent_behind_an_in_cluster_proxy_needs_no_service_entry_for_the_intake():
+    proxied = agent(env=[{"name": "DD_PROXY_HTTPS", "value": "http://squid.proxy:3128"}])
+    proxy_service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "squid", "namespace": "proxy"},
+        "spec": {"ports": [{"port": 3128}]},
+    }
+    assert md101(cluster(proxy_service, ds=proxied)) == []
+    (finding,) = md101(cluster(ds=proxied))  # the proxy Service is not in the input: it needs an entry
+    assert "metrics squid.proxy:3128" in finding.message

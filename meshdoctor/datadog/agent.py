@@ -11,6 +11,7 @@ value that comes from a Secret is never read: `env_value` returns `FROM_SECRET` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -276,6 +277,14 @@ LOGS_TRANSPORT_ENV = (
 #: `isSocks5ProxySet() || hasAdditionalEndpoints()`).
 LOGS_TCP_FORCING_ENV = ("DD_LOGS_CONFIG_SOCKS5_PROXY_ADDRESS", "DD_LOGS_CONFIG_ADDITIONAL_ENDPOINTS")
 
+#: Proxy settings, most telling first (datadog-agent pkg/config/setup `LoadProxyFromEnv`:
+#: `DD_PROXY_HTTPS` wins over `HTTPS_PROXY`, then `https_proxy`; `DD_PROXY_NO_PROXY` is split on
+#: spaces, `NO_PROXY` on commas; a no_proxy entry matches the host exactly). Every HTTPS sender
+#: (forwarder, HTTPS logs and their start-up test, process, orchestrator, Remote Configuration,
+#: event platform; the trace-agent reads `proxy.https`) goes through it; TCP logs never do.
+HTTPS_PROXY_ENV = ("DD_PROXY_HTTPS", "HTTPS_PROXY", "https_proxy")
+NO_PROXY_ENV = (("DD_PROXY_NO_PROXY", " "), ("NO_PROXY", ","), ("no_proxy", ","))
+
 #: Container names (or commands) of the agent's helper processes in multi-container pods
 #: (Helm chart and Operator: `trace-agent`, `process-agent`).
 TRACE_AGENT = "trace-agent"
@@ -538,6 +547,31 @@ def parse_override(value: str, default_scheme: str = "https") -> tuple[str, int,
     return host.lower().rstrip("."), port, scheme
 
 
+def _through_proxy(
+    env: _AgentEnv, helpers: Mapping[str, Mapping[str, Any] | None], endpoint: RequiredEndpoint
+) -> RequiredEndpoint:
+    """The endpoint as the container reaches it: its HTTPS proxy instead, unless no_proxy names it."""
+    if endpoint.protocol not in ("HTTPS", "HTTP"):
+        return endpoint  # TCP logs ignore HTTP proxies (only a SOCKS5 proxy applies there)
+    container = helpers.get(endpoint.product) or None
+    proxy = env.first(HTTPS_PROXY_ENV, container) or env.first(HTTPS_PROXY_ENV)
+    if proxy is None:
+        return endpoint
+    for name, separator in NO_PROXY_ENV:
+        listed = env.get(name, container) or env.get(name)
+        if listed is not None:
+            if endpoint.host in {h.strip().lower() for h in listed.split(separator)}:
+                return endpoint
+            break
+    parsed = parse_override(proxy[1], "http")
+    if parsed is None:
+        return endpoint
+    host, port, scheme = parsed
+    protocol = "HTTPS" if scheme == "https" else "HTTP"
+    why = f"{endpoint.why}; through the proxy {proxy[0]}={proxy[1]} (for {endpoint.address})"
+    return dataclasses.replace(endpoint, host=host, port=port, protocol=protocol, why=why)
+
+
 def _required(use: _Use, host: str, port: int, protocol: str, why: str) -> RequiredEndpoint:
     return RequiredEndpoint(use.product, host, port, protocol, why, use.consequence, use.fallback_for)
 
@@ -601,6 +635,7 @@ def required_endpoints(reader: ObjectReader, workload: KubeObject) -> list[Requi
             else:
                 host = api_key_validation_host(site_named, env.version)
         found.append(_required(use, host, port, protocol, f"{why}; {name}={value}"))
+    found = [_through_proxy(env, helpers, endpoint) for endpoint in found]
     unique: dict[tuple[str, str, int], RequiredEndpoint] = {}
     for endpoint in found:
         unique.setdefault((endpoint.product, endpoint.host, endpoint.port), endpoint)

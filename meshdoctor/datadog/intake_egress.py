@@ -26,6 +26,7 @@ from meshdoctor.istio.injection import Injection, injection_decision, injector_c
 from meshdoctor.istio.mesh import MeshInfo, mesh_config, outbound_traffic_policy
 from meshdoctor.istio.service_entry_visibility import with_default_sidecar_imports
 from meshdoctor.kube.meta import labels_of, namespace_of
+from meshdoctor.kube.service_names import service_of_host
 from meshdoctor.kube.workloads import pod_template, pods_of
 from meshdoctor.model import Severity
 from meshdoctor.snapshot import KubeObject, ObjectReader
@@ -153,8 +154,8 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
     )
     injector = injector_configmap(reader, info)
     for endpoint in required_endpoints(reader, workload):
-        if is_cluster_host(endpoint.host):
-            continue
+        if is_cluster_host(endpoint.host) or service_of_host(reader, endpoint.host, namespace) is not None:
+            continue  # an in-cluster Service (a proxy, say) is always in the registry
         captured = egress_capture(subject, injector, endpoint.port, info.minor).captured
         coverage = None
         if captured is True:
