@@ -383,6 +383,8 @@ NO_APM = off("DD_APM_ENABLED")
             "datadog/agent:7.49.1",
             ["metrics", "api-key-validation"],
         ),
+        # ... and on FIPS images (IsFed)
+        (NO_APM, "gcr.io/datadoghq/agent:7.49.1-fips", ["metrics", "api-key-validation"]),
         # the orchestrator explorer from 7.57, container lifecycle and images from 7.50
         (
             NO_APM,

@@ -451,6 +451,12 @@ def _default_on(env: _AgentEnv, name: str, since: tuple[int, int], what: str) ->
     return None
 
 
+def _fips(env: _AgentEnv) -> bool:
+    """A FIPS agent (`-fips` image, or DD_FIPS_ENABLED): `IsFed`, so Remote Configuration is off unless set."""
+    tag = split_image(str((env.main or {}).get("image") or ""))[1] or ""
+    return "fips" in tag.split("-") or env_flag(env.get("DD_FIPS_ENABLED"))
+
+
 def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
     """Every product an agent sends to, in `PRODUCTS` order, with why and what its loss costs.
 
@@ -523,7 +529,7 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
     remote = env.get("DD_REMOTE_CONFIGURATION_ENABLED")
     if env_flag(remote):
         found.append(_Use("remote-config", "DD_REMOTE_CONFIGURATION_ENABLED=true", CONSEQUENCE["remote-config"]))
-    elif site not in REMOTE_CONFIG_OFF_SITES:
+    elif site not in REMOTE_CONFIG_OFF_SITES and not _fips(env):
         why = _default_on(env, "DD_REMOTE_CONFIGURATION_ENABLED", REMOTE_CONFIG_DEFAULT_SINCE, "Remote Configuration")
         if why:
             found.append(_Use("remote-config", why, CONSEQUENCE["remote-config"]))
