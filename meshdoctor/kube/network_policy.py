@@ -24,13 +24,13 @@ evaluated before any pod exists (see `pod_like`).
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshdoctor.kube.labels import selector_matches
 from meshdoctor.kube.meta import labels_of, namespace_of
+from meshdoctor.kube.object_names import dns_label, short_name
 from meshdoctor.kube.workloads import pod_template
 from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import KubeObject, ObjectReader, object_ref
@@ -402,19 +402,6 @@ def stable_labels(pod: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in sorted(labels_of(pod).items()) if k not in _VOLATILE_LABELS}
 
 
-def _short_name(pod: Mapping[str, Any]) -> str:
-    labels = labels_of(pod)
-    for key in ("app.kubernetes.io/name", "app", "k8s-app", "name"):
-        if labels.get(key):
-            return labels[key]
-    return str((pod.get("metadata") or {}).get("name") or "pods")
-
-
-def _dns_label(text: str, limit: int = 63) -> str:
-    cleaned = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return cleaned[:limit].rstrip("-") or "policy"
-
-
 def admitting_policy_manifest(
     target_pod: Mapping[str, Any],
     source_pod: Mapping[str, Any],
@@ -437,7 +424,7 @@ def admitting_policy_manifest(
         {"protocol": protocol, "port": port_number(p) if port_number(p) is not None else p} for p in all_ports
     ]
     target_labels = stable_labels(target_pod)
-    name = _dns_label(f"allow-{_short_name(source_pod)}-to-{_short_name(target_pod)}-{port}")
+    name = dns_label(f"allow-{short_name(source_pod)}-to-{short_name(target_pod)}-{port}")
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
