@@ -217,7 +217,8 @@ def mesh_version(mesh_info: Any) -> tuple[int, int] | None:
     return version_tuple(str(version)) if version else None
 
 
-def _mesh_era(mesh_info: Any) -> str:
+def mesh_era(mesh_info: Any) -> str:
+    """`mixer`, `istiod` or `unknown` for a `MeshInfo`-like object: its era, else its version's."""
     era = getattr(mesh_info, "era", None) if mesh_info is not None else None
     if era in ("mixer", "istiod"):
         return str(era)
@@ -545,7 +546,7 @@ def _predict(
                 "istio-sidecar-injector ConfigMap",
                 [],
             )
-        era = _mesh_era(mesh_info)
+        era = mesh_era(mesh_info)
         if era == "unknown":
             era = _era_from_injector(configmaps)
         webhooks = _default_webhooks(era)

@@ -40,6 +40,7 @@ from meshdoctor.istio.egress import DEFAULT_ROOT_NAMESPACE, exported_to, host_su
 from meshdoctor.istio.injection import (
     PROXY_CONTAINER,
     injection_decision,
+    mesh_era,
     mesh_version,
     proxy_container_path,
     sidecar_redirects_traffic,
@@ -104,12 +105,10 @@ def _root_namespace(reader: ObjectReader, mesh_info: Any) -> str:
 
 
 def _era(reader: ObjectReader, mesh_info: Any) -> str:
-    era = getattr(mesh_info, "era", None) if mesh_info is not None else None
-    if era in ("mixer", "istiod"):
-        return str(era)
-    version = mesh_version(mesh_info)
-    if version is not None:
-        return "mixer" if version < (1, 5) else "istiod"
+    """`mesh_era`, else the era its policy kinds show (PeerAuthentication: istiod; MeshPolicy, Policy: mixer)."""
+    era = mesh_era(mesh_info)
+    if era != "unknown":
+        return era
     if reader.objects("PeerAuthentication"):
         return "istiod"
     if reader.objects("MeshPolicy") or reader.objects("Policy"):
