@@ -392,6 +392,25 @@ def test_injected_pod_intercepts_app_ports_but_never_the_proxy_ports() -> None:
         assert behind_capturing_sidecar(snapshot(), APP_POD, port, MESH_1_30) is False
 
 
+def test_istio_1_3_and_1_4_capture_envoys_15090_inbound() -> None:
+    """1.3/1.4 templates: `-b *`, `-d` the status port only; 1.5 excludes 15090."""
+    mesh_1_4 = SimpleNamespace(version="1.4.10", era="mixer", namespace="istio-system")
+    no_init = {**APP_POD, "spec": {"containers": APP_POD["spec"]["containers"]}}  # args not known
+    assert behind_capturing_sidecar(snapshot(), no_init, 15090, mesh_1_4) is True
+    assert behind_capturing_sidecar(snapshot(), no_init, 15020, mesh_1_4) is False
+    running_1_4 = {
+        **APP_POD,
+        "spec": {
+            **APP_POD["spec"],
+            "initContainers": [{"name": "istio-init", "args": ["-b", "*", "-d", "15020"]}],  # type: ignore[dict-item]
+        },
+    }
+    assert behind_capturing_sidecar(snapshot(), running_1_4, 15090, MESH_1_30) is True
+    mesh_1_5 = SimpleNamespace(version="1.5.10", era="istiod", namespace="istio-system")
+    assert behind_capturing_sidecar(snapshot(), no_init, 15090, mesh_1_5) is False
+    assert behind_capturing_sidecar(snapshot(), APP_POD, 15090, mesh_1_4) is False  # its -d says so
+
+
 def test_exclude_and_include_inbound_ports() -> None:
     excluded = {
         **APP_POD,

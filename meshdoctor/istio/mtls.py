@@ -55,6 +55,13 @@ from meshdoctor.snapshot import KubeObject, ObjectReader
 #: merged metrics, 15021 health (1.30 injection-template.yaml `-d 15090,15021,<statusPort>`;
 #: values.yaml `global.proxy.statusPort: 15020`).
 PROXY_PORTS = frozenset({15090, 15020, 15021})
+#: The status port is excluded from inbound capture wherever it exists (1.1+ `-d 15020`).
+STATUS_PORT = 15020
+#: 1.3 and 1.4 capture every inbound port (`-b *`) but the status port, so Envoy's 15090 too; 1.5's
+#: istiod template excludes it (`-d 15090,...`), 1.6 adds 15021 (istio/istio 1.3.0-1.4.10
+#: injection templates `-d {{ .ProxyConfig.StatusPort }}`; 1.5.0 istio-discovery `-d "15090,..."`).
+ENVOY_PORT_CAPTURED_FROM = (1, 3)
+ENVOY_PORT_EXCLUDED_SINCE = (1, 5)
 
 #: Inbound interception annotations (istio-api annotations.yaml) and istio-init flags (-b, -d).
 INCLUDE_INBOUND_PORTS = "traffic.sidecar.istio.io/includeInboundPorts"
@@ -408,7 +415,8 @@ def behind_capturing_sidecar(
 ) -> bool | None:
     """Whether inbound connections to `port` of the target are redirected to its sidecar.
 
-    No for the proxy's own ports (15090, 15020, 15021, the status port), for a pod whose
+    No for the proxy's own ports (15090, 15020, 15021, the status port; but 1.3 and 1.4 capture
+    15090, excluding only the status port), for a pod whose
     `istio-proxy` was written into its template rather than injected (Mixer's 1.0 pods: their
     `istio-proxy` serves 9091/15004 for Mixer, nothing redirects 42422 or 9093 to it), for ports
     outside `includeInboundPorts` or inside `excludeInboundPorts`. The include default is `*` since
@@ -418,7 +426,11 @@ def behind_capturing_sidecar(
     template = _template(target_pod_like)
     annotations = {str(k): str(v) for k, v in (metadata(template).get("annotations") or {}).items()}
     status_port = annotations.get(STATUS_PORT_ANNOTATION)
-    if port in PROXY_PORTS or (status_port is not None and status_port == str(port)):
+    if port == STATUS_PORT or (status_port is not None and status_port == str(port)):
+        return False
+    version = mesh_version(mesh_info)
+    envoy_port_captured = version is not None and ENVOY_PORT_CAPTURED_FROM <= version < ENVOY_PORT_EXCLUDED_SINCE
+    if port in PROXY_PORTS and not envoy_port_captured and _init_flag(template, "-d") is None:
         return False
     if proxy_container_path(target_pod_like) is not None:
         if not sidecar_redirects_traffic(target_pod_like):
@@ -432,7 +444,6 @@ def behind_capturing_sidecar(
     include = _init_flag(template, "-b")
     exclude = _init_flag(template, "-d")
     if include is None:
-        version = mesh_version(mesh_info)
         if INCLUDE_INBOUND_PORTS in annotations:
             include = annotations[INCLUDE_INBOUND_PORTS]
         elif version is not None and version < (1, 3):
