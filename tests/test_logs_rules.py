@@ -440,3 +440,27 @@ def test_a_check_load_failure_lands_on_the_check_config_finding(tmp_path):
         ("datadog-agent-k2p9x", "datadog-agent", 2, 1)
     ]
     assert [r.status for r in report.results] == [Status.FAILED, Status.PASSED]
+
+
+def test_lines_only_in_previous_containers_logs_are_history_not_a_current_fault(tmp_path):
+    """Issue 9, point 15: the running container logs no failure; its previous instance did."""
+    (tmp_path / "agent.yaml").write_text(AGENT_ONLY)
+    files = {
+        "datadog-agent-b4x9k/agent.log": "2026-11-20 08:10:00 UTC | CORE | INFO | (run.go:1 in start) | ok\n",
+        "datadog-agent-b4x9k/agent.previous.log": TOO_MANY * 3,
+    }
+    for name, text in files.items():
+        path = tmp_path / "logs" / "datadog" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    snapshot, _ = load_offline([str(tmp_path / "agent.yaml")], str(tmp_path / "logs"))
+    (finding,) = findings(AgentIntakeUnreachable, snapshot)
+    assert finding.severity is Severity.INFO
+    assert finding.message.endswith(
+        "Only in the previous container's log (`kubectl logs --previous`): a past run's fault; "
+        "the running container has not logged it."
+    )
+    (tmp_path / "logs" / "datadog" / "datadog-agent-b4x9k" / "agent.log").write_text(TOO_MANY)
+    snapshot, _ = load_offline([str(tmp_path / "agent.yaml")], str(tmp_path / "logs"))
+    (current,) = findings(AgentIntakeUnreachable, snapshot)
+    assert current.severity is Severity.ERROR

@@ -128,6 +128,16 @@ def _by_weight(groups: list[MatchGroup]) -> list[MatchGroup]:
     return sorted(groups, key=lambda g: (-g.signature.severity.rank, -g.count))
 
 
+def as_history(finding: Finding) -> Finding:
+    """A finding whose lines come only from previous containers' logs: a past run's fault, advice."""
+    return dataclasses.replace(
+        finding,
+        severity=Severity.INFO,
+        message=finding.message + " Only in the previous container's log (`kubectl logs --previous`): "
+        "a past run's fault; the running container has not logged it.",
+    )
+
+
 def supporting(finding: Finding, family: str) -> Finding:
     """The finding with `supports` naming the family whose structural findings may absorb it."""
     return dataclasses.replace(finding, supports=family)
@@ -177,7 +187,9 @@ class LogRule(Rule):
             )
         for logs in workloads:
             groups = [g for g in logs.groups if self.wanted(g.signature)]
-            yield from self.findings(ctx, logs, groups)
+            past = bool(groups) and all(container.endswith(PREVIOUS) for g in groups for _, _, container in g.pods)
+            for finding in self.findings(ctx, logs, groups):
+                yield as_history(finding) if past else finding
 
     def bucket(self, group: MatchGroup) -> Any:
         """Groups with the same bucket make one finding; by default each group is its own."""
