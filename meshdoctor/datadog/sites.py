@@ -200,6 +200,11 @@ def site_of_host(host: str) -> str | None:
     return max(found, key=len) if found else None
 
 
+def site_meant(value: str) -> str | None:
+    """The site a host or URL given as DD_SITE belongs to (`https://app.datadoghq.eu/` -> `datadoghq.eu`)."""
+    return site_of_host(value.strip().split("://", 1)[-1].split("/", 1)[0])
+
+
 def site_value_problem(value: str) -> str | None:
     """Why a DD_SITE value is not a site the agent can use, naming the site meant; None if it is.
 
@@ -209,7 +214,7 @@ def site_value_problem(value: str) -> str | None:
     text = value.strip()
     if normalize_site(text) in SITES:
         return None
-    meant = site_of_host(text.split("://", 1)[-1].split("/", 1)[0])
+    meant = site_meant(text)
     if meant is not None:
         return f"DD_SITE={text} is a host, not a site: the agent would send to hosts under {text}; the site is {meant}"
     return f"DD_SITE={text} is not a Datadog site (one of {', '.join(SITES)})"

@@ -541,6 +541,25 @@ def _internal(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
     return isinstance(net, ipaddress.IPv4Network) and net.subnet_of(_CGNAT)
 
 
+def _excluded_port(
+    template: Mapping[str, Any],
+    injector_config: Mapping[str, Any] | None,
+    port: int,
+    mesh_version: tuple[int, int] | None,
+) -> Capture | None:
+    """`Capture(False)` when excludeOutboundPorts lists the port, else None.
+
+    Before 1.2 the injector passes no `-o`, so only a running pod's own istio-init `-o` counts there.
+    """
+    excluded_ports, ports_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_PORTS, "")
+    too_old = mesh_version is not None and mesh_version < EXCLUDE_OUTBOUND_PORTS_SINCE
+    if too_old and not ports_from.startswith("istio-init"):
+        return None
+    if str(port) in {p.strip() for p in excluded_ports.split(",")}:
+        return Capture(False, f"port {port} is in excludeOutboundPorts ({ports_from}: {excluded_ports!r})")
+    return None
+
+
 def egress_capture(
     pod_like: Mapping[str, Any],
     injector_config: Mapping[str, Any] | None,
@@ -559,15 +578,9 @@ def egress_capture(
     """
     template = pod_template(dict(pod_like)) if pod_like.get("kind") else pod_like
     template = template or {}
-    excluded_ports, ports_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_PORTS, "")
-    if (
-        mesh_version is not None
-        and mesh_version < EXCLUDE_OUTBOUND_PORTS_SINCE
-        and not ports_from.startswith("istio-init")
-    ):
-        excluded_ports = ""
-    if str(port) in {p.strip() for p in excluded_ports.split(",")}:
-        return Capture(False, f"port {port} is in excludeOutboundPorts ({ports_from}: {excluded_ports!r})")
+    port_bypass = _excluded_port(template, injector_config, port, mesh_version)
+    if port_bypass is not None:
+        return port_bypass
     include, include_from = _setting(template, injector_config, INCLUDE_OUTBOUND_IP_RANGES, DEFAULT_INCLUDE_IP_RANGES)
     exclude, exclude_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_IP_RANGES, "")
     include = include.strip()
@@ -623,12 +636,9 @@ def cluster_ip_capture(
     a list other than the defaults leaves the answer open (None).
     """
     template = pod_like if not pod_like.get("kind") else (pod_template(dict(pod_like)) or {})
-    excluded_ports, ports_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_PORTS, "")
-    too_old = mesh_version is not None and mesh_version < EXCLUDE_OUTBOUND_PORTS_SINCE
-    if (not too_old or ports_from.startswith("istio-init")) and str(port) in {
-        p.strip() for p in excluded_ports.split(",")
-    }:
-        return Capture(False, f"port {port} is in excludeOutboundPorts ({ports_from}: {excluded_ports!r})")
+    port_bypass = _excluded_port(template, injector_config, port, mesh_version)
+    if port_bypass is not None:
+        return port_bypass
     include, include_from = _setting(template, injector_config, INCLUDE_OUTBOUND_IP_RANGES, DEFAULT_INCLUDE_IP_RANGES)
     exclude, exclude_from = _setting(template, injector_config, EXCLUDE_OUTBOUND_IP_RANGES, "")
     ips = []

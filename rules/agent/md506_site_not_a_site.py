@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from meshdoctor.datadog.agent import FROM_SECRET, agent_container, agent_workloads, env_value
-from meshdoctor.datadog.sites import SITES, site_of_host, site_value_problem
+from meshdoctor.datadog.sites import SITES, site_meant, site_value_problem
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.kube.meta import namespace_of
 from meshdoctor.kube.pod_spec import containers_with_paths, field_path
@@ -62,7 +62,7 @@ class SiteIsNotASite(Rule):
                         evidence.append(ctx.field(source, f"data.{key_ref.get('key', '')}", value))
             # A host of a Datadog site certainly sends nowhere; an unknown value might be a domain
             # meshdoctor does not know, so it is a warning.
-            known_host = site_of_host(str(value).split("://", 1)[-1].split("/", 1)[0]) is not None
+            known_host = site_meant(str(value)) is not None
             yield self.finding(
                 f"{ref}: {problem}; "
                 + (
@@ -78,7 +78,7 @@ class SiteIsNotASite(Rule):
 
     @staticmethod
     def _remediation(workload: KubeObject, value: str) -> Remediation:
-        meant = site_of_host(value.strip().split("://", 1)[-1].split("/", 1)[0])
+        meant = site_meant(value)
         if meant is None:
             return Remediation(summary=f"Set {SITE_ENV} to your organisation's site, one of {', '.join(SITES)}.")
         fixed = clean_copy(workload)
