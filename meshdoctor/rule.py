@@ -138,6 +138,11 @@ class Context:
         """Why a kind was not collected, or None."""
         return self.snapshot.unavailable(kind)
 
+    def not_read(self, kind: str, namespace: str) -> str | None:
+        """Why the objects of a kind in a namespace were not read (`-n`, a partial dump), or None."""
+        self.kinds_read.add(kind)
+        return self.snapshot.not_read(kind, namespace)
+
     def logs(self, namespace: str, pod: str, container: str, previous: bool = False) -> LogSource | None:
         """A container log, or None."""
         self.logs_read.add((namespace, pod, container))

@@ -14,6 +14,9 @@ from meshdoctor.model import ObjectRef, Origin
 
 KubeObject = dict[str, Any]
 
+#: The namespace to ask `not_read` about for "every namespace" (no namespace is named `*`).
+EVERY_NAMESPACE = "*"
+
 #: Value that replaces every Secret data value on the way in.
 REDACTED = "<redacted>"
 
@@ -50,6 +53,31 @@ class ObjectReader(Protocol):
         """One object, or None."""
         ...
 
+    def not_read(self, kind: str, namespace: str) -> str | None:
+        """Why the objects of a kind in a namespace were not read (`-n`, a partial dump), or None.
+
+        `namespace` `""` asks about a cluster-scoped kind; `EVERY_NAMESPACE` whether every
+        namespace was read. Whether the kind was collected at all is `Snapshot.unavailable`.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class NamespaceScope:
+    """The namespaces a namespaced kind was read in, when not all of them."""
+
+    namespaces: frozenset[str]
+    """The namespaces read; every other one was not."""
+    how: str
+    """What limited the reading, for messages: `-n datadog`, `the cluster-info dump holds default, kube-system`."""
+
+    def reason(self, namespace: str) -> str:
+        """Why a namespace outside the scope is not known (`EVERY_NAMESPACE`: why not all are)."""
+        if namespace == EVERY_NAMESPACE:
+            read = ", ".join(sorted(self.namespaces)) or "none"
+            return f"only namespace{'s' if len(self.namespaces) > 1 else ''} {read} read ({self.how})"
+        return f"namespace {namespace} was not read ({self.how})"
+
 
 def object_ref(obj: KubeObject) -> ObjectRef:
     """The kind/namespace/name of an object."""
@@ -72,6 +100,8 @@ class Snapshot:
         self._missing: dict[str, str] = {}
         self.default_missing_reason = "not in the input"
         """Why a kind neither collected nor present is unavailable (a dump: 'not in a cluster-info dump')."""
+        self._scopes: dict[str, NamespaceScope] = {}
+        self._default_scope: NamespaceScope | None = None
 
     # -- filling (sources only) -------------------------------------------------------------
 
@@ -111,6 +141,23 @@ class Snapshot:
     def mark_missing(self, kind: str, reason: str) -> None:
         """Say that a kind could not be collected, and why ('forbidden', 'not in the dump')."""
         self._missing[kind] = reason
+
+    def limit_namespaces(self, namespaces: Iterable[str], how: str, kinds: Iterable[str] | None = None) -> None:
+        """Say that namespaced objects were read in these namespaces only (`-n`, a partial dump).
+
+        With `kinds`, for those kinds; without, for every kind not given its own scope. A kind read
+        in all namespaces needs no call. Cluster-scoped kinds are looked up with namespace `""`,
+        which no scope limits. A second call for a kind narrows its scope (intersection).
+        """
+        scope = NamespaceScope(frozenset(namespaces), how)
+        if kinds is None:
+            if self._default_scope is not None:
+                scope = _narrowed(self._default_scope, scope)
+            self._default_scope = scope
+            return
+        for kind in kinds:
+            earlier = self._scopes.get(kind)
+            self._scopes[kind] = _narrowed(earlier, scope) if earlier is not None else scope
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -154,6 +201,45 @@ class Snapshot:
             return None
         return self.default_missing_reason
 
+    def namespace_scope(self, kind: str) -> NamespaceScope | None:
+        """The namespaces a kind was read in, or None for all of them."""
+        own = self._scopes.get(kind)
+        if own is None or self._default_scope is None:
+            return own or self._default_scope
+        return _narrowed(self._default_scope, own)
+
+    def namespace_scopes(self) -> dict[str, NamespaceScope]:
+        """Every kind given its own scope, by kind; `""` for the default scope when there is one."""
+        found = dict(sorted(self._scopes.items()))
+        if self._default_scope is not None:
+            found[""] = self._default_scope
+        return found
+
+    def scope_lines(self) -> list[str]:
+        """What was read in some namespaces only, one line per limit, for the report's `missing` list."""
+        lines = []
+        if self._default_scope is not None:
+            lines.append(f"namespaced objects: {self._default_scope.reason(EVERY_NAMESPACE)}")
+        by_scope: dict[NamespaceScope, list[str]] = {}
+        for kind, scope in sorted(self._scopes.items()):
+            by_scope.setdefault(scope, []).append(kind)
+        for scope, kinds in by_scope.items():
+            lines.append(f"{', '.join(kinds)}: {scope.reason(EVERY_NAMESPACE)}")
+        return lines
+
+    def not_read(self, kind: str, namespace: str) -> str | None:
+        """Why the objects of a kind in a namespace were not read, or None when the namespace was.
+
+        Only the namespace is judged (`-n`, a partial dump); whether the kind was collected at all
+        is `unavailable` (rules declare the kinds they need, and the engine reports them
+        `not_checked` when one is missing). `namespace` `""` (a cluster-scoped kind) is always
+        read; `EVERY_NAMESPACE` asks whether every namespace was.
+        """
+        scope = self.namespace_scope(kind)
+        if namespace and scope is not None and namespace not in scope.namespaces:
+            return scope.reason(namespace)
+        return None
+
     def missing(self) -> dict[str, str]:
         """Kinds explicitly recorded as not collected, with why."""
         return dict(sorted(self._missing.items()))
@@ -161,6 +247,13 @@ class Snapshot:
     def log(self, namespace: str, pod: str, container: str, previous: bool = False) -> LogSource | None:
         """A container log, or None."""
         return self.logs.get(LogKey(namespace, pod, container, previous))
+
+
+def _narrowed(earlier: NamespaceScope, later: NamespaceScope) -> NamespaceScope:
+    """Both limits at once: the namespaces read under both, said by both."""
+    if earlier == later:
+        return later
+    return NamespaceScope(earlier.namespaces & later.namespaces, f"{earlier.how}; {later.how}")
 
 
 def _without_secret_values(obj: KubeObject) -> KubeObject:

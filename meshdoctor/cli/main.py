@@ -119,11 +119,13 @@ def check(
     rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
     gc.disable()  # loading builds millions of acyclic dicts: the collector would only cost time
     if from_paths:
-        if live.given():
-            raise UsageError(f"{', '.join(live.given())}: only for a live cluster, not with --from")
+        live_only = [flag for flag in live.given() if flag != "--namespace"]
+        if live_only:
+            raise UsageError(f"{', '.join(live_only)}: only for a live cluster, not with --from")
         from meshdoctor.sources import load_offline
 
-        state, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin)
+        # -n with --from reads the input as a live -n reads a cluster (a filter, same coverage)
+        state, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin, namespace=live.namespace or None)
     else:
         if logs_dir:
             raise UsageError("--logs goes with --from; a live check reads the pods' logs itself")

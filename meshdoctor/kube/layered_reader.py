@@ -43,3 +43,7 @@ class LayeredReader:
         if extra is not None and self._extra_wins:
             return extra
         return self._base.get(kind, namespace, name) or extra
+
+    def not_read(self, kind: str, namespace: str) -> str | None:
+        """The base's answer: laid objects do not make an unread namespace read."""
+        return self._base.not_read(kind, namespace)

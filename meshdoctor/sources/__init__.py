@@ -107,7 +107,10 @@ LOGS_FOLDER = "logs"
 
 
 def load_offline(
-    paths: Sequence[str], logs_dir: str | None = None, stdin: TextIO | None = None
+    paths: Sequence[str],
+    logs_dir: str | None = None,
+    stdin: TextIO | None = None,
+    namespace: str | None = None,
 ) -> tuple[Snapshot, SourceInfo]:
     """Read `--from` paths (files, folders, dumps, `-` for stdin) and `--logs` into one Snapshot.
 
@@ -122,6 +125,17 @@ def load_offline(
       kinds of `NOT_IN_DUMP_KINDS` are also recorded with `mark_missing`, so that
       `SourceInfo.missing` names them).
 
+    Namespaces (which namespaces each kind was read in, `Snapshot.limit_namespaces`):
+
+    - a file is the complete listing of the kinds it holds in every namespace (what
+      `kubectl get KIND -A -o yaml` writes); a folder of manifests, of every kind in every namespace;
+    - a dump's kinds other than Node are known only in the namespaces it holds (its namespace
+      folders: kubectl dumps kube-system and the current namespace unless told `--namespaces` or
+      `--all-namespaces`); a dump kind that other files hold too is known everywhere, as files are;
+    - `namespace` (`check --from ... -n NS`) reads the input as a live `-n NS` reads a cluster:
+      namespaced objects and logs of other namespaces are dropped, and every namespaced kind is
+      known in NS only. Cluster-scoped kinds are unaffected.
+
     A namespaced object with no namespace in a manifest goes to `default`, as kubectl puts it.
     A folder given here that has a `logs/` sub-folder has its logs read as with `--logs`. Objects
     of the same kind, namespace and name in several inputs: the last read wins.
@@ -131,17 +145,20 @@ def load_offline(
     collecting = gc.isenabled()
     gc.disable()  # parsing makes millions of dicts and no cycles: collector passes only cost time
     try:
-        return _load(paths, logs_dir, stdin)
+        return _load(paths, logs_dir, stdin, namespace)
     finally:
         if collecting:
             gc.enable()
 
 
-def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> tuple[Snapshot, SourceInfo]:
+def _load(
+    paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None, namespace: str | None
+) -> tuple[Snapshot, SourceInfo]:
     objects: list[Loaded] = []
     file_kinds: set[str] = set()
     snapshot = Snapshot()
     dumped = False
+    dumped_namespaces: set[str] = set()
     logs_dirs: list[str] = []
     for path in paths:
         if path == "-":
@@ -157,6 +174,7 @@ def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> t
             if is_dump_dir(path):
                 dumped = True
                 dump = load_dump(path, skip)
+                dumped_namespaces.update(dump.namespaces)
                 objects.extend(dump.objects)
                 objects.extend(_kinds_of(dump.other, file_kinds))
                 for key, log in dump.logs.items():
@@ -174,7 +192,14 @@ def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> t
     cluster_scoped = _cluster_scoped_kinds(objects)
     for loaded in objects:
         _default_namespace(loaded.obj, cluster_scoped)
+        if namespace is not None and loaded.obj["kind"] not in cluster_scoped:
+            if loaded.obj["metadata"].get("namespace") != namespace:
+                continue
         snapshot.add(loaded.obj, loaded.origin, loaded.field_lines)
+    if namespace is not None:
+        for key in [key for key in snapshot.logs if key.namespace != namespace]:
+            del snapshot.logs[key]
+        snapshot.limit_namespaces([namespace], f"-n {namespace}")
 
     missing: tuple[str, ...] = ()
     if dumped:
@@ -185,9 +210,14 @@ def _load(paths: Sequence[str], logs_dir: str | None, stdin: TextIO | None) -> t
             if kind not in collected:
                 snapshot.mark_missing(kind, NOT_IN_DUMP)
         missing = tuple(f"{kind}: {why}" for kind, why in snapshot.missing().items())
+        held = ", ".join(sorted(dumped_namespaces)) or "no namespace"
+        dump_only = sorted(DUMP_KINDS - file_kinds - cluster_scoped)
+        snapshot.limit_namespaces(dumped_namespaces, f"the cluster-info dump holds {held}", dump_only)
     else:
         snapshot.mark_all_collected()
-    return snapshot, SourceInfo("dump" if dumped else "files", ", ".join(paths), missing)
+    missing += tuple(snapshot.scope_lines())
+    target = ", ".join(paths) + (f" namespace {namespace}" if namespace is not None else "")
+    return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
 
 
 def _kinds_of(loaded: list[Loaded], kinds: set[str]) -> list[Loaded]:

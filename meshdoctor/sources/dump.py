@@ -104,6 +104,10 @@ class Dump:
     """Objects from other manifest files found in the folder."""
     logs: dict[LogKey, ContainerSection] = field(default_factory=dict)
     """One log per (namespace, pod, container) that has a `logs.txt`."""
+    namespaces: list[str] = field(default_factory=list)
+    """The namespaces dumped: the folders holding the dump's list files. kubectl dumps kube-system
+    and the current namespace unless given `--namespaces` or `--all-namespaces`, so the dump's
+    kinds are known in these namespaces only."""
 
 
 def load_dump(path: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> Dump:
@@ -120,6 +124,7 @@ def load_dump(path: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> Dump:
             dump.objects.extend(read_file(root / name, DUMP_LISTS["nodes"]))
     namespace_dirs = _namespace_dirs(root)
     taken = {d.name for d in namespace_dirs} | set(_NODE_LISTS)
+    dump.namespaces = [d.name for d in namespace_dirs]
     for ns_dir in namespace_dirs:
         pods: list[Loaded] = []
         for entry in sorted(os.scandir(ns_dir), key=lambda e: e.name):

@@ -414,6 +414,10 @@ class LiveCollector:
         }
         for kind, reason in self.missing.items():
             snapshot.mark_missing(kind, reason)
+        if self.options.namespace:
+            # namespaced kinds were listed in this namespace only (`_list_kind`): objects any rule
+            # looks for elsewhere (istio-system's control plane, mesh config) are not known
+            snapshot.limit_namespaces([self.options.namespace], f"-n {self.options.namespace}")
         target = f"{self.conn.config.context} ({self.conn.server})"
         if self.options.namespace:
             target += f" namespace {self.options.namespace}"
@@ -422,7 +426,7 @@ class LiveCollector:
             f"{kind}: {reason}"
             for kind, reason in sorted(self.missing.items())
             if kind in declared or kind not in KINDS
-        )
+        ) + tuple(snapshot.scope_lines())
         return snapshot, SourceInfo("live", target, missing)
 
     # -- lists ------------------------------------------------------------------------------

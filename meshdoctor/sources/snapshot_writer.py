@@ -115,4 +115,8 @@ def _describe(snapshot: Snapshot, source: SourceInfo | None) -> str:
     if missing:
         lines += ["", "not collected (a check of this folder sees these kinds as empty):"]
         lines += [f"  {kind}: {reason}" for kind, reason in missing.items()]
+    scope = snapshot.scope_lines()
+    if scope:
+        lines += ["", "read in some namespaces only (check this folder with the same -n to keep that):"]
+        lines += [f"  {line}" for line in scope]
     return "\n".join(lines) + "\n"
