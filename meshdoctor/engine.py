@@ -139,6 +139,7 @@ def describe_cluster(snapshot: Snapshot) -> ClusterInfo:
         istio_version=info.version,
         istio_era=info.era,
         datadog_site=", ".join(sites) if sites else None,
+        istio_not_read=info.not_read,
     )
 
 

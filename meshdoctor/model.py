@@ -248,6 +248,8 @@ class ClusterInfo:
     """`mixer` (< 1.5), `istiod` (>= 1.5) or `unknown`."""
     datadog_site: str | None
     """The agents' DD_SITE (default datadoghq.com), or None without an agent."""
+    istio_not_read: str | None = None
+    """Why no control plane was found although there may be one (its namespace was not read)."""
 
 
 @dataclass(frozen=True)

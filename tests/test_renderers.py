@@ -232,7 +232,12 @@ EXPECTED_JSON = {
         "target": "./cluster-dump",
         "missing": ["Endpoints: not in the dump"],
     },
-    "cluster": {"istio_version": "1.22.3", "istio_era": "istiod", "datadog_site": "datadoghq.com"},
+    "cluster": {
+        "istio_version": "1.22.3",
+        "istio_era": "istiod",
+        "istio_not_read": None,
+        "datadog_site": "datadoghq.com",
+    },
     "results": [
         {"rule": "MD101", "category": "egress", "status": "failed", "reason": None},
         {"rule": "MD201", "category": "check-config", "status": "passed", "reason": None},

@@ -29,7 +29,7 @@ from meshdoctor.kube.meta import labels_of, namespace_of
 from meshdoctor.kube.service_names import service_of_host
 from meshdoctor.kube.workloads import pod_template, pods_of
 from meshdoctor.model import Severity
-from meshdoctor.snapshot import KubeObject, ObjectReader
+from meshdoctor.snapshot import EVERY_NAMESPACE, KubeObject, ObjectReader
 
 #: The agent's forwarder logs this once an endpoint's circuit breaker is open (datadog-agent
 #: pkg/forwarder/worker.go `process`: "Too many errors for endpoint '%s': retrying later"), and
@@ -126,6 +126,27 @@ def primary_endpoints(state: AgentEgress) -> list[RequiredEndpoint]:
 def is_cluster_host(host: str) -> bool:
     """Whether a host names an in-cluster Service (`.svc`, `.cluster.local`): never blocked."""
     return host.endswith(_CLUSTER_SUFFIXES)
+
+
+def egress_not_read(reader: ObjectReader, info: MeshInfo) -> str | None:
+    """Why the agent's egress cannot be judged from what was read (`-n`, a partial dump), or None.
+
+    The control plane (version, injection, defaults) and its mesh config live in its namespace;
+    a ServiceEntry of any namespace is exported to every namespace unless `exportTo` says
+    otherwise (istio/api networking/v1alpha3/service_entry.proto `export_to`: "If no namespaces
+    are specified then the service entry is exported to all namespaces by default"), so one that
+    was not read may cover the intake.
+    """
+    if info.not_read is not None:
+        return info.unknown_reason()
+    if info.namespace is not None:
+        why = reader.not_read("ConfigMap", info.namespace)
+        if why is not None:
+            return f"the mesh config (ConfigMap in {info.namespace}) is not known: {why}"
+    why = reader.not_read("ServiceEntry", EVERY_NAMESPACE)
+    if why is not None:
+        return f"ServiceEntries exported from other namespaces may cover the intake: {why}"
+    return None
 
 
 def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> AgentEgress | None:

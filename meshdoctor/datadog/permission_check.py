@@ -39,6 +39,13 @@ class Verdict:
     """The RbacEvaluator's answer from the snapshot's RBAC objects."""
     live: Mapping[str, Any] | None = None
     """The SubjectAccessReview answer recorded by the live source, if it asked."""
+    not_read: str | None = None
+    """Why the offline answer cannot be trusted: the request's namespace's RoleBindings were not read."""
+
+    @property
+    def unknown(self) -> bool:
+        """True when only the offline answer is there, it denies, and it rests on bindings not read."""
+        return self.live is None and not self.offline.allowed and self.not_read is not None
 
     @property
     def allowed(self) -> bool:
@@ -66,8 +73,13 @@ class PermissionCheck:
 
     @property
     def denied(self) -> list[Verdict]:
-        """The verdicts that deny."""
-        return [v for v in self.verdicts if not v.allowed]
+        """The verdicts that deny (not those that are unknown: a RoleBinding not read may allow)."""
+        return [v for v in self.verdicts if not v.allowed and not v.unknown]
+
+    @property
+    def unknown(self) -> list[Verdict]:
+        """The verdicts that cannot be told (`Verdict.unknown`)."""
+        return [v for v in self.verdicts if v.unknown]
 
     def denied_features(self) -> list[str]:
         """Features with a denied request, in the order judged."""
@@ -93,7 +105,9 @@ def check_permissions(evaluator: RbacEvaluator, probes: Mapping[str, Any], accou
 
     def judge(feature: str) -> list[Verdict]:
         requests = requests_for([feature], account.namespace, account.name, env=account.env)
-        return [Verdict(feature, r, evaluator.allows(r), rbac_answer(probes, r)) for r in requests]
+        return [
+            Verdict(feature, r, evaluator.allows(r), rbac_answer(probes, r), evaluator.not_read(r)) for r in requests
+        ]
 
     verdicts: list[Verdict] = []
     alternatives: dict[str, str] = {}

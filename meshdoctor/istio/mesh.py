@@ -18,7 +18,7 @@ from meshdoctor.istio.versions import ALLOW_ANY_SINCE, ISTIOD_SINCE
 from meshdoctor.kube.images import image_name, split_image
 from meshdoctor.kube.meta import labels_of
 from meshdoctor.kube.workloads import containers, pod_template
-from meshdoctor.snapshot import KubeObject, ObjectReader
+from meshdoctor.snapshot import EVERY_NAMESPACE, KubeObject, ObjectReader
 
 MIXER = "mixer"
 ISTIOD = "istiod"
@@ -30,6 +30,10 @@ REGISTRY_ONLY = "REGISTRY_ONLY"
 #: networking/v1alpha3/service_entry.proto `export_to`; absent from release-1.0).
 EXPORT_TO_SINCE = (1, 1)
 ALLOW_ANY = "ALLOW_ANY"
+
+#: Where the control plane is installed unless told otherwise (istioctl and the charts' default
+#: `--istioNamespace` / `global.istioNamespace`: istio/istio manifests/charts/base/values.yaml).
+DEFAULT_CONTROL_PLANE_NAMESPACE = "istio-system"
 
 #: Image names (last path segment) of control-plane components, most telling first: the pilot
 #: image runs both `istio-pilot` (< 1.5) and `istiod` (>= 1.5).
@@ -64,6 +68,15 @@ class MeshInfo:
     """`mixer` (< 1.5), `istiod` (>= 1.5) or `unknown`."""
     namespace: str | None
     """Namespace of the control plane, or None without one."""
+    not_read: str | None = None
+    """Why no control plane was found although there may be one: its namespace was not read
+    (`-n`, a dump of other namespaces). None when every namespace's Deployments were read."""
+
+    def unknown_reason(self) -> str:
+        """Why the mesh is not known, for a `not_checked` reason."""
+        if self.not_read is not None:
+            return f"the Istio control plane is not known: {self.not_read}"
+        return "no Istio control plane in the input"
 
     @property
     def minor(self) -> tuple[int, int] | None:
@@ -109,7 +122,9 @@ def _is_control_plane(deployment: KubeObject) -> bool:
 def mesh_info(reader: ObjectReader) -> MeshInfo:
     """Version, era and namespace of the Istio control plane, from its Deployments' images.
 
-    Deployments in any namespace that carry an Istio control-plane label are considered; the pilot
+    Deployments in any namespace that carry an Istio control-plane label are considered; when none
+    is found and the Deployments of some namespace were not read (`-n`, a partial dump), the mesh
+    is unknown with that reason (`not_read`), never "no mesh"; the pilot
     image (istio-pilot or istiod) decides, then Mixer, galley, citadel, the injector. With several
     revisions the highest version wins. Without any version in the tags, the shape decides the era:
     an `istiod` Deployment means istiod, Mixer without istiod means mixer.
@@ -146,7 +161,12 @@ def mesh_info(reader: ObjectReader) -> MeshInfo:
                 )
             )
     if not namespaces:
-        return NO_MESH
+        if reader.not_read("Deployment", EVERY_NAMESPACE) is None:
+            return NO_MESH
+        why = reader.not_read("Deployment", DEFAULT_CONTROL_PLANE_NAMESPACE) or reader.not_read(
+            "Deployment", EVERY_NAMESPACE
+        )
+        return MeshInfo(None, UNKNOWN, None, not_read=why)
     if candidates:
         best_rank = min(c[0] for c in candidates)
         _, _, version, namespace = max((c for c in candidates if c[0] == best_rank), key=lambda c: c[1])

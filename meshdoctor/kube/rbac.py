@@ -451,6 +451,21 @@ class RbacEvaluator:
             )
         return Decision(False, [], f'RBAC: no rule allows user "{request.user}" to {request.describe()}')
 
+    def not_read(self, request: Request) -> str | None:
+        """Why the bindings that could allow a namespaced request are not known, or None.
+
+        Its namespace's RoleBindings or Roles were not read (`-n`); cluster-wide requests are
+        judged by ClusterRoleBindings alone.
+        """
+        namespace = request.scope_namespace
+        if not namespace:
+            return None
+        for kind in ("RoleBinding", "Role"):
+            why = self._reader.not_read(kind, namespace)
+            if why is not None:
+                return f"{kind}s in {namespace}: {why}"
+        return None
+
     def explain_missing(self, subject: tuple[str, Sequence[str]] | None, requests: Iterable[Request]) -> list[Request]:
         """The requests the subject may NOT make, in the order given.
 

@@ -104,6 +104,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "cluster": {
             "istio_version": report.cluster.istio_version,
             "istio_era": report.cluster.istio_era,
+            "istio_not_read": report.cluster.istio_not_read,
             "datadog_site": report.cluster.datadog_site,
         },
         "results": [
@@ -199,6 +200,8 @@ def describe_mesh(report: Report) -> str:
     """Say what is known of the mesh in a few words: `Istio 1.22.3 (istiod era)`."""
     version, era = report.cluster.istio_version, report.cluster.istio_era
     if version is None and era == "unknown":
+        if report.cluster.istio_not_read is not None:
+            return f"Istio not known ({report.cluster.istio_not_read})"
         return "Istio not found"
     return f"Istio {version or '(version unknown)'} ({era} era)"
 

@@ -68,8 +68,13 @@ class IstioCheckConfigMapMissing(Rule):
                 remediation=apply_manifests(
                     f"Create ConfigMap {ref.namespace}/{volume.configmap} with an "
                     "istio check "
-                    f"configuration for Istio {info.version or info.era} ({info.era} era); "
-                    "review the "
+                    + (
+                        f"configuration for Istio {info.version or info.era} ({info.era} era); "
+                        if info.not_read is None
+                        else f"configuration; the mesh's version is not known ({info.not_read}), so "
+                        "set the endpoints of the running version; "
+                    )
+                    + "review the "
                     "endpoints before applying.",
                     [configmap],
                     safe=False,

@@ -52,7 +52,7 @@ class IstioCheckNotConfigured(Rule):
         info = mesh_info(ctx)
         agents = agent_workloads(ctx)
         if info.namespace is None:
-            raise NotChecked("no Istio control plane in the input")
+            raise NotChecked(info.unknown_reason())
         if not agents:
             raise NotChecked("no Datadog agent workload in the input")
         configs = istio_check_configs(ctx)

@@ -8,7 +8,7 @@ from meshdoctor.datadog.endpoint_eras import era_problem, mesh_and_mixer_telemet
 from meshdoctor.datadog.istio_check import configured_endpoints
 from meshdoctor.kube.meta import name_of
 from meshdoctor.model import Category, Finding, Severity
-from meshdoctor.rule import Context, Rule, RuleDocs, inputs
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 
 from .endpoint_findings import endpoint_evidence, endpoint_remediation
 from .references import AD_KINDS, DOCS_CHECK
@@ -46,11 +46,17 @@ class IstioCheckEndpointNoService(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         info, telemetry = mesh_and_mixer_telemetry(ctx)
         services = ctx.objects("Service")
+        unread: list[str] = []
+        found = False
         for endpoint in configured_endpoints(ctx):
             if endpoint.service is None or endpoint.namespace is None:
                 continue
             if ctx.get("Service", endpoint.namespace, endpoint.service) is not None:
                 continue
+            why = ctx.not_read("Service", endpoint.namespace)
+            if why is not None:
+                unread.append(f"{endpoint.key} {endpoint.url}: Service {endpoint.namespace}/{endpoint.service}: {why}")
+                continue  # not read is not absent
             if era_problem(endpoint, info, telemetry) is not None:
                 continue  # MD210 says why
             same_name = sorted(ctx.ref(s).namespace for s in services if name_of(s) == endpoint.service)
@@ -65,6 +71,7 @@ class IstioCheckEndpointNoService(Rule):
                     ),
                     1,
                 )
+            found = True
             hint = f" (a Service {endpoint.service} exists in {', '.join(same_name)})" if same_name else ""
             yield self.finding(
                 f"{endpoint.key} {endpoint.url} in {endpoint.config_source} names Service "
@@ -78,3 +85,5 @@ class IstioCheckEndpointNoService(Rule):
                     ctx, endpoint, {endpoint.url: right} if right else {}, info, telemetry
                 ),
             )
+        if unread and not found:
+            raise NotChecked("; ".join(sorted(set(unread))))

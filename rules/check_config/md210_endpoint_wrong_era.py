@@ -52,6 +52,8 @@ class IstioCheckEndpointWrongEra(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         info, telemetry = mesh_and_mixer_telemetry(ctx)
         if info.era not in (MIXER, ISTIOD):
+            if info.not_read is not None:
+                raise NotChecked(info.unknown_reason())
             raise NotChecked("the mesh's Istio version and era are unknown")
         problems: dict[tuple[ObjectRef, str | None], list[tuple[CheckEndpoint, str, str | None]]] = {}
         for endpoint in configured_endpoints(ctx):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from meshdoctor.datadog.agent import RequiredEndpoint, agent_workloads
-from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress
+from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress, egress_not_read
 from meshdoctor.istio.injection import injection_decision
 from meshdoctor.istio.mesh import MeshInfo, mesh_info
 from meshdoctor.kube.workloads import pods_of
@@ -23,8 +23,16 @@ INTAKE_OPTIONAL_KINDS = ("Pod", "Namespace", "ReplicaSet", "MutatingWebhookConfi
 
 
 def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
-    """Agent workloads in the mesh; `NotChecked` when no agent's mesh membership can be told."""
+    """Agent workloads in the mesh; `NotChecked` when no agent's mesh membership can be told.
+
+    Also `NotChecked` when what decides the agent's egress was not read everywhere (`-n`, a
+    partial dump): the control plane, or ServiceEntries of other namespaces (exported to every
+    namespace by default, so any of them may cover the intake): no finding rests on what was not read.
+    """
     info = mesh_info(ctx)
+    why = egress_not_read(ctx, info)
+    if why is not None:
+        raise NotChecked(why)
     unknown: list[str] = []
     told = 0
     for workload in agent_workloads(ctx):

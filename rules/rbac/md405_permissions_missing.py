@@ -35,7 +35,7 @@ from meshdoctor.kube.bootstrap_policy import rbac_evaluator
 from meshdoctor.kube.layered_reader import LayeredReader
 from meshdoctor.kube.rbac import KINDS as RBAC_KINDS
 from meshdoctor.model import Category, Evidence, Finding, ProbeEvidence, Remediation, Severity
-from meshdoctor.rule import Context, Rule, RuleDocs, inputs
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import ObjectReader
 
 from .denied_requests import describe_denied, describe_requests
@@ -96,8 +96,11 @@ class AgentPermissionsMissing(Rule):
         accounts = agent_accounts(ctx)
         agents = agent_service_accounts(accounts)
         evaluator = rbac_evaluator(ctx)
+        unknown: set[str] = set()
+        found = False
         for account in accounts:
             check = check_permissions(evaluator, ctx.snapshot.probes, account)
+            unknown.update(f"{v.request.describe()}: {v.not_read}" for v in check.unknown)
             if not check.denied:
                 continue
             fixes = structural_fixes(ctx, evaluator, account, agents)
@@ -109,7 +112,10 @@ class AgentPermissionsMissing(Rule):
                 check = check_permissions(rbac_evaluator(view), {}, fixes.account)
                 if not check.denied:
                     continue
+            found = True
             yield self._finding(ctx, view, fixes.account, check, account, fixes.rules)
+        if unknown and not found:
+            raise NotChecked("the agent's bindings are not all known: " + "; ".join(sorted(unknown)))
 
     def _finding(
         self,

@@ -80,6 +80,8 @@ class MtlsBlocksScrape(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per agent workload and scraped Service port STRICT mTLS refuses."""
         info = mesh_info(ctx)
+        if info.not_read is not None:
+            raise NotChecked(info.unknown_reason())  # mTLS policy lives in the control plane's namespace
         needed = {ISTIOD: ("PeerAuthentication",), MIXER: ("Policy", "MeshPolicy")}.get(info.era, ())
         missing = [f"{kind}: {ctx.unavailable(kind)}" for kind in needed if ctx.unavailable(kind)]
         if missing:

@@ -14,7 +14,7 @@ from meshdoctor.kube.object_names import dns_label
 from meshdoctor.kube.representative_pods import representatives
 from meshdoctor.kube.service_pods import service_pods
 from meshdoctor.model import Category, Evidence, FieldEvidence, Finding, ObjectRef, Severity
-from meshdoctor.rule import Context, Rule, RuleDocs, inputs
+from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
 from .scrape_targets import ENDPOINT_KINDS, POD_KINDS, SCRAPE_KINDS, ScrapeTarget, scrape_evidence, scrape_targets
@@ -57,6 +57,8 @@ class MtlsToPlaintextPort(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per in-mesh agent workload and Service it sends mTLS to in vain."""
         info = mesh_info(ctx)
+        if info.not_read is not None:
+            raise NotChecked(info.unknown_reason())  # mTLS policy lives in the control plane's namespace
         found: dict[tuple[ObjectRef, ObjectRef], list[tuple[ScrapeTarget, int, AgentClient]]] = {}
         agents: dict[ObjectRef, KubeObject] = {}
         for target in scrape_targets(ctx):

@@ -17,7 +17,7 @@ from meshdoctor.kube.network_policy import port_number
 from meshdoctor.kube.service_endpoints import ServicePort, find_service_port
 from meshdoctor.kube.workloads import template_path
 from meshdoctor.model import Evidence, FieldEvidence, ObjectRef, ProbeEvidence
-from meshdoctor.rule import Context
+from meshdoctor.rule import Context, NotChecked
 from meshdoctor.snapshot import KubeObject
 
 #: What every telemetry rule reads: the scraped Services, the check's ConfigMaps and the agents.
@@ -67,10 +67,13 @@ def scrape_targets(ctx: Context) -> list[ScrapeTarget]:
     """The Service ports the agents' istio check scrapes, for Services that exist.
 
     Endpoints with a template variable, an IP or an external host, and those naming a Service that
-    is not there, are left to the check-config family; so are ExternalName Services.
+    is not there, are left to the check-config family; so are ExternalName Services. A Service in
+    a namespace that was not read (`-n`, a partial dump) is not a target; when it leaves no target
+    at all, `NotChecked` names it: a rule cannot pass on what it did not see.
     """
     grouped: dict[tuple[str, str, int], list[CheckEndpoint]] = {}
     services: dict[tuple[str, str, int], KubeObject] = {}
+    unread: set[str] = set()
     for endpoint in configured_endpoints(ctx):
         port = port_number(endpoint.port)
         if not endpoint.service or not endpoint.namespace or port is None:
@@ -78,10 +81,15 @@ def scrape_targets(ctx: Context) -> list[ScrapeTarget]:
         key = (endpoint.namespace, endpoint.service, port)
         if key not in services:
             service = ctx.get("Service", endpoint.namespace, endpoint.service)
+            why = ctx.not_read("Service", endpoint.namespace) if service is None else None
+            if why is not None:
+                unread.add(f"Service {endpoint.namespace}/{endpoint.service}: {why}")
             if service is None or (service.get("spec") or {}).get("type") == "ExternalName":
                 continue
             services[key] = service
         grouped.setdefault(key, []).append(endpoint)
+    if unread and not grouped:
+        raise NotChecked("the scraped Services are not known: " + "; ".join(sorted(unread)))
     return [ScrapeTarget(services[key], key[2], tuple(grouped[key])) for key in sorted(grouped)]
 
 
