@@ -165,6 +165,16 @@ class MatchGroup:
     """At most `SAMPLES_PER_GROUP` matches (the first ones), with pod, container and line."""
     pods: tuple[tuple[str, str, str], ...] = ()
     """Every (namespace, pod, container) where it matched, sorted."""
+    last_lines: tuple[tuple[tuple[str, str, str], int], ...] = ()
+    """The number of the last matching line in each (namespace, pod, container) log, sorted:
+    what came after it in the same log (`meshdoctor.logs.recovery`)."""
+
+    def last_line(self, where: tuple[str, str, str]) -> int | None:
+        """The last matching line of one log, or None where the group has none."""
+        for log, line in self.last_lines:
+            if log == where:
+                return line
+        return None
 
     @property
     def values(self) -> dict[str, str | None]:
@@ -726,6 +736,7 @@ def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
                 "last": None,
                 "samples": [],
                 "pods": set(),
+                "last_lines": {},
             }
             groups[(sig.id, key)] = state
         state["count"] += 1
@@ -735,7 +746,9 @@ def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
             state["last"] = match.timestamp
         if len(state["samples"]) < SAMPLES_PER_GROUP:
             state["samples"].append(match)
-        state["pods"].add((match.namespace, match.pod, match.container))
+        where = (match.namespace, match.pod, match.container)
+        state["pods"].add(where)
+        state["last_lines"][where] = max(match.line, state["last_lines"].get(where, 0))
     return [
         MatchGroup(
             s["sig"],
@@ -745,6 +758,7 @@ def group_matches(matches: Iterable[Match]) -> list[MatchGroup]:
             s["last"],
             tuple(s["samples"]),
             tuple(sorted(s["pods"])),
+            tuple(sorted(s["last_lines"].items())),
         )
         for s in groups.values()
     ]

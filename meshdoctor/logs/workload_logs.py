@@ -169,5 +169,14 @@ def merge_groups(groups: Iterable[MatchGroup]) -> list[MatchGroup]:
             max(lasts) if lasts else None,
             (have.samples + group.samples)[:SAMPLES_PER_GROUP],
             tuple(sorted(set(have.pods) | set(group.pods))),
+            _latest(have.last_lines + group.last_lines),
         )
     return list(merged.values())
+
+
+def _latest(lines: Iterable[tuple[tuple[str, str, str], int]]) -> tuple[tuple[tuple[str, str, str], int], ...]:
+    """The last line per log of several groups' `last_lines`, sorted."""
+    latest: dict[tuple[str, str, str], int] = {}
+    for where, line in lines:
+        latest[where] = max(line, latest.get(where, 0))
+    return tuple(sorted(latest.items()))

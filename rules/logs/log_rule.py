@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.logs.recovery import recovered, recovery_line
 from meshdoctor.logs.scanner import SAMPLES_PER_GROUP, MatchGroup, Signature
 from meshdoctor.logs.workload_logs import (
     CONTROL_PLANE_SOURCES,
@@ -138,6 +139,17 @@ def as_history(finding: Finding) -> Finding:
     )
 
 
+def as_recovered(finding: Finding, host: str, line: int | None) -> Finding:
+    """A finding whose failures the agent's log shows getting through afterwards: advice."""
+    where = f" (line {line})" if line is not None else ""
+    return dataclasses.replace(
+        finding,
+        severity=Severity.INFO,
+        message=finding.message + f" After the last of them the forwarder posted to {host} successfully{where}: "
+        "the retries got through and nothing is being lost now.",
+    )
+
+
 def supporting(finding: Finding, family: str) -> Finding:
     """The finding with `supports` naming the family whose structural findings may absorb it."""
     return dataclasses.replace(finding, supports=family)
@@ -201,7 +213,12 @@ class LogRule(Rule):
         for group in groups:
             buckets.setdefault(self.bucket(group), []).append(group)
         for members in buckets.values():
-            yield self.group_finding(ctx, logs.workload, _by_weight(members))
+            ordered = _by_weight(members)
+            finding = self.group_finding(ctx, logs.workload, ordered)
+            lead = ordered[0]
+            if lead.signature.supports == "egress" and all(recovered(g, logs.groups) for g in members):
+                finding = as_recovered(finding, str(lead.values.get("host")), recovery_line(lead, logs.groups))
+            yield finding
 
     def group_finding(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Finding:
         """Groups as one finding: the leading group's message, objects, samples, remediation."""
