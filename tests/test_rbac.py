@@ -960,7 +960,7 @@ def test_required_features() -> None:
 
 def test_every_row_names_its_source_and_feature() -> None:
     assert {p.feature for p in ap.PERMISSIONS} == set(ap.FEATURES)
-    assert all(p.source in (ap.OFFICIAL, ap.HELM_2020, ap.HELM_2026) for p in ap.PERMISSIONS)
+    assert all(p.source in (ap.OFFICIAL, ap.HELM_2020, ap.HELM_2026, ap.HELM_FINE_GRAINED) for p in ap.PERMISSIONS)
     assert all(bool(p.resources) != bool(p.non_resource_urls) for p in ap.PERMISSIONS)
 
 
@@ -995,7 +995,7 @@ def test_official_clusterrole_covers_configmap_features_not_leases() -> None:
     snap = snapshot(official_like_clusterrole(), crb("datadog-agent", "datadog-agent", SA))
     evaluator = RbacEvaluator(snap)
     subject = service_account_user("datadog", "agent")
-    everything = [f for f in ap.FEATURES if f != ap.LEADER_ELECTION_LEASE]
+    everything = [f for f in ap.FEATURES if f not in (ap.LEADER_ELECTION_LEASE, ap.KUBELET_FINE_GRAINED)]
     assert evaluator.explain_missing(subject, ap.requests_for(everything, "datadog", "agent")) == []
     missing = evaluator.explain_missing(subject, ap.requests_for([ap.LEADER_ELECTION_LEASE], "datadog", "agent"))
     assert [m.describe() for m in missing] == [
@@ -1062,7 +1062,9 @@ def test_clusterrole_manifest_grants_exactly_its_features(feature: str) -> None:
     evaluator = RbacEvaluator(snapshot(manifest, binding))
     subject = service_account_user("datadog", "agent")
     assert evaluator.explain_missing(subject, ap.requests_for([feature], "datadog", "agent", node_name="n")) == []
-    others = [f for f in ap.FEATURES if f != feature]
+    # The two ways to the kubelet share nodes/metrics, nodes/spec and nodes/stats.
+    kubelet = {ap.KUBELET, ap.KUBELET_FINE_GRAINED}
+    others = [f for f in ap.FEATURES if f != feature and not {f, feature} <= kubelet]
     other_requests = ap.requests_for(others, "datadog", "agent", node_name="n")
     granted_elsewhere = [r for r in other_requests if evaluator.allows(r).allowed]
     assert granted_elsewhere == []

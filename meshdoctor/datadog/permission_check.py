@@ -16,6 +16,8 @@ from meshdoctor.datadog.agent_account import AgentAccount
 from meshdoctor.datadog.permissions import (
     ALTERNATIVES,
     FEATURES,
+    KUBELET_FINE_GRAINED,
+    LEADER_FEATURES,
     Permission,
     permissions_for,
     requests_for,
@@ -95,12 +97,26 @@ def leader_resource_pinned(env: Mapping[str, str]) -> bool:
     return env.get("DD_LEADER_ELECTION_DEFAULT_RESOURCE", "").strip() != ""
 
 
-def check_permissions(evaluator: RbacEvaluator, probes: Mapping[str, Any], account: AgentAccount) -> PermissionCheck:
-    """Judge each request of the features the agent uses, alternatives (ConfigMap, Lease) applied.
+def _alternatives(account: AgentAccount, feature: str) -> tuple[str, ...]:
+    """The features that may stand in for `feature` for this agent.
 
-    A feature with ALTERNATIVES is satisfied by either set of permissions unless the env pins the
-    resource (`DD_LEADER_ELECTION_DEFAULT_RESOURCE`); when neither set is complete the feature the
-    env selects is reported.
+    Leader election: either resource, unless the env pins it. The kubelet: the fine-grained set
+    only where every kubelet authorizes it (`fine_grained_kubelet`).
+    """
+    if feature in LEADER_FEATURES and leader_resource_pinned(account.env):
+        return ()
+    found = ALTERNATIVES.get(feature, ())
+    if not account.fine_grained_kubelet:
+        found = tuple(f for f in found if f != KUBELET_FINE_GRAINED)
+    return found
+
+
+def check_permissions(evaluator: RbacEvaluator, probes: Mapping[str, Any], account: AgentAccount) -> PermissionCheck:
+    """Judge each request of the features the agent uses, alternatives applied.
+
+    A feature with alternatives (`_alternatives`: leader election as a ConfigMap or a Lease, the
+    kubelet through nodes/proxy or the fine-grained subresources) is satisfied by either set of
+    permissions; when none is complete the feature itself is reported.
     """
 
     def judge(feature: str) -> list[Verdict]:
@@ -113,8 +129,8 @@ def check_permissions(evaluator: RbacEvaluator, probes: Mapping[str, Any], accou
     alternatives: dict[str, str] = {}
     for feature in account.features:
         judged = judge(feature)
-        if any(not v.allowed for v in judged) and not leader_resource_pinned(account.env):
-            for other in ALTERNATIVES.get(feature, ()):
+        if any(not v.allowed for v in judged):
+            for other in _alternatives(account, feature):
                 other_judged = judge(other)
                 if all(v.allowed for v in other_judged):
                     judged, alternatives[feature] = other_judged, other
@@ -137,12 +153,13 @@ def role_features(account: AgentAccount) -> list[str]:
     """The features a role for this agent grants: those it uses, leader election both ways.
 
     Both leader-election resources unless the env pins one, so agents before and after 7.47 work.
+    The kubelet through nodes/proxy only: it works on every kubelet version.
     """
     features = list(account.features)
     if not leader_resource_pinned(account.env):
         for feature in list(features):
             for other in ALTERNATIVES.get(feature, ()):
-                if other not in features:
+                if other not in features and other in LEADER_FEATURES:
                     features.append(other)
     return sorted(features, key=FEATURES.index)
 

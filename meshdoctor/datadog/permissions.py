@@ -34,6 +34,10 @@ from meshdoctor.kube.rbac import Request, service_account_user
 OFFICIAL = "DataDog/datadog-agent Dockerfiles/manifests/rbac/clusterrole.yaml@08f71877"
 HELM_2020 = "DataDog/helm-charts charts/datadog/templates/rbac.yaml@c88ada62"
 HELM_2026 = "DataDog/helm-charts charts/datadog/templates/rbac.yaml@79f7c74f"
+HELM_FINE_GRAINED = (
+    "DataDog/helm-charts charts/datadog/templates/rbac.yaml@03ac0297 (datadog.kubelet.fineGrainedAuthorization)"
+)
+DCA_MANIFEST = "DataDog/datadog-agent Dockerfiles/manifests/cluster-agent/rbac/rbac-agent.yaml@063cde12"
 
 #: Feature names.
 METADATA = "kubernetes-metadata"
@@ -41,6 +45,7 @@ EVENTS = "events"
 LEADER_ELECTION = "leader-election"
 LEADER_ELECTION_LEASE = "leader-election-lease"
 KUBELET = "kubelet"
+KUBELET_FINE_GRAINED = "kubelet-fine-grained"
 APISERVER_URLS = "apiserver-urls"
 COMPONENT_STATUSES = "componentstatuses"
 
@@ -50,6 +55,7 @@ FEATURES = (
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
     KUBELET,
+    KUBELET_FINE_GRAINED,
     APISERVER_URLS,
     COMPONENT_STATUSES,
 )
@@ -59,7 +65,28 @@ FEATURES = (
 ALTERNATIVES: dict[str, tuple[str, ...]] = {
     LEADER_ELECTION: (LEADER_ELECTION_LEASE,),
     LEADER_ELECTION_LEASE: (LEADER_ELECTION,),
+    KUBELET: (KUBELET_FINE_GRAINED,),
 }
+
+#: Leader election: the features whose alternative `DD_LEADER_ELECTION_DEFAULT_RESOURCE` can pin.
+LEADER_FEATURES = (LEADER_ELECTION, LEADER_ELECTION_LEASE)
+
+#: Kubelet version from which the fine-grained subresources (nodes/pods, nodes/healthz...) are
+#: authorized on their own: KEP-2862 "Fine-grained Kubelet API authorization", feature gate
+#: `KubeletFineGrainedAuthz` alpha 1.32, beta (on by default) 1.33, stable 1.36. The kubelet asks
+#: for the fine-grained subresource first and falls back to `nodes/proxy`, so `nodes/proxy` works
+#: on every version and the fine-grained set alone only from here.
+FINE_GRAINED_KUBELET_SINCE = (1, 33)
+
+#: Features the node agent leaves to the Cluster Agent when `DD_CLUSTER_AGENT_ENABLED` is true:
+#: cluster metadata (pod-to-service mapping, node and namespace labels) comes from the Cluster
+#: Agent's API (DataDog/datadog-agent pkg/util/clusteragent `GetPodsMetadataForNode`,
+#: `GetNodeLabels`, `GetNamespaceLabels`), and the chart drops these rules from the node agent's
+#: ClusterRole when it deploys the Cluster Agent (HELM_FINE_GRAINED: `if eq (include
+#: "should-deploy-cluster-agent" .) "false"` around services/events/endpoints/pods/nodes/
+#: namespaces/componentstatuses, `/version` and `/healthz`); the datadog-agent manifests for the
+#: Cluster Agent setup grant the node agent only the kubelet and API server URLs (DCA_MANIFEST).
+LEFT_TO_CLUSTER_AGENT = (METADATA, COMPONENT_STATUSES)
 
 #: AGENT_CONFIG defaults of the names the agent uses for its ConfigMaps and Lease.
 DEFAULT_TOKEN_NAME = "datadogtoken"
@@ -147,6 +174,15 @@ PERMISSIONS: tuple[Permission, ...] = (
         ("nodes/metrics", "nodes/spec", "nodes/proxy", "nodes/stats"),
         source=OFFICIAL,
     ),
+    # The same with `datadog.kubelet.fineGrainedAuthorization`: nodes/pods and nodes/healthz in
+    # place of nodes/proxy (the agent calls the kubelet's /pods and /healthz).
+    Permission(
+        KUBELET_FINE_GRAINED,
+        ("get",),
+        "",
+        ("nodes/metrics", "nodes/spec", "nodes/pods", "nodes/healthz", "nodes/stats"),
+        source=HELM_FINE_GRAINED,
+    ),
     Permission(
         APISERVER_URLS,
         ("get",),
@@ -165,21 +201,28 @@ def _enabled(env: Mapping[str, str], key: str) -> bool:
     return env.get(key, "").strip() in _TRUE
 
 
-def required_features(env: Mapping[str, str]) -> list[str]:
+def required_features(env: Mapping[str, str], cluster_agent: bool = False) -> list[str]:
     """The features an agent with this environment uses, in FEATURES order.
 
-    Events only with `DD_COLLECT_KUBERNETES_EVENTS=true`; leader election only with
+    A node agent that uses the Cluster Agent (`DD_CLUSTER_AGENT_ENABLED`) needs none of
+    LEFT_TO_CLUSTER_AGENT; a Cluster Agent (`cluster_agent=True`) needs no kubelet access. Events
+    only with `DD_COLLECT_KUBERNETES_EVENTS=true`; leader election only with
     `DD_LEADER_ELECTION=true`, as a Lease when `DD_LEADER_ELECTION_DEFAULT_RESOURCE` says
     `lease(s)` and as a ConfigMap otherwise (an empty value detects leases on agents >= 7.47:
     see ALTERNATIVES).
     """
-    features = [METADATA]
+    uses_cluster_agent = not cluster_agent and _enabled(env, "DD_CLUSTER_AGENT_ENABLED")
+    features = [] if uses_cluster_agent else [METADATA]
     if _enabled(env, "DD_COLLECT_KUBERNETES_EVENTS"):
         features.append(EVENTS)
     if _enabled(env, "DD_LEADER_ELECTION"):
         resource = env.get("DD_LEADER_ELECTION_DEFAULT_RESOURCE", "").strip()
         features.append(LEADER_ELECTION_LEASE if resource in ("lease", "leases") else LEADER_ELECTION)
-    features += [KUBELET, APISERVER_URLS, COMPONENT_STATUSES]
+    if not cluster_agent:
+        features.append(KUBELET)
+    features.append(APISERVER_URLS)
+    if not uses_cluster_agent:
+        features.append(COMPONENT_STATUSES)
     return sorted(features, key=FEATURES.index)
 
 
@@ -296,6 +339,7 @@ def clusterrolebinding_manifest(name: str, role_name: str, sa_ns: str, sa_name: 
 #: rbac rules and the live source's SubjectAccessReviews both resolve exactly these, so that the
 #: questions asked live are the ones the rules look up.
 PERMISSION_ENV = (
+    "DD_CLUSTER_AGENT_ENABLED",
     "DD_COLLECT_KUBERNETES_EVENTS",
     "DD_LEADER_ELECTION",
     "DD_LEADER_ELECTION_DEFAULT_RESOURCE",

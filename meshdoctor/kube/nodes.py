@@ -30,12 +30,20 @@ def container_runtimes(reader: ObjectReader) -> set[str]:
     return {str(_node_info(n).get("containerRuntimeVersion", "")).split(":")[0] for n in reader.objects("Node")} - {""}
 
 
+def _kubelet_versions(reader: ObjectReader) -> list[tuple[int, int]]:
+    return [v for v in (minor_version(_node_info(n).get("kubeletVersion", "")) for n in reader.objects("Node")) if v]
+
+
 def newest_kubelet_version(reader: ObjectReader) -> tuple[int, int] | None:
     """The newest (major, minor) Kubernetes version any Node's kubelet reports, None without one."""
-    versions = [
-        v for v in (minor_version(_node_info(n).get("kubeletVersion", "")) for n in reader.objects("Node")) if v
-    ]
+    versions = _kubelet_versions(reader)
     return max(versions) if versions else None
+
+
+def oldest_kubelet_version(reader: ObjectReader) -> tuple[int, int] | None:
+    """The oldest (major, minor) Kubernetes version any Node's kubelet reports, None without one."""
+    versions = _kubelet_versions(reader)
+    return min(versions) if versions else None
 
 
 def internal_addresses(reader: ObjectReader) -> list[str]:

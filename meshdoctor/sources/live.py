@@ -691,17 +691,18 @@ def agent_requests(snapshot: Snapshot) -> list[Any]:
     answer; resource names and the agent's own namespace follow each agent's env.
     """
     from meshdoctor.datadog.agent import agent_container, agent_workloads, env_value
+    from meshdoctor.datadog.install import cluster_agent_container, cluster_agent_workloads
     from meshdoctor.datadog.permissions import FEATURES, PERMISSION_ENV, requests_for
     from meshdoctor.kube.workloads import pod_template
 
     seen: set[Any] = set()
     requests: list[Any] = []
-    for workload in agent_workloads(snapshot):
+    for workload in [*agent_workloads(snapshot), *cluster_agent_workloads(snapshot)]:
         template = pod_template(workload) or {}
         spec = template.get("spec") or {}
         namespace = str((workload.get("metadata") or {}).get("namespace") or "default")
         account = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
-        container = agent_container(template)
+        container = agent_container(template) or cluster_agent_container(template)
         env = {}
         for name in PERMISSION_ENV:
             value = env_value(snapshot, template, container, name, namespace)

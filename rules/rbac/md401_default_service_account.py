@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from meshdoctor.datadog.agent import agent_container
-from meshdoctor.datadog.agent_account import ENV_KINDS, agent_accounts
+from meshdoctor.datadog.agent_account import ENV_KINDS, KUBELET_KINDS, agent_accounts
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.kube.bootstrap_policy import rbac_evaluator
 from meshdoctor.kube.meta import metadata, name_of
@@ -30,7 +30,7 @@ class AgentServiceAccountUnset(Rule):
     inputs = inputs(
         "DaemonSet",
         *RBAC_KINDS,
-        optional=["ServiceAccount", "Pod", *ENV_KINDS],
+        optional=["ServiceAccount", "Pod", *ENV_KINDS, *KUBELET_KINDS],
         logs=["agent"],
     )
     docs = RuleDocs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from meshdoctor.datadog.agent_account import ENV_KINDS, AgentAccount, agent_accounts
+from meshdoctor.datadog.agent_account import ENV_KINDS, KUBELET_KINDS, AgentAccount, agent_accounts
 from meshdoctor.fixes.manifests import apply_manifests
 from meshdoctor.kube.service_accounts import DEFAULT_ACCOUNT, lookup_error_events, service_account_manifest
 from meshdoctor.model import Category, Evidence, Finding, ObjectRef, Severity
@@ -19,7 +19,7 @@ class AgentServiceAccountMissing(Rule):
     title = "Agent DaemonSet names a service account that does not exist"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", optional=["ServiceAccount", "Event", *ENV_KINDS])
+    inputs = inputs("DaemonSet", optional=["ServiceAccount", "Event", *ENV_KINDS, *KUBELET_KINDS])
     docs = RuleDocs(
         what="An agent DaemonSet whose pod template sets `serviceAccountName` (other than "
         "`default`, which every namespace has) to a ServiceAccount that is not in the "

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from meshdoctor.datadog.agent_account import ENV_KINDS, AgentAccount, agent_accounts, agent_service_accounts
+from meshdoctor.datadog.agent_account import (
+    ENV_KINDS,
+    KUBELET_KINDS,
+    AgentAccount,
+    agent_accounts,
+    agent_service_accounts,
+)
 from meshdoctor.datadog.permission_check import PermissionCheck, check_permissions
 from meshdoctor.fixes.manifests import apply_manifests
 from meshdoctor.kube.bootstrap_policy import rbac_evaluator
@@ -25,7 +31,7 @@ class BindingSubjectWrongNamespace(Rule):
     title = "RBAC binding names the agent's service account in another namespace"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS, *KUBELET_KINDS])
     docs = RuleDocs(
         what="A ClusterRoleBinding (or a RoleBinding of the agent's namespace) whose "
         "ServiceAccount subject has the agent's account name but another namespace (or, in a "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from meshdoctor.datadog.agent_account import ENV_KINDS, AgentAccount, agent_accounts
+from meshdoctor.datadog.agent_account import ENV_KINDS, KUBELET_KINDS, AgentAccount, agent_accounts
 from meshdoctor.datadog.permission_check import PermissionCheck, check_permissions
 from meshdoctor.fixes.manifests import apply_manifests
 from meshdoctor.kube.bootstrap_policy import rbac_evaluator
@@ -25,7 +25,7 @@ class BoundRoleMissing(Rule):
     title = "The agent's RBAC binding refers to a role that does not exist"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS, *KUBELET_KINDS])
     docs = RuleDocs(
         what="A ClusterRoleBinding or RoleBinding naming the agent's service account (or the "
         "group `system:serviceaccounts[:<namespace>]`) whose `roleRef` names a ClusterRole or Role "

@@ -12,7 +12,14 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from meshdoctor.datadog.agent_account import ENV_KINDS, AgentAccount, agent_accounts, agent_service_accounts
+from meshdoctor.datadog.agent_account import (
+    ENV_KINDS,
+    KUBELET_KINDS,
+    AgentAccount,
+    agent_accounts,
+    agent_service_accounts,
+)
+from meshdoctor.datadog.install import MANIFESTS, owner_of
 from meshdoctor.datadog.permission_check import (
     PermissionCheck,
     Verdict,
@@ -25,6 +32,7 @@ from meshdoctor.datadog.permissions import (
     COMPONENT_STATUSES,
     EVENTS,
     KUBELET,
+    KUBELET_FINE_GRAINED,
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
     METADATA,
@@ -46,6 +54,7 @@ from .structural_fixes import agent_grants, binding_object, structural_fixes
 FEATURE_SEVERITY: dict[str, Severity] = {
     METADATA: Severity.ERROR,
     KUBELET: Severity.ERROR,
+    KUBELET_FINE_GRAINED: Severity.ERROR,
     EVENTS: Severity.WARNING,
     LEADER_ELECTION: Severity.WARNING,
     LEADER_ELECTION_LEASE: Severity.WARNING,
@@ -61,12 +70,18 @@ class AgentPermissionsMissing(Rule):
     title = "The agent's service account lacks permissions the agent needs"
     category = Category.RBAC
     severity = Severity.ERROR
-    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS])
+    inputs = inputs("DaemonSet", *RBAC_KINDS, optional=[*ENV_KINDS, *KUBELET_KINDS, "Deployment"])
     docs = RuleDocs(
-        what="For each agent DaemonSet, the authorization questions the features it uses raise "
-        "(Kubernetes metadata, the kubelet, events with `DD_COLLECT_KUBERNETES_EVENTS`, leader "
-        "election with `DD_LEADER_ELECTION` as a ConfigMap or a Lease, API server URLs, "
-        "componentstatuses) answered for its service account with the API server's RBAC "
+        what="For each agent DaemonSet and Cluster Agent Deployment, the authorization questions "
+        "the features it uses raise (Kubernetes metadata, the kubelet, events with "
+        "`DD_COLLECT_KUBERNETES_EVENTS`, leader election with `DD_LEADER_ELECTION` as a "
+        "ConfigMap or a Lease, API server URLs, "
+        "componentstatuses) answered for its service account. A node agent with "
+        "`DD_CLUSTER_AGENT_ENABLED` gets metadata from the Cluster Agent and needs neither the "
+        "metadata rules nor componentstatuses (the Helm chart removes them); the Cluster Agent "
+        "needs no kubelet access. The kubelet is reached with nodes/proxy or, on kubelets 1.33 "
+        "and later (KEP-2862), nodes/pods and nodes/healthz (`datadog.kubelet."
+        "fineGrainedAuthorization`). Permissions are judged with the API server's RBAC "
         "semantics (aggregated ClusterRoles, RoleBindings only in their namespace, group "
         "subjects). Either leader-election resource suffices unless "
         "`DD_LEADER_ELECTION_DEFAULT_RESOURCE` pins one. `/version` and `/healthz` are granted "
@@ -82,8 +97,9 @@ class AgentPermissionsMissing(Rule):
         "no Kubernetes events, without the leader-election ConfigMap or Lease no elected agent "
         "collects cluster-level data. The agent logs `forbidden` and keeps running.",
         fix="Add the missing rules to the ClusterRole the agent is bound to (meshdoctor writes the "
-        "whole role with the rules added), or, when the agent has no ClusterRole bound "
-        "cluster-wide, apply the ClusterRole and ClusterRoleBinding meshdoctor writes.",
+        "whole role with the rules added; a role a Helm release or the Operator renders is left "
+        "alone, as the next upgrade would revert it, and a separate role is added), or, when the "
+        "agent has no ClusterRole bound cluster-wide, apply the ClusterRole and ClusterRoleBinding meshdoctor writes.",
         references=(
             "https://github.com/DataDog/datadog-agent/blob/main/Dockerfiles/manifests/rbac/clusterrole.yaml",
             "https://github.com/DataDog/helm-charts/blob/main/charts/datadog/templates/rbac.yaml",
@@ -93,7 +109,7 @@ class AgentPermissionsMissing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         """One finding per agent DaemonSet whose account is denied a needed request."""
-        accounts = agent_accounts(ctx)
+        accounts = agent_accounts(ctx, with_cluster_agents=True)
         agents = agent_service_accounts(accounts)
         evaluator = rbac_evaluator(ctx)
         unknown: set[str] = set()
@@ -201,7 +217,7 @@ class AgentPermissionsMissing(Rule):
             key=lambda e: (e.role.name != account.name, e.role.name),
         ):
             role = ctx.get("ClusterRole", "", entry.role.name)
-            if role is None:
+            if role is None or owner_of(role).manager != MANIFESTS:
                 continue
             aggregation = role.get("aggregationRule")
             if aggregation is None:

@@ -1,0 +1,249 @@
+"""The install model: who renders an agent workload, and what the node agent leaves to the Cluster Agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from meshdoctor.datadog import permissions as ap
+from meshdoctor.datadog.agent_account import agent_accounts
+from meshdoctor.datadog.install import (
+    HELM,
+    MANIFESTS,
+    OPERATOR,
+    cluster_agent_use,
+    install_of,
+    is_cluster_agent_workload,
+    owner_of,
+)
+from meshdoctor.datadog.permission_check import check_permissions
+from meshdoctor.kube.bootstrap_policy import rbac_evaluator
+from meshdoctor.model import ObjectRef
+from meshdoctor.rule import Context
+from meshdoctor.snapshot import Snapshot
+
+
+def daemonset(
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    owners: list[dict[str, Any]] | None = None,
+    env: list[dict[str, Any]] | None = None,
+    account: str = "datadog",
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "datadog", "namespace": "datadog"}
+    if labels:
+        meta["labels"] = labels
+    if annotations:
+        meta["annotations"] = annotations
+    if owners:
+        meta["ownerReferences"] = owners
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": meta,
+        "spec": {
+            "template": {
+                "spec": {
+                    "serviceAccountName": account,
+                    "containers": [{"name": "agent", "image": "gcr.io/datadoghq/agent:7.60.0", "env": env or []}],
+                }
+            }
+        },
+    }
+
+
+def cluster_agent(name: str = "datadog-cluster-agent", account: str = "datadog-cluster-agent") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "datadog"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "serviceAccountName": account,
+                    "containers": [
+                        {
+                            "name": "cluster-agent",
+                            "image": "gcr.io/datadoghq/cluster-agent:7.60.0",
+                            "env": [
+                                {"name": "DD_LEADER_ELECTION", "value": "true"},
+                                {"name": "DD_COLLECT_KUBERNETES_EVENTS", "value": "true"},
+                            ],
+                        }
+                    ],
+                }
+            }
+        },
+    }
+
+
+def snapshot(*objects: dict[str, Any]) -> Snapshot:
+    snap = Snapshot()
+    for obj in objects:
+        snap.add(obj)
+    return snap
+
+
+def test_helm_install_names_release_and_chart_from_what_helm_writes() -> None:
+    owner = owner_of(
+        daemonset(
+            labels={"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "datadog-3.69.0"},
+            annotations={"meta.helm.sh/release-name": "dd", "meta.helm.sh/release-namespace": "monitoring"},
+        )
+    )
+    assert (owner.manager, owner.release, owner.release_namespace) == (HELM, "dd", "monitoring")
+    assert (owner.chart, owner.chart_version, owner.is_datadog_chart) == ("datadog", "3.69.0", True)
+    assert owner.describe() == "Helm release dd (chart datadog-3.69.0)"
+    assert owner.evidence == (
+        "label app.kubernetes.io/managed-by=Helm, annotation meta.helm.sh/release-name=dd, "
+        "label helm.sh/chart=datadog-3.69.0"
+    )
+
+
+def test_helm_template_output_keeps_the_chart_labels_only() -> None:
+    """`helm template | kubectl apply`: no release annotations; the instance label names it."""
+    owner = owner_of(daemonset(labels={"heritage": "Helm", "release": "datadog", "chart": "datadog-2.30.5"}))
+    assert (owner.manager, owner.release, owner.release_namespace, owner.chart_version) == (
+        HELM,
+        "datadog",
+        "datadog",
+        "2.30.5",
+    )
+
+
+def test_a_chart_label_without_managed_by_is_not_helm() -> None:
+    assert owner_of(daemonset(labels={"helm.sh/chart": "datadog-3.69.0"})).manager == MANIFESTS
+
+
+def test_operator_owner_wins_over_helm_labels_and_names_the_datadogagent() -> None:
+    owner = owner_of(
+        daemonset(
+            labels={"app.kubernetes.io/managed-by": "datadog-operator", "agent.datadoghq.com/name": "datadog"},
+            owners=[{"apiVersion": "datadoghq.com/v2alpha1", "kind": "DatadogAgent", "name": "datadog"}],
+        )
+    )
+    assert owner.manager == OPERATOR
+    assert owner.resource == ObjectRef("DatadogAgent", "datadog", "datadog")
+    assert owner.describe() == "DatadogAgent datadog/datadog"
+
+
+def test_plain_manifests() -> None:
+    owner = owner_of(daemonset())
+    assert (owner.manager, owner.describe()) == (MANIFESTS, "plain manifests")
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [("true", True), ("1", True), ("True", True), ("yes", False), ("false", False), (None, False)],
+)
+def test_cluster_agent_enabled_parses_as_the_agent_does(value: str | None, enabled: bool) -> None:
+    env = [] if value is None else [{"name": "DD_CLUSTER_AGENT_ENABLED", "value": value}]
+    snap = snapshot(daemonset(env=env), cluster_agent())
+    use = cluster_agent_use(snap, daemonset(env=env))
+    assert use.enabled is enabled
+    assert use.service_name == "datadog-cluster-agent"
+    assert [d["metadata"]["name"] for d in use.deployments] == ["datadog-cluster-agent"]
+
+
+def test_install_of_combines_owner_and_cluster_agent() -> None:
+    ds = daemonset(env=[{"name": "DD_CLUSTER_AGENT_ENABLED", "value": "true"}])
+    install = install_of(snapshot(ds), ds)
+    assert (install.owner.manager, install.cluster_agent.enabled, str(install.ref)) == (
+        MANIFESTS,
+        True,
+        "DaemonSet datadog/datadog",
+    )
+
+
+def test_cluster_agent_is_recognised_by_image() -> None:
+    assert is_cluster_agent_workload(cluster_agent())
+    assert not is_cluster_agent_workload(daemonset())
+
+
+def test_node_agent_with_cluster_agent_needs_no_metadata_nor_componentstatuses() -> None:
+    assert ap.required_features({"DD_CLUSTER_AGENT_ENABLED": "true"}) == [ap.KUBELET, ap.APISERVER_URLS]
+    assert ap.required_features({"DD_CLUSTER_AGENT_ENABLED": "yes"}) == [
+        ap.METADATA,
+        ap.KUBELET,
+        ap.APISERVER_URLS,
+        ap.COMPONENT_STATUSES,
+    ]
+
+
+def test_cluster_agent_needs_metadata_events_leader_election_but_no_kubelet() -> None:
+    env = {"DD_LEADER_ELECTION": "true", "DD_COLLECT_KUBERNETES_EVENTS": "true"}
+    assert ap.required_features(env, cluster_agent=True) == [
+        ap.METADATA,
+        ap.EVENTS,
+        ap.LEADER_ELECTION,
+        ap.APISERVER_URLS,
+        ap.COMPONENT_STATUSES,
+    ]
+
+
+def _role(name: str, *resources: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name},
+        "rules": [
+            {"apiGroups": [""], "resources": list(resources), "verbs": ["get"]},
+            {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+        ],
+    }
+
+
+def _binding(name: str, account: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "datadog"}],
+    }
+
+
+def _node(version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "n"},
+        "status": {"nodeInfo": {"kubeletVersion": version}},
+    }
+
+
+FINE_GRAINED = (
+    "nodes/metrics",
+    "nodes/spec",
+    "nodes/pods",
+    "nodes/healthz",
+    "nodes/configz",
+    "nodes/logs",
+    "nodes/stats",
+)
+
+
+@pytest.mark.parametrize(("kubelet", "denied"), [("v1.33.1", []), ("v1.32.4", ["kubelet"]), (None, [])])
+def test_fine_grained_kubelet_rules_count_from_kubelet_1_33(kubelet: str | None, denied: list[str]) -> None:
+    ds = daemonset(env=[{"name": "DD_CLUSTER_AGENT_ENABLED", "value": "true"}])
+    objects = [ds, _role("datadog", *FINE_GRAINED), _binding("datadog", "datadog")]
+    if kubelet:
+        objects.append(_node(kubelet))
+    ctx = Context(snapshot(*objects))
+    (account,) = agent_accounts(ctx)
+    check = check_permissions(rbac_evaluator(ctx), {}, account)
+    assert check.denied_features() == denied
+
+
+def test_cluster_agent_account_is_judged_on_cluster_metadata() -> None:
+    objects = [daemonset(), cluster_agent(), _role("dca", "pods"), _binding("dca", "datadog-cluster-agent")]
+    ctx = Context(snapshot(*objects))
+    accounts = agent_accounts(ctx, with_cluster_agents=True)
+    assert [(str(a.ref), a.what) for a in accounts] == [
+        ("DaemonSet datadog/datadog", "agent"),
+        ("Deployment datadog/datadog-cluster-agent", "Cluster Agent"),
+    ]
+    check = check_permissions(rbac_evaluator(ctx), {}, accounts[1])
+    assert check.denied_features() == [ap.METADATA, ap.EVENTS, ap.LEADER_ELECTION, ap.COMPONENT_STATUSES]
+    assert agent_accounts(ctx) == accounts[:1]
