@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from meshdoctor import __version__
+from meshdoctor.datadog.owner_fixes import aim_at_owners
 from meshdoctor.errors import UsageError
 from meshdoctor.logs.join import join_log_evidence, settle_results
 from meshdoctor.model import (
@@ -28,7 +29,7 @@ from meshdoctor.model import (
     summarize,
 )
 from meshdoctor.rule import Context, Inputs, NotChecked, Rule
-from meshdoctor.secrets_mask import mask_secrets
+from meshdoctor.secrets_mask import mask_secrets, mask_yaml
 from meshdoctor.snapshot import Snapshot, object_ref
 
 #: The annotation that suppresses rules on an object: `meshdoctor.io/ignore: "MD101,MD203"`.
@@ -112,7 +113,8 @@ def run(
     for rule in sorted(rules, key=lambda r: r.id):
         result, found = run_rule(rule, Context(snapshot, cache=cache))
         results.append(result)
-        findings.extend(_suppress(snapshot, _masked(f)) for f in found)
+        # each fix aimed at what owns its objects (Helm values, DatadogAgent patch) before masking
+        findings.extend(_suppress(snapshot, _masked(f)) for f in aim_at_owners(snapshot, found))
     # log lines go to the structural finding they prove
     findings = join_log_evidence(findings, explainers={r.id for r in rules if r.explains_logs})
     results = settle_results(results, findings)
@@ -175,11 +177,11 @@ def _masked(finding: Finding) -> Finding:
     if remediation is not None:
         remediation = Remediation(
             summary=mask_secrets(remediation.summary),
-            manifests=tuple(mask_secrets(m) for m in remediation.manifests),
-            commands=tuple(mask_secrets(c) for c in remediation.commands),
+            manifests=tuple(mask_yaml(m) for m in remediation.manifests),
+            commands=tuple(mask_yaml(c) for c in remediation.commands),
             safe=remediation.safe,
             alternatives=tuple(mask_secrets(a) for a in remediation.alternatives),
-            alternative_manifests=tuple(mask_secrets(m) for m in remediation.alternative_manifests),
+            alternative_manifests=tuple(mask_yaml(m) for m in remediation.alternative_manifests),
         )
     return dataclasses.replace(
         finding,

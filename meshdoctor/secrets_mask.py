@@ -61,3 +61,24 @@ def mask_secrets(text: str) -> str:
     text = _HINTED.sub(lambda m: m.group(1) + keep_last(m.group(2)), text)
     text = _APP_KEY.sub(lambda m: keep_last(m.group(0)), text)
     return _API_KEY.sub(lambda m: keep_last(m.group(0)), text)
+
+
+#: A YAML line whose plain value starts with `*` once masked: YAML reads `*...` as an alias.
+_YAML_STAR_VALUE = re.compile(r"^(\s*(?:- )?[^\s:#][^:]*:\s+|\s*- )(\*[^\s'\"]*)\s*$")
+
+
+def mask_yaml(text: str) -> str:
+    """`mask_secrets` for YAML documents: a masked plain value is quoted so the YAML still parses.
+
+    `checksum/api_key: 549f...` (the Helm chart's pod annotation) masks to `********...`, which a
+    YAML parser takes for an alias; quoted it stays a string.
+    """
+    if not text:
+        return text
+    lines = []
+    for line in text.split("\n"):
+        masked = mask_secrets(line)
+        if masked != line:
+            masked = _YAML_STAR_VALUE.sub(lambda m: f"{m.group(1)}'{m.group(2)}'", masked)
+        lines.append(masked)
+    return "\n".join(lines)

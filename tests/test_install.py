@@ -177,7 +177,6 @@ def test_cluster_agent_needs_metadata_events_leader_election_but_no_kubelet() ->
         ap.METADATA,
         ap.EVENTS,
         ap.LEADER_ELECTION,
-        ap.APISERVER_URLS,
         ap.COMPONENT_STATUSES,
     ]
 

@@ -71,8 +71,9 @@ def test_manifests_are_complete_objects_that_keep_what_they_replace(case):
         assert not lost, f"{rule}: the corrected {doc['kind']} {meta['name']} drops {sorted(lost)}"
 
 
-#: What a rule's fix is about, and so may remove: MD302 corrects a selector that matches no pod.
-FIXED_FIELDS = {"MD302": ("spec.selector.",)}
+#: What a rule's fix is about, and so may remove: MD302 corrects a selector that matches no pod,
+#: MD205 renames a ConfigMap key the entrypoint does not copy.
+FIXED_FIELDS = {"MD302": ("spec.selector.",), "MD205": ("data.",)}
 
 
 def _fixed_away(rule: str, path: str, before: dict[str, Any]) -> bool:

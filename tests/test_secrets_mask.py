@@ -101,3 +101,14 @@ def test_text_without_secrets_is_unchanged(text: str) -> None:
 def test_keep_last_masks_short_values_whole() -> None:
     assert keep_last("0123456789") == "********"
     assert keep_last("0123456789a") == "******6789a"
+
+
+def test_mask_yaml_quotes_a_masked_plain_value_so_the_document_still_parses() -> None:
+    import yaml
+
+    from meshdoctor.secrets_mask import mask_yaml
+
+    text = "metadata:\n  annotations:\n    checksum/api_key: " + "a" * 64 + "\n    other: 1\n"
+    masked = mask_yaml(text)
+    assert "a" * 64 not in masked
+    assert yaml.safe_load(masked)["metadata"]["annotations"]["checksum/api_key"].startswith("*")

@@ -129,6 +129,11 @@ def _helm_owner(obj: Mapping[str, Any]) -> Owner | None:
         return None
     if not release:
         release = next((labels[k] for k in HELM_INSTANCE_LABELS if labels.get(k)), "")
+        # Chart 3.140+ labels workloads `instance: <fullname>-<component>` (_helpers.tpl
+        # `datadog.pod-template-labels`); the release is the fullname for a release named datadog*.
+        component = labels.get("app.kubernetes.io/component", "")
+        if component and release.endswith(f"-{component}"):
+            release = release.removesuffix(f"-{component}")
     chart, version = "", ""
     for key in HELM_CHART_LABELS:
         if labels.get(key):

@@ -205,7 +205,8 @@ def required_features(env: Mapping[str, str], cluster_agent: bool = False) -> li
     """The features an agent with this environment uses, in FEATURES order.
 
     A node agent that uses the Cluster Agent (`DD_CLUSTER_AGENT_ENABLED`) needs none of
-    LEFT_TO_CLUSTER_AGENT; a Cluster Agent (`cluster_agent=True`) needs no kubelet access. Events
+    LEFT_TO_CLUSTER_AGENT; a Cluster Agent (`cluster_agent=True`) needs neither the kubelet nor
+    the API server's `/metrics`. Events
     only with `DD_COLLECT_KUBERNETES_EVENTS=true`; leader election only with
     `DD_LEADER_ELECTION=true`, as a Lease when `DD_LEADER_ELECTION_DEFAULT_RESOURCE` says
     `lease(s)` and as a ConfigMap otherwise (an empty value detects leases on agents >= 7.47:
@@ -219,8 +220,9 @@ def required_features(env: Mapping[str, str], cluster_agent: bool = False) -> li
         resource = env.get("DD_LEADER_ELECTION_DEFAULT_RESOURCE", "").strip()
         features.append(LEADER_ELECTION_LEASE if resource in ("lease", "leases") else LEADER_ELECTION)
     if not cluster_agent:
-        features.append(KUBELET)
-    features.append(APISERVER_URLS)
+        # The Cluster Agent's role in every chart version grants no `/metrics` (HELM_2020,
+        # HELM_2026 `cluster-agent-rbac.yaml`): the node agents' kube_apiserver_metrics reads it.
+        features += [KUBELET, APISERVER_URLS]
     if not uses_cluster_agent:
         features.append(COMPONENT_STATUSES)
     return sorted(features, key=FEATURES.index)

@@ -100,6 +100,10 @@ def redact_literal_secrets(obj: Any) -> None:
         if isinstance(env, list):
             for var in env:
                 if isinstance(var, dict) and "value" in var and SECRET_ENV_NAME.search(str(var.get("name", ""))):
+                    # A path to a token file (DD_AUTH_TOKEN_FILE_PATH=/etc/datadog-agent/auth/token,
+                    # the Helm chart's) names where a secret is, not the secret.
+                    if str(var.get("name", "")).endswith(("_PATH", "_FILE")) or str(var["value"]).startswith("/"):
+                        continue
                     if var["value"] not in (None, ""):
                         var["value"] = SECRET_PLACEHOLDER
         for value in obj.values():

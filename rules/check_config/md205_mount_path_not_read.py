@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from meshdoctor.datadog import paths
 from meshdoctor.datadog.agent import agent_container, agent_workloads
 from meshdoctor.datadog.check_mounts import mount_of, right_mount_path
-from meshdoctor.datadog.istio_check import confd_path, istio_check_configs, runs_cont_init
+from meshdoctor.datadog.istio_check import (
+    IstioCheckConfig,
+    VolumeMount,
+    confd_path,
+    istio_check_configs,
+    runs_cont_init,
+)
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.kube.workloads import pod_template, template_path
 from meshdoctor.model import Category, Finding, ObjectRef, Severity
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
+from .istio_volume import volume_evidence
 from .references import DOCS_AGENT_CONFD, DOCS_CHECK
 
 
@@ -66,6 +74,9 @@ class IstioCheckMountPathNotRead(Rule):
             if key in reported:
                 continue
             reported.add(key)
+            if self._copy_skips_key(config, mount.mount_path, main, mount.init):
+                yield self._key_not_copied(ctx, workload, config, mount)
+                continue
             right = right_mount_path(config, main)
             fixed = clean_copy(workload)
             fixed_template = pod_template(fixed) or {}
@@ -93,3 +104,44 @@ class IstioCheckMountPathNotRead(Rule):
                     safe=True,
                 ),
             )
+
+    @staticmethod
+    def _copy_skips_key(config: IstioCheckConfig, mount_path: str, main: Mapping[str, Any], init: bool) -> bool:
+        """The ConfigMap sits at the copied `/conf.d` (or below) but its key is not `*.yaml`.
+
+        The entrypoint copies only `*.yaml` files (paths.COPIED_CONFD's `find ... -name
+        '*.yaml'`): a key `istio` or `istio.yml` is never copied, the folder is right.
+        """
+        name = config.file_name or ""
+        copied = mount_path.rstrip("/") == paths.COPIED_CONFD or mount_path.startswith(paths.COPIED_CONFD + "/")
+        return copied and (init or runs_cont_init(main)) and not name.endswith(".yaml")
+
+    def _key_not_copied(
+        self, ctx: Context, workload: KubeObject, config: IstioCheckConfig, mount: VolumeMount
+    ) -> Finding:
+        name = config.file_name or ""
+        stem = name.rsplit(".", 1)[0] if name.endswith((".yml", ".json")) else name
+        # At /conf.d itself the file names the check (`istio.yaml`); inside `istio.d` any name does.
+        at_root = mount.mount_path.rstrip("/") == paths.COPIED_CONFD
+        wanted = "istio.yaml" if at_root else f"{stem or 'conf'}.yaml"
+        evidence = [volume_evidence(ctx, workload, config.volume)] if config.volume is not None else []
+        configmap = ctx.get("ConfigMap", config.source_ref.namespace, config.source_ref.name)
+        remediation = None
+        if configmap is not None:
+            fixed = clean_copy(configmap)
+            data = dict(fixed.get("data") or {})
+            data[wanted] = data.pop(name, config.text or "")
+            fixed["data"] = data
+            remediation = apply_manifests(
+                f"Rename key {name} of {config.source_ref} to {wanted}; the pods read it at their next start.",
+                [fixed],
+                safe=True,
+            )
+        return self.finding(
+            f"{config.agent} mounts {config.source_ref} at {mount.mount_path}, but its key {name} is not "
+            f"a `*.yaml` file: the image's entrypoint copies only `*.yaml` from /conf.d, so the istio "
+            "check does not run.",
+            objects=[config.agent, config.source_ref] if config.agent else [config.source_ref],
+            evidence=evidence,
+            remediation=remediation,
+        )
