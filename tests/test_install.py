@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from meshdoctor.datadog import permissions as ap
 from meshdoctor.datadog.agent_account import agent_accounts
@@ -246,3 +247,89 @@ def test_cluster_agent_account_is_judged_on_cluster_metadata() -> None:
     check = check_permissions(rbac_evaluator(ctx), {}, accounts[1])
     assert check.denied_features() == [ap.METADATA, ap.EVENTS, ap.LEADER_ELECTION, ap.COMPONENT_STATUSES]
     assert agent_accounts(ctx) == accounts[:1]
+
+
+# -- fixes aimed at the owner ---------------------------------------------------------------------
+
+from meshdoctor.datadog.owner_fixes import aim_remediation  # noqa: E402
+from meshdoctor.fixes.manifests import apply_manifests, clean_copy  # noqa: E402
+
+HELM_LABELS = {"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "datadog-3.69.0"}
+HELM_ANNOTATIONS = {"meta.helm.sh/release-name": "datadog", "meta.helm.sh/release-namespace": "datadog"}
+OPERATOR_LABELS = {"app.kubernetes.io/managed-by": "datadog-operator", "agent.datadoghq.com/name": "datadog"}
+
+
+def _with_site(ds: dict[str, Any], site: str) -> dict[str, Any]:
+    fixed = clean_copy(ds)
+    fixed["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "DD_SITE", "value": site}]
+    return fixed
+
+
+def test_helm_owned_daemonset_fix_becomes_values_and_helm_upgrade() -> None:
+    ds = daemonset(
+        labels=HELM_LABELS, annotations=HELM_ANNOTATIONS, env=[{"name": "DD_SITE", "value": "app.datadoghq.eu"}]
+    )
+    fixed = _with_site(ds, "datadoghq.eu")
+    aimed = aim_remediation(snapshot(ds), apply_manifests("Set DD_SITE.", [fixed], safe=True))
+    assert aimed.manifests == ()
+    assert aimed.commands == (
+        "cat > meshdoctor-values.yaml <<'EOF'\ndatadog:\n  site: datadoghq.eu\nEOF",
+        "helm upgrade datadog datadog/datadog --namespace datadog --version 3.69.0 --reuse-values "
+        "-f meshdoctor-values.yaml --dry-run",
+        "helm upgrade datadog datadog/datadog --namespace datadog --version 3.69.0 --reuse-values "
+        "-f meshdoctor-values.yaml",
+    )
+    assert "rendered by Helm release datadog (chart datadog-3.69.0)" in aimed.summary
+    assert len(aimed.alternative_manifests) == 1 and aimed.safe
+
+
+def test_operator_owned_annotation_fix_becomes_a_datadogagent_merge_patch() -> None:
+    ds = daemonset(labels=OPERATOR_LABELS)
+    fixed = clean_copy(ds)
+    fixed["spec"]["template"]["metadata"] = {"annotations": {"sidecar.istio.io/inject": "false"}}
+    aimed = aim_remediation(snapshot(ds), apply_manifests("Out of the mesh.", [fixed], safe=True))
+    patch = '{"spec":{"override":{"nodeAgent":{"annotations":{"sidecar.istio.io/inject":"false"}}}}}'
+    assert aimed.commands == (
+        f"kubectl patch datadogagent datadog -n datadog --type merge -p '{patch}' --dry-run=server",
+        f"kubectl patch datadogagent datadog -n datadog --type merge -p '{patch}'",
+    )
+    assert "DatadogAgent datadog/datadog" in aimed.summary
+
+
+def test_operator_fix_carries_the_corrected_datadogagent_when_it_is_in_the_snapshot() -> None:
+    ds = daemonset(labels=OPERATOR_LABELS, env=[{"name": "DD_SITE", "value": "api.datadoghq.com"}])
+    dda = {
+        "apiVersion": "datadoghq.com/v2alpha1",
+        "kind": "DatadogAgent",
+        "metadata": {"name": "datadog", "namespace": "datadog", "uid": "u1"},
+        "spec": {"global": {"site": "api.datadoghq.com", "credentials": {"apiSecret": {"secretName": "dd"}}}},
+        "status": {"agent": {}},
+    }
+    aimed = aim_remediation(
+        snapshot(ds, dda), apply_manifests("Set DD_SITE.", [_with_site(ds, "datadoghq.com")], safe=True)
+    )
+    (manifest,) = aimed.manifests
+    assert yaml.safe_load(manifest) == {
+        "apiVersion": "datadoghq.com/v2alpha1",
+        "kind": "DatadogAgent",
+        "metadata": {"name": "datadog", "namespace": "datadog"},
+        "spec": {"global": {"site": "datadoghq.com", "credentials": {"apiSecret": {"secretName": "dd"}}}},
+    }
+
+
+def test_a_change_the_owner_has_no_setting_for_keeps_the_object_and_says_so() -> None:
+    ds = daemonset(labels=HELM_LABELS, annotations=HELM_ANNOTATIONS)
+    fixed = clean_copy(ds)
+    fixed["spec"]["template"]["spec"]["hostNetwork"] = True
+    original = apply_manifests("Use the host network.", [fixed], safe=True)
+    aimed = aim_remediation(snapshot(ds), original)
+    assert aimed.manifests == original.manifests and not aimed.safe
+    assert aimed.summary.endswith(
+        "which has no setting for spec.template.spec.hostNetwork: the next render reverts it."
+    )
+
+
+def test_plain_manifests_keep_their_fix() -> None:
+    ds = daemonset()
+    original = apply_manifests("Set DD_SITE.", [_with_site(ds, "datadoghq.eu")], safe=True)
+    assert aim_remediation(snapshot(ds), original) == original
