@@ -232,11 +232,13 @@ class IntakeEgressBlocked(Rule):
         "webhook selects the namespace and the pod does not opt out) that captures their traffic "
         "to the internet (`includeOutboundIPRanges` `*`, the default), in a mesh that drops "
         "traffic to hosts outside its registry (Istio 1.0, whose sidecar knows no ALLOW_ANY; "
-        "`outboundTrafficPolicy.mode: REGISTRY_ONLY` in the mesh config; or a Sidecar resource "
+        "`outboundTrafficPolicy.mode: REGISTRY_ONLY` in the mesh config of the revision that injects "
+        "the agent (`istio-<rev>`, a tag's target revision; `istio` for the default one); or a Sidecar resource "
         "with that mode for the agent's pods), where at least one intake endpoint the agent needs "
         "(metrics, logs over HTTPS or TCP, traces, process, orchestrator, remote configuration, "
         "per its DD_SITE, version and env) is covered by no ServiceEntry at all. Endpoints that "
-        "a ServiceEntry almost covers are MD102's.",
+        "a ServiceEntry almost covers are MD102's. An agent in ambient mode (no sidecar: ztunnel passes "
+        "unknown hosts through) is left out; when it is the only agent, the rule is not checked.",
         why="The sidecar sends the agent's connections to the BlackHole cluster: no metrics, "
         "events, service checks, logs or traces reach Datadog, and the agent log fills with "
         "`Too many errors for endpoint ... retrying later`. The pods themselves look healthy.",
