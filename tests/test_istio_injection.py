@@ -638,3 +638,102 @@ def test_1_30_enable_namespaces_by_default_webhook_uses_the_namespace_name_label
     assert got.injected is True
     assert got.reason.startswith("webhook auto.sidecar-injector.istio.io")
     assert injection_decision(snap, daemonset(ns="kube-public"), MESH_1_30).injected is False
+
+
+# -- revisions and tags (istio-discovery templates/mutatingwebhook.yaml, revision-tags.yaml) -------
+
+
+def _rev_webhooks(service: str, value: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "rev.namespace.sidecar-injector.istio.io",
+            "clientConfig": {"service": {"name": service, "namespace": "istio-system", "path": "/inject"}},
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {"key": "istio.io/rev", "operator": "In", "values": [value]},
+                    {"key": "istio-injection", "operator": "DoesNotExist"},
+                ]
+            },
+            "objectSelector": {
+                "matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}]
+            },
+        }
+    ]
+
+
+def _revision_snapshot(ns_labels: dict[str, str]) -> Snapshot:
+    snap = Snapshot()
+    snap.add(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-sidecar-injector", "labels": {"istio.io/rev": "default"}},
+            "webhooks": _rev_webhooks("istiod", "default")
+            + [
+                {
+                    "name": "namespace.sidecar-injector.istio.io",
+                    "clientConfig": {"service": {"name": "istiod", "namespace": "istio-system", "path": "/inject"}},
+                    "namespaceSelector": {
+                        "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]
+                    },
+                }
+            ],
+        }
+    )
+    snap.add(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "istio-sidecar-injector-1-22", "labels": {"istio.io/rev": "1-22"}},
+            "webhooks": _rev_webhooks("istiod-1-22", "1-22"),
+        }
+    )
+    snap.add(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {
+                "name": "istio-revision-tag-prod",
+                "labels": {"istio.io/rev": "1-22", "istio.io/tag": "prod"},
+            },
+            "webhooks": _rev_webhooks("istiod-1-22", "prod"),
+        }
+    )
+    snap.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": ns_labels}})
+    return snap
+
+
+def _deployment_in_apps() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "apps"},
+        "spec": {"template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("ns_labels", "revision", "tag"),
+    [
+        ({"istio.io/rev": "1-22"}, "1-22", None),
+        ({"istio.io/rev": "prod"}, "1-22", "prod"),
+        ({"istio-injection": "enabled"}, "default", None),
+        # istio-injection wins: every revision webhook requires `istio-injection DoesNotExist`
+        ({"istio-injection": "enabled", "istio.io/rev": "1-22"}, "default", None),
+    ],
+)
+def test_the_injecting_revision_is_the_selected_webhooks(ns_labels: dict, revision: str, tag: str | None) -> None:
+    decision = injection_decision(_revision_snapshot(ns_labels), _deployment_in_apps())
+    assert decision.injected is True
+    assert (decision.revision, decision.tag) == (revision, tag)
+
+
+def test_an_injected_pod_says_its_revision_in_its_annotations() -> None:
+    from meshdoctor.istio.injection import injected_revision
+
+    status = json.dumps({"containers": ["istio-proxy"], "revision": "1-23"})
+    pod = {"kind": "Pod", "metadata": {"annotations": {"sidecar.istio.io/status": status}}}
+    assert injected_revision(pod) == "1-23"
+    pod["metadata"]["annotations"]["istio.io/rev"] = "1-24"
+    assert injected_revision(pod) == "1-24"
+    assert injected_revision({"kind": "Pod", "metadata": {"labels": {"istio.io/rev": "prod"}}}) is None

@@ -242,3 +242,45 @@ def test_telemetry_endpoints_per_version():
     assert ports((1, 0), "sidecar") == [("sidecar", 15090)]
     assert ports((1, 20), "sidecar") == [("sidecar", 15020), ("sidecar", 15090)]
     assert ports((1, 0), "istiod") == []
+
+
+# -- revisions -------------------------------------------------------------------------------------
+
+
+def _mesh_cm(name: str, mode: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "istio-system"},
+        "data": {"mesh": f"outboundTrafficPolicy:\n  mode: {mode}\n"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("revision", "name"),
+    [(None, "istio"), ("", "istio"), ("default", "istio"), ("1-22", "istio-1-22"), ("canary", "istio-canary")],
+)
+def test_mesh_configmap_name_follows_pilot_bootstrap(revision: str | None, name: str) -> None:
+    from meshdoctor.istio.mesh import mesh_configmap_name
+
+    assert mesh_configmap_name(revision) == name
+
+
+def test_outbound_policy_reads_the_revisions_own_mesh_config() -> None:
+    snap = Snapshot()
+    snap.add(_mesh_cm("istio", "ALLOW_ANY"))
+    snap.add(_mesh_cm("istio-1-22", "REGISTRY_ONLY"))
+    ctx = Context(snap)
+    info = MeshInfo("1.22.8", ISTIOD, "istio-system")
+    assert outbound_traffic_policy(ctx, info) == ALLOW_ANY
+    assert outbound_traffic_policy(ctx, info, "default") == ALLOW_ANY
+    assert outbound_traffic_policy(ctx, info, "1-22") == REGISTRY_ONLY
+
+
+def test_a_revision_without_its_configmap_gets_the_version_default_not_another_revisions() -> None:
+    snap = Snapshot()
+    snap.add(_mesh_cm("istio", "REGISTRY_ONLY"))
+    ctx = Context(snap)
+    info = MeshInfo("1.24.2", ISTIOD, "istio-system")
+    assert outbound_traffic_policy(ctx, info, "1-24") == ALLOW_ANY
+    assert mesh_config(ctx, info, "1-24") == {}

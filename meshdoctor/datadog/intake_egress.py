@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from meshdoctor.datadog.agent import RequiredEndpoint, datadog_site, required_endpoints
 from meshdoctor.istio.egress import (
     DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_SERVICE_EXPORT_TO,
     Coverage,
     covering_service_entries,
     effective_outbound_policy,
@@ -23,7 +24,7 @@ from meshdoctor.istio.egress import (
     egress_capture,
 )
 from meshdoctor.istio.injection import Injection, injection_decision, injector_configmap, sidecar_redirects_traffic
-from meshdoctor.istio.mesh import MeshInfo, mesh_config, outbound_traffic_policy
+from meshdoctor.istio.mesh import MeshInfo, mesh_config_map, outbound_policy_of, parsed_mesh_config
 from meshdoctor.istio.service_entry_visibility import with_default_sidecar_imports
 from meshdoctor.kube.meta import labels_of, namespace_of
 from meshdoctor.kube.service_names import service_of_host
@@ -75,6 +76,11 @@ class AgentEgress:
     """Effective outbound policy for the agent's pods: REGISTRY_ONLY or ALLOW_ANY."""
     sidecar_policy: KubeObject | None
     """The Sidecar whose `outboundTrafficPolicy` decided the policy, if one did."""
+    mesh_configmap: KubeObject | None
+    """The mesh config ConfigMap read for the agent's pods: their revision's (`istio-<rev>`), or
+    `istio` when the revision is not known; None when it is not in the snapshot."""
+    revision: str | None
+    """The revision whose istiod configures the agent's sidecars, when known (`default` too)."""
     site: str
     endpoints: list[EndpointState] = field(default_factory=list)
 
@@ -157,11 +163,15 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
     if injection.injected is not True or sidecar_redirects_traffic(subject) is False:
         return None
     namespace = namespace_of(workload)
-    mesh_policy = outbound_traffic_policy(reader, info)
-    policy = effective_outbound_policy(reader, subject, mesh_policy)
+    configmap = mesh_config_map(reader, info, injection.revision)
+    config = parsed_mesh_config(configmap)
+    mesh_policy = outbound_policy_of(config, info)
+    root = str(config.get("rootNamespace") or DEFAULT_ROOT_NAMESPACE)
+    exported = config.get("defaultServiceExportTo")
+    default_export_to = [str(v) for v in exported] if isinstance(exported, list) and exported else None
+    policy = effective_outbound_policy(reader, subject, mesh_policy, root)
     template = pod_template(subject) or {}
     labels = labels_of(template)
-    root = str(mesh_config(reader, info).get("rootNamespace") or DEFAULT_ROOT_NAMESPACE)
     sidecar = effective_sidecar(reader, namespace, labels, root)
     sidecar_mode = (((sidecar or {}).get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
     state = AgentEgress(
@@ -171,9 +181,11 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
         injection=injection,
         policy=policy,
         sidecar_policy=sidecar if sidecar_mode else None,
+        mesh_configmap=configmap,
+        revision=injection.revision,
         site=datadog_site(reader, workload),
     )
-    injector = injector_configmap(reader, info)
+    injector = injector_configmap(reader, info, injection.revision or "default")
     for endpoint in required_endpoints(reader, workload):
         if is_cluster_host(endpoint.host) or service_of_host(reader, endpoint.host, namespace) is not None:
             continue  # an in-cluster Service (a proxy, say) is always in the registry
@@ -181,7 +193,14 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
         coverage = None
         if captured is True:
             coverage = covering_service_entries(
-                reader, namespace, endpoint.host, endpoint.port, endpoint.protocol, client=subject
+                reader,
+                namespace,
+                endpoint.host,
+                endpoint.port,
+                endpoint.protocol,
+                client=subject,
+                root_namespace=root,
+                default_export_to=default_export_to or DEFAULT_SERVICE_EXPORT_TO,
             )
             coverage = with_default_sidecar_imports(coverage)
         state.endpoints.append(EndpointState(endpoint, captured, coverage))

@@ -68,6 +68,24 @@ INJECT_KEY = "sidecar.istio.io/inject"
 NAMESPACE_INJECTION_LABEL = "istio-injection"
 REVISION_LABEL = "istio.io/rev"
 
+#: A revision tag's webhook configuration `istio-revision-tag-<tag>` carries `istio.io/tag: <tag>`
+#: and `istio.io/rev: <the revision it points to>`, and its webhooks call `istiod-<rev>`; its
+#: namespaceSelector is `istio.io/rev In [<tag>]` with `istio-injection DoesNotExist` (istio/istio
+#: 1.24.0 manifests/charts/istio-control/istio-discovery/templates/revision-tags.yaml;
+#: istio-api label/labels.yaml `istio.io/tag`, "for internal use only", on
+#: MutatingWebhookConfiguration).
+TAG_LABEL = "istio.io/tag"
+
+#: What an injected pod says about the revision that injected it: the injection template writes
+#: the annotation `istio.io/rev: <revision | "default">` (istio/istio 1.24.0
+#: manifests/charts/istio-control/istio-discovery/files/injection-template.yaml, metadata.
+#: annotations), and `sidecar.istio.io/status` JSON carries `"revision"` (1.24.0
+#: pkg/kube/inject/webhook.go `getInjectionStatus`: "Rather than setting istio.io/rev label on
+#: injected pods include them here in status annotation. This keeps us from overwriting the
+#: istio.io/rev label when using revision tags"). The injector does not set the `istio.io/rev`
+#: label: a pod label of that name is the user's (a revision or a tag the webhooks select on).
+REVISION_ANNOTATION = "istio.io/rev"
+
 #: The label the API server sets on every Namespace (Kubernetes >= 1.21); the 1.30
 #: `enableNamespacesByDefault` webhook selects on it.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -170,6 +188,12 @@ class Injection:
     """One sentence a user can act on: which switch decided."""
     evidence_paths: list[str] = field(default_factory=list)
     """Field paths that decided (see the module docstring for their form)."""
+    revision: str | None = None
+    """The control-plane revision whose istiod injects (or injected) the pod and configures its
+    sidecar (`default` for the default one); None when no webhook or annotation says it (the
+    webhook configuration assumed, or no sidecar)."""
+    tag: str | None = None
+    """The revision tag whose webhook injects the pod (`istio.io/tag` on it), if one does."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +219,7 @@ class _Webhook:
     object_selector: Mapping[str, Any] | None
     revision: str
     source: str
+    tag: str | None = None
 
 
 # -- small readers ---------------------------------------------------------------------------------
@@ -266,6 +291,23 @@ def sidecar_redirects_traffic(obj: KubeObject) -> bool | None:
             return True
     annotations = _str_map(metadata(template).get("annotations"))
     return STATUS_ANNOTATION in annotations
+
+
+def injected_revision(obj: KubeObject) -> str | None:
+    """The revision an injected pod (or template) says injected it, or None when it does not say.
+
+    The `istio.io/rev` annotation first, then the `revision` of `sidecar.istio.io/status`.
+    """
+    template, _ = _template_and_prefix(obj)
+    annotations = _str_map(metadata(template).get("annotations"))
+    if annotations.get(REVISION_ANNOTATION):
+        return annotations[REVISION_ANNOTATION]
+    try:
+        status = json.loads(annotations.get(STATUS_ANNOTATION, "") or "{}")
+    except ValueError:
+        return None
+    revision = status.get("revision") if isinstance(status, Mapping) else None
+    return str(revision) if revision else None
 
 
 def _is_existing_pod(obj: KubeObject) -> bool:
@@ -388,6 +430,7 @@ def injection_webhooks(reader: ObjectReader) -> list[_Webhook]:
                     object_selector=webhook.get("objectSelector"),
                     revision=_webhook_revision(config, webhook),
                     source=f"MutatingWebhookConfiguration/{config_name}:webhooks[{index}]",
+                    tag=_str_map(metadata(config).get("labels")).get(TAG_LABEL) or None,
                 )
             )
     return found
@@ -497,7 +540,13 @@ def injection_decision(reader: ObjectReader, workload_or_pod: KubeObject, mesh_i
     proxy_path = proxy_container_path(workload_or_pod)
     if proxy_path is not None:
         if sidecar_redirects_traffic(workload_or_pod):
-            return Injection(True, "the pod has an istio-proxy container", [proxy_path])
+            revision = injected_revision(workload_or_pod)
+            paths = [proxy_path]
+            if revision is None:
+                revision = _predict(reader, workload_or_pod, template, prefix, mesh_info).revision
+            elif REVISION_ANNOTATION in _str_map(metadata(template).get("annotations")):
+                paths.append(_key_path(_under(prefix, "metadata"), "annotations", REVISION_ANNOTATION))
+            return Injection(True, "the pod has an istio-proxy container", paths, revision)
         return Injection(
             True,
             "the pod has an istio-proxy container written into its template (not injected: "
@@ -589,7 +638,7 @@ def _predict(
         wanted_rev = (ns_labels or {}).get(REVISION_LABEL) or pod_labels.get(REVISION_LABEL)
         if (
             wanted_rev
-            and not any(w.revision == wanted_rev for w in webhooks)
+            and not any(wanted_rev in (w.revision, w.tag) for w in webhooks)
             and not (ns_labels or {}).get(NAMESPACE_INJECTION_LABEL)
         ):
             return Injection(
@@ -616,8 +665,15 @@ def _predict(
     else:
         missing = ""
     decision = inject_required(namespace, pod_meta, pod_spec, config, version, prefix)
-    reason = f"webhook {webhook.name} ({webhook.source}) is called; {decision.reason}{missing}{assumed}"
-    return Injection(decision.injected, reason, _dedupe(paths + decision.evidence_paths + [webhook.source]))
+    by_tag = f" (revision tag {webhook.tag} -> revision {webhook.revision})" if webhook.tag else ""
+    reason = f"webhook {webhook.name} ({webhook.source}){by_tag} is called; {decision.reason}{missing}{assumed}"
+    return Injection(
+        decision.injected,
+        reason,
+        _dedupe(paths + decision.evidence_paths + [webhook.source]),
+        revision=None if assumed else webhook.revision,
+        tag=webhook.tag,
+    )
 
 
 def _era_from_injector(configmaps: Sequence[KubeObject]) -> str:

@@ -176,17 +176,47 @@ def mesh_info(reader: ObjectReader) -> MeshInfo:
     return MeshInfo(None, era, namespace)
 
 
-def mesh_config_map(reader: ObjectReader, info: MeshInfo | None = None) -> KubeObject | None:
-    """The ConfigMap holding the mesh config: `istio` (or `istio-<rev>`) with a `mesh` key.
+#: The mesh config ConfigMap of a revision: `istio` for the default revision, `istio-<rev>` for
+#: another (istio/istio 1.24.0 pilot/pkg/bootstrap/mesh.go `getMeshConfigMapName`: "" and
+#: "default" give `istio`; the istio-discovery chart's templates/configmap.yaml names it
+#: `istio{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`). An istiod of
+#: revision <rev> reads only that one, so a sidecar it configures gets that ConfigMap's
+#: `outboundTrafficPolicy`, `rootNamespace`, `defaultServiceExportTo`.
+MESH_CONFIGMAP = "istio"
+MESH_CONFIG_KEY = "mesh"
+DEFAULT_REVISION = "default"
 
-    The control plane's namespace is preferred, then `istio-system`, then any namespace.
-    """
-    found = [
+
+def mesh_configmap_name(revision: str | None) -> str:
+    """`istio` for the default revision (or none), `istio-<rev>` for another."""
+    if revision in (None, "", DEFAULT_REVISION):
+        return MESH_CONFIGMAP
+    return f"{MESH_CONFIGMAP}-{revision}"
+
+
+def _mesh_configmaps(reader: ObjectReader) -> list[KubeObject]:
+    return [
         cm
         for cm in reader.objects("ConfigMap")
-        if isinstance((cm.get("data") or {}).get("mesh"), str)
+        if isinstance((cm.get("data") or {}).get(MESH_CONFIG_KEY), str)
         and re.fullmatch(r"istio(-[a-z0-9-]+)?", str((cm.get("metadata") or {}).get("name", "")))
     ]
+
+
+def mesh_config_map(
+    reader: ObjectReader, info: MeshInfo | None = None, revision: str | None = None
+) -> KubeObject | None:
+    """The ConfigMap holding the mesh config: `istio` (or `istio-<rev>`) with a `mesh` key.
+
+    With a `revision` (the one whose istiod configures the pods asked about), only that revision's
+    ConfigMap counts (`mesh_configmap_name`): another revision's settings never apply to them, so
+    None when it is not in the snapshot. Without one, `istio` is preferred, then any revision's.
+    The control plane's namespace is preferred, then `istio-system`, then any namespace.
+    """
+    found = _mesh_configmaps(reader)
+    if revision is not None:
+        wanted = mesh_configmap_name(revision)
+        found = [cm for cm in found if (cm.get("metadata") or {}).get("name") == wanted]
     if not found:
         return None
     preferred = [info.namespace if info else None, "istio-system"]
@@ -195,31 +225,35 @@ def mesh_config_map(reader: ObjectReader, info: MeshInfo | None = None) -> KubeO
         meta = cm.get("metadata") or {}
         namespace = meta.get("namespace")
         where = preferred.index(namespace) if namespace in preferred else len(preferred)
-        return (where, 0 if meta.get("name") == "istio" else 1, f"{namespace}/{meta.get('name')}")
+        return (where, 0 if meta.get("name") == MESH_CONFIGMAP else 1, f"{namespace}/{meta.get('name')}")
 
     return min(found, key=rank)
 
 
-def mesh_config(reader: ObjectReader, info: MeshInfo | None = None) -> dict[str, Any]:
-    """The parsed `mesh` key of the mesh ConfigMap; `{}` when absent or not a YAML mapping."""
-    cm = mesh_config_map(reader, info)
+def parsed_mesh_config(cm: KubeObject | None) -> dict[str, Any]:
+    """The parsed `mesh` key of a mesh ConfigMap; `{}` when absent or not a YAML mapping."""
     if cm is None:
         return {}
     try:
-        parsed = yaml.safe_load(cm["data"]["mesh"])
+        parsed = yaml.safe_load(cm["data"][MESH_CONFIG_KEY])
     except yaml.YAMLError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
 
 
-def root_namespace(reader: ObjectReader, info: MeshInfo) -> str:
+def mesh_config(reader: ObjectReader, info: MeshInfo | None = None, revision: str | None = None) -> dict[str, Any]:
+    """The parsed `mesh` key of the mesh ConfigMap (of `revision`, when given); `{}` when absent."""
+    return parsed_mesh_config(mesh_config_map(reader, info, revision))
+
+
+def root_namespace(reader: ObjectReader, info: MeshInfo, revision: str | None = None) -> str:
     """The mesh's root namespace: `rootNamespace` in the mesh config, else the control plane's, else istio-system."""
-    root = mesh_config(reader, info).get("rootNamespace")
+    root = mesh_config(reader, info, revision).get("rootNamespace")
     return str(root or info.namespace or "istio-system")
 
 
-def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
-    """`REGISTRY_ONLY` or `ALLOW_ANY`: what a sidecar does with traffic to an unknown host.
+def outbound_policy_of(config: dict[str, Any], info: MeshInfo) -> str:
+    """`REGISTRY_ONLY` or `ALLOW_ANY` from a parsed mesh config, else the version's default.
 
     `outboundTrafficPolicy.mode` in the mesh config decides when set. Otherwise the version's
     default: 1.0 has no such setting and drops unknown destinations (REGISTRY_ONLY in effect); 1.1
@@ -227,13 +261,18 @@ def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo) -> str:
     Mixer-era one is assumed REGISTRY_ONLY only when nothing says otherwise — callers that must be
     sure check `info.version`.
     """
-    mode = (mesh_config(reader, info).get("outboundTrafficPolicy") or {}).get("mode")
+    mode = (config.get("outboundTrafficPolicy") or {}).get("mode")
     if isinstance(mode, str) and mode.upper() in (REGISTRY_ONLY, ALLOW_ANY):
         return mode.upper()
     minor = info.minor
     if minor is not None:
         return ALLOW_ANY if minor >= ALLOW_ANY_SINCE else REGISTRY_ONLY
     return ALLOW_ANY if info.era != MIXER else REGISTRY_ONLY
+
+
+def outbound_traffic_policy(reader: ObjectReader, info: MeshInfo, revision: str | None = None) -> str:
+    """`REGISTRY_ONLY` or `ALLOW_ANY`: what a sidecar of `revision` does with traffic to an unknown host."""
+    return outbound_policy_of(mesh_config(reader, info, revision), info)
 
 
 def service_entry_api_version(info: MeshInfo) -> str:

@@ -19,9 +19,12 @@ from meshdoctor.snapshot import KubeObject, ObjectReader
 _NOT_IMPORTED = "does not import it"
 
 
-def default_export_to(reader: ObjectReader) -> list[str]:
-    """The mesh config's `defaultServiceExportTo`, else `*` (every namespace), as istiod reads it."""
-    configured = mesh_config(reader).get("defaultServiceExportTo")
+def default_export_to(reader: ObjectReader, revision: str | None = None) -> list[str]:
+    """The mesh config's `defaultServiceExportTo`, else `*` (every namespace), as istiod reads it.
+
+    `revision`: the revision whose istiod configures the client (its `istio-<rev>` mesh config).
+    """
+    configured = mesh_config(reader, None, revision).get("defaultServiceExportTo")
     return [str(v) for v in configured] if configured else ["*"]
 
 

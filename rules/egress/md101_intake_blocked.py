@@ -22,8 +22,7 @@ from meshdoctor.istio.injection import INJECT_KEY
 from meshdoctor.istio.mesh import (
     REGISTRY_ONLY,
     MeshInfo,
-    mesh_config,
-    mesh_config_map,
+    parsed_mesh_config,
     service_entry_api_version,
     service_entry_has_export_to,
 )
@@ -99,8 +98,8 @@ def policy_evidence(ctx: Context, state: AgentEgress, info: MeshInfo) -> list[Ev
         mode = ((state.sidecar_policy.get("spec") or {}).get("outboundTrafficPolicy") or {}).get("mode")
         return [ctx.field(state.sidecar_policy, "spec.outboundTrafficPolicy.mode", mode)]
     found: list[Evidence] = []
-    cm = mesh_config_map(ctx, info)
-    mode = (mesh_config(ctx, info).get("outboundTrafficPolicy") or {}).get("mode")
+    cm = state.mesh_configmap
+    mode = (parsed_mesh_config(cm).get("outboundTrafficPolicy") or {}).get("mode")
     if cm is not None and mode is not None:
         return [ctx.field(cm, "data.mesh.outboundTrafficPolicy.mode", mode)]
     if cm is not None:
@@ -126,7 +125,20 @@ def _policy_words(state: AgentEgress, info: MeshInfo) -> str:
         return f"Sidecar {name} sets outboundTrafficPolicy REGISTRY_ONLY"
     if info.minor is not None and info.minor < (1, 1):
         return f"Istio {info.version} has no ALLOW_ANY: it drops every host outside the registry"
-    return "the mesh's outboundTrafficPolicy is REGISTRY_ONLY"
+    return f"{mesh_config_words(state)} sets outboundTrafficPolicy REGISTRY_ONLY"
+
+
+def mesh_config_words(state: AgentEgress) -> str:
+    """`the mesh config ConfigMap istio-system/istio-1-22 (revision 1-22, which injects the agent)`."""
+    cm = state.mesh_configmap
+    if cm is None:
+        return "the mesh config"
+    meta = metadata(cm)
+    name = f"ConfigMap {meta.get('namespace')}/{meta.get('name')}"
+    if state.revision and state.revision != "default":
+        via = f" via tag {state.injection.tag}" if state.injection.tag else ""
+        return f"the mesh config {name} (of revision {state.revision}, which injects the agent{via})"
+    return f"the mesh config {name}"
 
 
 def _log_evidence(ctx: Context, workload: KubeObject) -> list[Evidence]:
@@ -220,11 +232,13 @@ class IntakeEgressBlocked(Rule):
         "webhook selects the namespace and the pod does not opt out) that captures their traffic "
         "to the internet (`includeOutboundIPRanges` `*`, the default), in a mesh that drops "
         "traffic to hosts outside its registry (Istio 1.0, whose sidecar knows no ALLOW_ANY; "
-        "`outboundTrafficPolicy.mode: REGISTRY_ONLY` in the mesh config; or a Sidecar resource "
+        "`outboundTrafficPolicy.mode: REGISTRY_ONLY` in the mesh config of the revision that injects "
+        "the agent (`istio-<rev>`, a tag's target revision; `istio` for the default one); or a Sidecar resource "
         "with that mode for the agent's pods), where at least one intake endpoint the agent needs "
         "(metrics, logs over HTTPS or TCP, traces, process, orchestrator, remote configuration, "
         "per its DD_SITE, version and env) is covered by no ServiceEntry at all. Endpoints that "
-        "a ServiceEntry almost covers are MD102's.",
+        "a ServiceEntry almost covers are MD102's. An agent in ambient mode (no sidecar: ztunnel passes "
+        "unknown hosts through) is left out; when it is the only agent, the rule is not checked.",
         why="The sidecar sends the agent's connections to the BlackHole cluster: no metrics, "
         "events, service checks, logs or traces reach Datadog, and the agent log fills with "
         "`Too many errors for endpoint ... retrying later`. The pods themselves look healthy.",

@@ -106,7 +106,7 @@ def near_misses(ctx: Context, state: AgentEgress) -> list[NearMiss]:
     wrong protocol does, and only when the agent's sidecar loads the entry: a port declared HTTP
     makes the sidecar parse the agent's TLS as plaintext, whatever the policy.
     """
-    default = default_export_to(ctx)
+    default = default_export_to(ctx, state.revision)
     grouped: dict[tuple[str, tuple[str, str, str], tuple[str, str, str]], NearMiss] = {}
     for endpoint_state in state.endpoints:
         coverage = endpoint_state.coverage
@@ -276,7 +276,7 @@ class IntakeServiceEntryNearMiss(Rule):
                     misses.append(NearMiss(miss.kind, miss.target, miss.entry, counted))
             if not misses:
                 continue
-            default = default_export_to(ctx)
+            default = default_export_to(ctx, state.revision)
             per_entry: dict[tuple[str, str, str], list[RequiredEndpoint]] = {}
             for miss in misses:
                 if miss.kind != SIDECAR_HIDDEN:

@@ -2,7 +2,11 @@
 
 MD101 and MD102 read the same objects and walk the same agents: those whose pods get a sidecar
 that redirects their traffic (`meshdoctor.datadog.intake_egress.agent_egress`). When no agent's
-mesh membership can be told, neither rule can say anything: `NotChecked`.
+mesh membership can be told, neither rule can say anything: `NotChecked`. An agent in Istio
+ambient mode (`meshdoctor.istio.ambient`) has no sidecar: ztunnel passes its connections to hosts
+outside the registry through, so the sidecar's outbound policy, ServiceEntries and capture settings
+these rules read do not apply to it; it is left out, and when only such agents are there the
+rules say so (`NotChecked`) rather than pass.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ from collections.abc import Iterator, Sequence
 
 from meshdoctor.datadog.agent import RequiredEndpoint, agent_workloads
 from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress, egress_not_read
+from meshdoctor.istio.ambient import ambient_membership
 from meshdoctor.istio.injection import injection_decision
 from meshdoctor.istio.mesh import MeshInfo, mesh_info
 from meshdoctor.kube.workloads import pods_of
 from meshdoctor.model import Severity
 from meshdoctor.rule import Context, NotChecked
+
+#: Why the sidecar egress rules do not apply to an ambient agent (see meshdoctor.istio.ambient).
+AMBIENT_EGRESS = (
+    "ztunnel forwards connections to hosts outside the registry as TCP passthrough; the sidecar's "
+    "outboundTrafficPolicy, ServiceEntry matching and traffic.sidecar.istio.io capture settings do not apply"
+)
 
 #: What both intake rules (MD101, MD102) read, and what they read when it is in the input.
 INTAKE_KINDS = ("DaemonSet", "Deployment", "ServiceEntry", "ConfigMap")
@@ -34,6 +45,7 @@ def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
     if why is not None:
         raise NotChecked(why)
     unknown: list[str] = []
+    ambient: list[str] = []
     told = 0
     for workload in agent_workloads(ctx):
         state = agent_egress(ctx, workload, info)
@@ -43,12 +55,24 @@ def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
             continue
         pods = pods_of(ctx, workload)
         decision = injection_decision(ctx, pods[0] if pods else workload, info)
-        if decision.injected is None and info.era != "unknown":
+        membership = ambient_membership(ctx, pods[0] if pods else workload, decision)
+        if membership.enrolled:
+            ambient.append(f"{ctx.ref(workload)}: {membership.reason}")
+        elif decision.injected is None and info.era != "unknown":
             unknown.append(f"{ctx.ref(workload)}: {decision.reason}")
         else:
             told += 1
-    if unknown and not told:
-        raise NotChecked("cannot tell whether the agent's pods get a sidecar: " + "; ".join(unknown))
+    if told:
+        return
+    reasons = []
+    if ambient:
+        reasons.append(
+            f"the agent runs in Istio ambient mode, without a sidecar ({'; '.join(ambient)}): {AMBIENT_EGRESS}"
+        )
+    if unknown:
+        reasons.append("cannot tell whether the agent's pods get a sidecar: " + "; ".join(unknown))
+    if reasons:
+        raise NotChecked("; and ".join(reasons))
 
 
 def describe_endpoints(endpoints: Sequence[RequiredEndpoint]) -> str:

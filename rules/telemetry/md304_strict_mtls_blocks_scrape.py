@@ -28,6 +28,7 @@ from .scrape_targets import ENDPOINT_KINDS, POD_KINDS, SCRAPE_KINDS, ScrapeTarge
 from .scraping_clients import (
     AGENT_SIDECAR_KINDS,
     AgentClient,
+    ambient_not_checked,
     numbered_pod_ports,
     scraping_clients,
     with_port_settings,
@@ -86,6 +87,8 @@ class MtlsBlocksScrape(Rule):
         missing = [f"{kind}: {ctx.unavailable(kind)}" for kind in needed if ctx.unavailable(kind)]
         if missing:
             raise NotChecked("input missing: " + "; ".join(missing))
+        ambient: list[str] = []
+        others = False
         for target in scrape_targets(ctx):
             service_port = target.service_port
             if service_port is None:
@@ -100,10 +103,13 @@ class MtlsBlocksScrape(Rule):
                 strict.append((pod, port, mode))
             if not strict:
                 continue
-            for workload, client in scraping_clients(ctx, target, service_port, info):
+            for workload, client in scraping_clients(ctx, target, service_port, info, ambient):
+                others = True
                 if client.in_mesh and client.tls in ("ISTIO_MUTUAL", "AUTO"):
                     continue
                 yield self._finding(ctx, target, workload, strict, client, info)
+        if ambient and not others:
+            raise ambient_not_checked(ambient, "whether the scrape reaches the STRICT port with mTLS")
 
     def _finding(
         self,

@@ -18,7 +18,14 @@ from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
 from .scrape_targets import ENDPOINT_KINDS, POD_KINDS, SCRAPE_KINDS, ScrapeTarget, scrape_evidence, scrape_targets
-from .scraping_clients import AGENT_SIDECAR_KINDS, AgentClient, numbered_pod_ports, scraping_clients, with_port_settings
+from .scraping_clients import (
+    AGENT_SIDECAR_KINDS,
+    AgentClient,
+    ambient_not_checked,
+    numbered_pod_ports,
+    scraping_clients,
+    with_port_settings,
+)
 
 
 class MtlsToPlaintextPort(Rule):
@@ -61,6 +68,8 @@ class MtlsToPlaintextPort(Rule):
             raise NotChecked(info.unknown_reason())  # mTLS policy lives in the control plane's namespace
         found: dict[tuple[ObjectRef, ObjectRef], list[tuple[ScrapeTarget, int, AgentClient]]] = {}
         agents: dict[ObjectRef, KubeObject] = {}
+        ambient: list[str] = []
+        others = False
         for target in scrape_targets(ctx):
             service_port = target.service_port
             if service_port is None:
@@ -72,12 +81,15 @@ class MtlsToPlaintextPort(Rule):
             ]
             if not plaintext:
                 continue
-            for workload, client in scraping_clients(ctx, target, service_port, info):
+            for workload, client in scraping_clients(ctx, target, service_port, info, ambient):
+                others = True
                 if not client.in_mesh or client.tls not in ("ISTIO_MUTUAL", "MUTUAL"):
                     continue
                 agents[ctx.ref(workload)] = workload
                 key = (ctx.ref(workload), target.ref)
                 found.setdefault(key, []).append((target, plaintext[0][1], client))
+        if ambient and not others:
+            raise ambient_not_checked(ambient, "whether it sends Istio mTLS to the plaintext port")
         for (agent_ref, _), cases in sorted(found.items()):
             yield self._finding(ctx, agents[agent_ref], cases, info)
 

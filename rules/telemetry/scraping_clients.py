@@ -1,7 +1,10 @@
 """The agents as clients of a scrape target: through an Istio sidecar or not, and with which TLS.
 
 Shared by MD304 (the server wants mTLS the agent does not send) and MD305 (the agent sends mTLS to
-a port that speaks plaintext), with the corrected DestinationRule both fixes write.
+a port that speaks plaintext), with the corrected DestinationRule both fixes write. An agent in
+Istio ambient mode has no sidecar whose TLS they could read: ztunnel carries its scrape (HBONE to an
+ambient or HBONE-capable destination, plain TCP otherwise), so both rules leave it out and say so
+when it is the only agent that matters (`ambient_not_checked`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshdoctor.fixes.manifests import clean_copy
+from meshdoctor.istio.ambient import ambient_membership
 from meshdoctor.istio.injection import injection_decision, proxy_container_path, sidecar_redirects_traffic
 from meshdoctor.istio.mesh import MeshInfo, root_namespace
 from meshdoctor.istio.mtls import client_tls_rule
@@ -104,17 +108,39 @@ def numbered_pod_ports(ctx: Context, target: ScrapeTarget, service_port: Service
 
 
 def scraping_clients(
-    ctx: Context, target: ScrapeTarget, service_port: ServicePort, info: MeshInfo
+    ctx: Context,
+    target: ScrapeTarget,
+    service_port: ServicePort,
+    info: MeshInfo,
+    ambient: list[str] | None = None,
 ) -> Iterator[tuple[KubeObject, AgentClient]]:
     """Each agent workload that scrapes the target, with how it sends there.
 
     An agent in the mesh is told only with the DestinationRules in the input (NotChecked otherwise).
+    An agent in ambient mode is not yielded; `ambient` collects `<agent>: <why>` for it.
     """
     for workload in scrapers(ctx, target):
+        pods = workload_pods(ctx, workload)
+        subject = pods[0] if pods else workload
+        membership = ambient_membership(ctx, subject, injection_decision(ctx, subject, info))
+        if membership.enrolled:
+            if ambient is not None:
+                entry = f"{ctx.ref(workload)}: {membership.reason}"
+                if entry not in ambient:
+                    ambient.append(entry)
+            continue
         client = agent_client(ctx, workload, target, service_port, info)
         if client.in_mesh:
             _require_destination_rules(ctx)
         yield workload, client
+
+
+def ambient_not_checked(ambient: list[str], what: str) -> NotChecked:
+    """The `NotChecked` of a sidecar TLS rule whose only relevant agents run in ambient mode."""
+    return NotChecked(
+        f"the agent runs in Istio ambient mode, without a sidecar ({'; '.join(ambient)}): ztunnel, not a "
+        f"sidecar, carries its scrape, so {what} cannot be read from a DestinationRule and the agent's sidecar"
+    )
 
 
 def with_port_settings(rule: KubeObject, ports: list[int], settings: list[dict[str, Any]]) -> KubeObject:
