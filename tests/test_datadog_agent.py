@@ -318,6 +318,7 @@ NO_APM = off("DD_APM_ENABLED")
                 "api-key-validation",
                 "logs",
                 "logs-tcp",
+                "process",
                 "orchestrator",
                 "container-lifecycle",
                 "container-images",
@@ -345,6 +346,7 @@ NO_APM = off("DD_APM_ENABLED")
                 "metrics",
                 "api-key-validation",
                 "logs",
+                "process",
                 "orchestrator",
                 "container-lifecycle",
                 "container-images",
@@ -385,6 +387,32 @@ NO_APM = off("DD_APM_ENABLED")
         ),
         # ... and on FIPS images (IsFed)
         (NO_APM, "gcr.io/datadoghq/agent:7.49.1-fips", ["metrics", "api-key-validation"]),
+        # process checks in the core agent: explicit (Helm, 7.60+), always from 7.78; off with container collection off
+        (
+            NO_APM + on("DD_PROCESS_CONFIG_RUN_IN_CORE_AGENT_ENABLED"),
+            "datadog/agent:7.60.0",
+            [
+                "metrics",
+                "api-key-validation",
+                "process",
+                "orchestrator",
+                "container-lifecycle",
+                "container-images",
+                "remote-config",
+            ],
+        ),
+        (
+            NO_APM + [{"name": "DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED", "value": "false"}],
+            "datadog/agent:7.80.0",
+            [
+                "metrics",
+                "api-key-validation",
+                "orchestrator",
+                "container-lifecycle",
+                "container-images",
+                "remote-config",
+            ],
+        ),
         # the orchestrator explorer from 7.57, container lifecycle and images from 7.50
         (
             NO_APM,
@@ -481,6 +509,7 @@ def test_required_endpoints_per_site_and_product():
         ("api-key-validation", "api.datadoghq.com", 443, "HTTPS"),
         ("logs", "agent-http-intake.logs.datadoghq.com", 443, "HTTPS"),
         ("logs-tcp", "agent-intake.logs.datadoghq.com", 10516, "TLS"),
+        ("process", "process.datadoghq.com", 443, "HTTPS"),
         ("orchestrator", "orchestrator.datadoghq.com", 443, "HTTPS"),
         ("container-lifecycle", "contlcycle-intake.datadoghq.com", 443, "HTTPS"),
         ("container-images", "contimage-intake.datadoghq.com", 443, "HTTPS"),
@@ -497,6 +526,7 @@ def test_required_endpoints_per_site_and_product():
         ("metrics", "*.agent.ddog-gov.com", 443, "HTTPS"),
         ("api-key-validation", "api.ddog-gov.com", 443, "HTTPS"),
         ("logs", "agent-http-intake.logs.ddog-gov.com", 443, "HTTPS"),
+        ("process", "process.ddog-gov.com", 443, "HTTPS"),
         ("orchestrator", "orchestrator.ddog-gov.com", 443, "HTTPS"),
         ("container-lifecycle", "contlcycle-intake.ddog-gov.com", 443, "HTTPS"),
         ("container-images", "contimage-intake.ddog-gov.com", 443, "HTTPS"),

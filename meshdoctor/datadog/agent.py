@@ -26,6 +26,7 @@ from meshdoctor.datadog.sites import (
     LOGS_HTTPS_DEFAULT_SINCE,
     LOGS_TCP_PORT_443_HOST,
     ORCHESTRATOR_DEFAULT_SINCE,
+    PROCESS_IN_CORE_AGENT_SINCE,
     PRODUCTS,
     REMOTE_CONFIG_DEFAULT_SINCE,
     REMOTE_CONFIG_OFF_SITES,
@@ -514,6 +515,21 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
         )
     elif process is None and env_flag(process_enabled):
         found.append(_Use("process", "DD_PROCESS_AGENT_ENABLED=true", CONSEQUENCE["process"]))
+    elif process is None:
+        in_core = _default_on(
+            env,
+            "DD_PROCESS_CONFIG_RUN_IN_CORE_AGENT_ENABLED",
+            PROCESS_IN_CORE_AGENT_SINCE,
+            "process checks in the core agent",
+        )
+        if in_core and not _env_false(env.get("DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED")):
+            found.append(
+                _Use(
+                    "process",
+                    f"{in_core}: the core agent collects containers (container collection is on by default)",
+                    CONSEQUENCE["process"],
+                )
+            )
     orchestrator = _default_on(
         env, "DD_ORCHESTRATOR_EXPLORER_ENABLED", ORCHESTRATOR_DEFAULT_SINCE, "the orchestrator explorer"
     )

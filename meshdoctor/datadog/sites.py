@@ -137,6 +137,14 @@ REMOTE_CONFIG_OFF_SITES = ("ddog-gov.com",)
 #: First Agent version with the orchestrator explorer on by default.
 ORCHESTRATOR_DEFAULT_SINCE = (7, 57)
 
+#: Process checks (Live Containers, to `process.<site>`) in the core agent without a process-agent:
+#: `process_config.run_in_core_agent.enabled` (DD_PROCESS_CONFIG_RUN_IN_CORE_AGENT_ENABLED), which
+#: the Helm chart sets for Agent 7.60+ (DataDog/helm-charts charts/datadog/values.yaml
+#: `datadog.processAgent.runInCoreAgent`: "requires Agent 7.60.0+"), and on Linux always from 7.78
+#: ("For Agent 7.78.0+ ... process checks always run in the core agent on Linux"; datadog-agent
+#: pkg/config/setup default `runtime.GOOS == "linux"`).
+PROCESS_IN_CORE_AGENT_SINCE = (7, 78)
+
 #: First Agent version with container lifecycle and container image collection on by default.
 CONTAINER_EVENTS_DEFAULT_SINCE = (7, 50)
 
