@@ -408,13 +408,13 @@ def test_ad_annotations_v1():
 def test_ad_annotations_v2_and_unknown_container():
     deployment = annotated(
         {
-            "ad.datadoghq.com/istio-proxy.checks": '{"istio": {"init_config": {}, "instances": '
+            "ad.datadoghq.com/proxy.checks": '{"istio": {"init_config": {}, "instances": '
             '[{"istio_mesh_endpoint": "http://%%host%%:15020/stats/prometheus"}]}}',
         }
     )
     [config] = istio_check_configs(snapshot(deployment))
     assert config.source_kind == AD_ANNOTATIONS_V2
-    assert config.problems == ("names container 'istio-proxy', which the pod does not have",)
+    assert config.problems == ("names container 'proxy', which the pod does not have",)
     assert config.effective is False
     assert configured_endpoints(snapshot(deployment)) == []
     [endpoint] = configured_endpoints(snapshot(deployment), include_unread=True)
@@ -461,6 +461,76 @@ def test_ad_annotations_on_owned_pods_are_not_counted_twice():
         "Job",
         "CronJob",
     }
+
+
+V2_ISTIO = '{"istio": {"instances": [{"istiod_endpoint": "http://%%host%%:15014/metrics"}]}}'
+
+
+def test_ad_annotation_for_the_injected_sidecar_names_a_container_the_template_lacks():
+    deployment = annotated({"ad.datadoghq.com/istio-proxy.checks": V2_ISTIO})
+    [config] = istio_check_configs(snapshot(deployment))
+    assert (config.problems, config.effective, config.container) == ((), True, "istio-proxy")
+
+
+def test_ad_v2_checks_hides_the_v1_annotations_of_the_same_container():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": V2_ISTIO,
+            "ad.datadoghq.com/mixer.check_names": '["istio"]',
+            "ad.datadoghq.com/mixer.init_configs": "[{}]",
+            "ad.datadoghq.com/mixer.instances": '[{"mixer_endpoint": "http://%%host%%:9093/metrics"}]',
+        }
+    )
+    [config] = istio_check_configs(snapshot(daemonset([], [], image="gcr.io/datadoghq/agent:7.60.1"), deployment))
+    assert (config.source_kind, config.file_name) == (AD_ANNOTATIONS_V2, "ad.datadoghq.com/mixer.checks")
+    assert [e.key for e in configured_endpoints(snapshot(deployment))] == ["istiod_endpoint"]
+
+
+def test_ad_v2_on_agents_older_than_7_36_is_not_read_and_v1_is():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": V2_ISTIO,
+            "ad.datadoghq.com/mixer.check_names": '["istio"]',
+            "ad.datadoghq.com/mixer.init_configs": "[{}]",
+            "ad.datadoghq.com/mixer.instances": '[{"mixer_endpoint": "http://%%host%%:9093/metrics"}]',
+        }
+    )
+    configs = istio_check_configs(snapshot(daemonset([], [], image="gcr.io/datadoghq/agent:7.35.2"), deployment))
+    assert [(c.source_kind, c.problems, c.effective) for c in configs] == [
+        (AD_ANNOTATIONS, (), True),
+        (
+            AD_ANNOTATIONS_V2,
+            ("needs Agent 7.36 or later (v2 annotations); the node agents run 7.35.2",),
+            False,
+        ),
+    ]
+
+
+def test_malformed_ad_annotations_naming_istio_are_problems_not_errors():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": '{"istio": {"instances": [}}',
+            "ad.datadoghq.com/other.check_names": '["istio"',
+            "ad.datadoghq.com/third.checks": '{"redisdb": [',
+        }
+    )
+    deployment["spec"]["template"]["spec"]["containers"] += [{"name": "other"}, {"name": "third"}]
+    configs = istio_check_configs(snapshot(deployment))
+    assert [(c.file_name, c.problems[0].split(" (")[0], c.effective) for c in configs] == [
+        ("ad.datadoghq.com/mixer.checks", "is not valid JSON", False),
+        ("ad.datadoghq.com/other.check_names", "is not valid JSON", False),
+    ]
+
+
+def test_ad_annotations_on_a_workloads_own_metadata_are_never_read():
+    deployment = annotated({})
+    deployment["metadata"]["annotations"] = {"ad.datadoghq.com/mixer.checks": V2_ISTIO}
+    [config] = istio_check_configs(snapshot(deployment))
+    assert config.problems == (
+        "is on the Deployment's own metadata; the agent reads Autodiscovery annotations from pods only "
+        "(spec.template.metadata.annotations)",
+    )
+    assert config.effective is False
 
 
 def test_ad_v1_length_mismatch_is_a_problem():
@@ -620,3 +690,40 @@ def test_md209_points_at_the_namespace_where_the_service_is():
     assert finding.remediation.summary == (
         "use http://istio-telemetry.istio-system:42422/metrics instead of http://istio-telemetry.istio:42422/metrics."
     )
+
+
+# -- Autodiscovery annotations in the rules (MD208, MD202) -----------------------------------------
+
+
+def test_md208_names_the_object_and_the_annotation_whose_json_does_not_parse():
+    [finding] = findings_of("MD208", "failing-annotation-json")
+    assert finding.objects == (ObjectRef("Deployment", "istio-system", "istiod"),)
+    assert finding.message.startswith(
+        "Deployment istio-system/istiod: the Autodiscovery annotation ad.datadoghq.com/discovery.checks is not "
+        "valid JSON (Expecting property name enclosed in double quotes"
+    )
+    [evidence] = finding.evidence
+    assert evidence.path == "spec.template.metadata.annotations['ad.datadoghq.com/discovery.checks']"
+    assert findings_of("MD208", "passing-annotation") == []
+
+
+def test_an_annotation_on_istiod_pods_configures_the_check_with_the_pod_as_endpoint():
+    """%%host%% is each istiod pod's IP: on 1.5, whose istiod Service lacks 15014, the pod still serves it."""
+    from meshdoctor_rules import RULES
+
+    from meshdoctor.engine import run
+    from meshdoctor.sources import load_offline
+
+    snap, source = load_offline([str(FIXTURES / "MD208" / "passing-annotation")], None)
+    deployment = snap.get("Deployment", "istio-system", "istiod")
+    assert deployment is not None
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/istio/pilot:1.5.10"
+    [endpoint] = configured_endpoints(snap)
+    assert (endpoint.key, endpoint.host, endpoint.service, endpoint.port) == (
+        "istiod_endpoint",
+        "%%host%%",
+        None,
+        15014,
+    )
+    selected = [r for r in RULES if r.id.startswith("MD2")]
+    assert [(f.rule, str(f.severity)) for f in run(selected, snap, source).findings] == []
