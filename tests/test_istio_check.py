@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
+from meshdoctor.datadog.endpoint_eras import era_problem
 from meshdoctor.datadog.istio_check import (
     AD_ANNOTATIONS,
     AD_ANNOTATIONS_V2,
     CONFIGMAP,
     HELM_CONFD,
+    CheckEndpoint,
     agent_has_auto_conf,
     confd_check,
     configmap_volumes,
@@ -30,7 +32,7 @@ from meshdoctor.datadog.istio_check import (
     runs_cont_init,
 )
 from meshdoctor.istio.mesh import MeshInfo
-from meshdoctor.model import ObjectRef
+from meshdoctor.model import ObjectRef, Severity
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
 
@@ -692,7 +694,62 @@ def test_md209_points_at_the_namespace_where_the_service_is():
     )
 
 
-# -- Autodiscovery annotations in the rules (MD208, MD202) -----------------------------------------
+# -- sidecar stats ports (MD210 before 1.6, MD212 from 1.7) and annotations (MD208, MD202) ---------
+
+
+def test_md210_merged_port_before_istio_1_6_is_fixed_to_envoys_port():
+    [finding] = findings_of("MD210", "failing-merged-port-1.5")
+    assert finding.message == (
+        "Deployment bookinfo/reviews: istio_mesh_endpoint http://%%host%%:15020/stats/prometheus: pilot-agent "
+        "serves /stats/prometheus on 15020 from Istio 1.6; in 1.5.10 that path is not on 15020 (HTTP 404), the "
+        "sidecar's metrics are on Envoy's 15090."
+    )
+    assert finding.remediation.summary.endswith("use http://%%host%%:15090/stats/prometheus.")
+
+
+def test_md210_merged_port_in_the_mixer_era_points_at_mixer():
+    endpoint = CheckEndpoint(
+        None, ObjectRef("ConfigMap", "default", "c"), "istio_mesh_endpoint",
+        "http://%%host%%:15020/stats/prometheus", "%%host%%", None, None, 15020, "/stats/prometheus", "istiod",
+    )  # fmt: skip
+    info = MeshInfo(version="1.4.10", era="mixer", namespace="istio-system")
+    assert era_problem(endpoint, info, True) == (
+        "pilot-agent serves /stats/prometheus on 15020 from Istio 1.6, and the mesh metrics of 1.4.10 (Mixer era) "
+        "come from istio-telemetry:42422",
+        None,
+    )
+    assert era_problem(endpoint, MeshInfo(version="1.6.14", era="istiod", namespace="istio-system"), False) is None
+
+
+def test_md212_is_advice_with_the_merged_url_to_review():
+    [finding] = findings_of("MD212", "failing")
+    assert finding.severity is Severity.INFO
+    assert finding.message == (
+        "Deployment bookinfo/reviews: istio_mesh_endpoint http://%%host%%:15090/stats/prometheus scrapes Envoy's "
+        "own stats (15090); on Istio 1.22.3 the merged port 15020 serves them too, with pilot-agent's metrics "
+        "(istio.mesh.agent.*), which are not collected. The mesh's request metrics still come."
+    )
+    assert finding.remediation.safe is False
+    assert "use http://%%host%%:15020/stats/prometheus" in finding.remediation.summary
+    [finding] = findings_of("MD212", "failing-auto-conf-agent-7-40")
+    assert finding.objects == (ObjectRef("DaemonSet", "default", "datadog-agent"),)
+    assert findings_of("MD212", "passing-istio-1-6") == []
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("gcr.io/datadoghq/agent:7.43.1", True),
+        ("gcr.io/datadoghq/agent:7.44.0", False),
+        ("gcr.io/datadoghq/agent:7.19.2", False),  # no auto_conf.yaml yet
+        ("gcr.io/datadoghq/agent:6.40.0", False),  # Agent 6 is not judged
+        ("gcr.io/datadoghq/agent:latest", False),
+    ],
+)
+def test_auto_conf_scrapes_envoy_port_by_agent_version(image: str, expected: bool):
+    from meshdoctor.datadog.sidecar_stats import auto_conf_scrapes_envoy_port
+
+    assert auto_conf_scrapes_envoy_port(daemonset([], [], image=image)) is expected
 
 
 def test_md208_names_the_object_and_the_annotation_whose_json_does_not_parse():
