@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
+from meshdoctor.datadog.endpoint_eras import era_problem
 from meshdoctor.datadog.istio_check import (
     AD_ANNOTATIONS,
     AD_ANNOTATIONS_V2,
     CONFIGMAP,
     HELM_CONFD,
+    CheckEndpoint,
     agent_has_auto_conf,
     confd_check,
     configmap_volumes,
@@ -30,7 +32,7 @@ from meshdoctor.datadog.istio_check import (
     runs_cont_init,
 )
 from meshdoctor.istio.mesh import MeshInfo
-from meshdoctor.model import ObjectRef
+from meshdoctor.model import ObjectRef, Severity
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import Snapshot
 
@@ -408,13 +410,13 @@ def test_ad_annotations_v1():
 def test_ad_annotations_v2_and_unknown_container():
     deployment = annotated(
         {
-            "ad.datadoghq.com/istio-proxy.checks": '{"istio": {"init_config": {}, "instances": '
+            "ad.datadoghq.com/proxy.checks": '{"istio": {"init_config": {}, "instances": '
             '[{"istio_mesh_endpoint": "http://%%host%%:15020/stats/prometheus"}]}}',
         }
     )
     [config] = istio_check_configs(snapshot(deployment))
     assert config.source_kind == AD_ANNOTATIONS_V2
-    assert config.problems == ("names container 'istio-proxy', which the pod does not have",)
+    assert config.problems == ("names container 'proxy', which the pod does not have",)
     assert config.effective is False
     assert configured_endpoints(snapshot(deployment)) == []
     [endpoint] = configured_endpoints(snapshot(deployment), include_unread=True)
@@ -461,6 +463,76 @@ def test_ad_annotations_on_owned_pods_are_not_counted_twice():
         "Job",
         "CronJob",
     }
+
+
+V2_ISTIO = '{"istio": {"instances": [{"istiod_endpoint": "http://%%host%%:15014/metrics"}]}}'
+
+
+def test_ad_annotation_for_the_injected_sidecar_names_a_container_the_template_lacks():
+    deployment = annotated({"ad.datadoghq.com/istio-proxy.checks": V2_ISTIO})
+    [config] = istio_check_configs(snapshot(deployment))
+    assert (config.problems, config.effective, config.container) == ((), True, "istio-proxy")
+
+
+def test_ad_v2_checks_hides_the_v1_annotations_of_the_same_container():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": V2_ISTIO,
+            "ad.datadoghq.com/mixer.check_names": '["istio"]',
+            "ad.datadoghq.com/mixer.init_configs": "[{}]",
+            "ad.datadoghq.com/mixer.instances": '[{"mixer_endpoint": "http://%%host%%:9093/metrics"}]',
+        }
+    )
+    [config] = istio_check_configs(snapshot(daemonset([], [], image="gcr.io/datadoghq/agent:7.60.1"), deployment))
+    assert (config.source_kind, config.file_name) == (AD_ANNOTATIONS_V2, "ad.datadoghq.com/mixer.checks")
+    assert [e.key for e in configured_endpoints(snapshot(deployment))] == ["istiod_endpoint"]
+
+
+def test_ad_v2_on_agents_older_than_7_36_is_not_read_and_v1_is():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": V2_ISTIO,
+            "ad.datadoghq.com/mixer.check_names": '["istio"]',
+            "ad.datadoghq.com/mixer.init_configs": "[{}]",
+            "ad.datadoghq.com/mixer.instances": '[{"mixer_endpoint": "http://%%host%%:9093/metrics"}]',
+        }
+    )
+    configs = istio_check_configs(snapshot(daemonset([], [], image="gcr.io/datadoghq/agent:7.35.2"), deployment))
+    assert [(c.source_kind, c.problems, c.effective) for c in configs] == [
+        (AD_ANNOTATIONS, (), True),
+        (
+            AD_ANNOTATIONS_V2,
+            ("needs Agent 7.36 or later (v2 annotations); the node agents run 7.35.2",),
+            False,
+        ),
+    ]
+
+
+def test_malformed_ad_annotations_naming_istio_are_problems_not_errors():
+    deployment = annotated(
+        {
+            "ad.datadoghq.com/mixer.checks": '{"istio": {"instances": [}}',
+            "ad.datadoghq.com/other.check_names": '["istio"',
+            "ad.datadoghq.com/third.checks": '{"redisdb": [',
+        }
+    )
+    deployment["spec"]["template"]["spec"]["containers"] += [{"name": "other"}, {"name": "third"}]
+    configs = istio_check_configs(snapshot(deployment))
+    assert [(c.file_name, c.problems[0].split(" (")[0], c.effective) for c in configs] == [
+        ("ad.datadoghq.com/mixer.checks", "is not valid JSON", False),
+        ("ad.datadoghq.com/other.check_names", "is not valid JSON", False),
+    ]
+
+
+def test_ad_annotations_on_a_workloads_own_metadata_are_never_read():
+    deployment = annotated({})
+    deployment["metadata"]["annotations"] = {"ad.datadoghq.com/mixer.checks": V2_ISTIO}
+    [config] = istio_check_configs(snapshot(deployment))
+    assert config.problems == (
+        "is on the Deployment's own metadata; the agent reads Autodiscovery annotations from pods only "
+        "(spec.template.metadata.annotations)",
+    )
+    assert config.effective is False
 
 
 def test_ad_v1_length_mismatch_is_a_problem():
@@ -620,3 +692,95 @@ def test_md209_points_at_the_namespace_where_the_service_is():
     assert finding.remediation.summary == (
         "use http://istio-telemetry.istio-system:42422/metrics instead of http://istio-telemetry.istio:42422/metrics."
     )
+
+
+# -- sidecar stats ports (MD210 before 1.6, MD212 from 1.7) and annotations (MD208, MD202) ---------
+
+
+def test_md210_merged_port_before_istio_1_6_is_fixed_to_envoys_port():
+    [finding] = findings_of("MD210", "failing-merged-port-1.5")
+    assert finding.message == (
+        "Deployment bookinfo/reviews: istio_mesh_endpoint http://%%host%%:15020/stats/prometheus: pilot-agent "
+        "serves /stats/prometheus on 15020 from Istio 1.6; in 1.5.10 that path is not on 15020 (HTTP 404), the "
+        "sidecar's metrics are on Envoy's 15090."
+    )
+    assert finding.remediation.summary.endswith("use http://%%host%%:15090/stats/prometheus.")
+
+
+def test_md210_merged_port_in_the_mixer_era_points_at_mixer():
+    endpoint = CheckEndpoint(
+        None, ObjectRef("ConfigMap", "default", "c"), "istio_mesh_endpoint",
+        "http://%%host%%:15020/stats/prometheus", "%%host%%", None, None, 15020, "/stats/prometheus", "istiod",
+    )  # fmt: skip
+    info = MeshInfo(version="1.4.10", era="mixer", namespace="istio-system")
+    assert era_problem(endpoint, info, True) == (
+        "pilot-agent serves /stats/prometheus on 15020 from Istio 1.6, and the mesh metrics of 1.4.10 (Mixer era) "
+        "come from istio-telemetry:42422",
+        None,
+    )
+    assert era_problem(endpoint, MeshInfo(version="1.6.14", era="istiod", namespace="istio-system"), False) is None
+
+
+def test_md212_is_advice_with_the_merged_url_to_review():
+    [finding] = findings_of("MD212", "failing")
+    assert finding.severity is Severity.INFO
+    assert finding.message == (
+        "Deployment bookinfo/reviews: istio_mesh_endpoint http://%%host%%:15090/stats/prometheus scrapes Envoy's "
+        "own stats (15090); on Istio 1.22.3 the merged port 15020 serves them too, with pilot-agent's metrics "
+        "(istio.mesh.agent.*), which are not collected. The mesh's request metrics still come."
+    )
+    assert finding.remediation.safe is False
+    assert "use http://%%host%%:15020/stats/prometheus" in finding.remediation.summary
+    [finding] = findings_of("MD212", "failing-auto-conf-agent-7-40")
+    assert finding.objects == (ObjectRef("DaemonSet", "default", "datadog-agent"),)
+    assert findings_of("MD212", "passing-istio-1-6") == []
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("gcr.io/datadoghq/agent:7.43.1", True),
+        ("gcr.io/datadoghq/agent:7.44.0", False),
+        ("gcr.io/datadoghq/agent:7.19.2", False),  # no auto_conf.yaml yet
+        ("gcr.io/datadoghq/agent:6.40.0", False),  # Agent 6 is not judged
+        ("gcr.io/datadoghq/agent:latest", False),
+    ],
+)
+def test_auto_conf_scrapes_envoy_port_by_agent_version(image: str, expected: bool):
+    from meshdoctor.datadog.sidecar_stats import auto_conf_scrapes_envoy_port
+
+    assert auto_conf_scrapes_envoy_port(daemonset([], [], image=image)) is expected
+
+
+def test_md208_names_the_object_and_the_annotation_whose_json_does_not_parse():
+    [finding] = findings_of("MD208", "failing-annotation-json")
+    assert finding.objects == (ObjectRef("Deployment", "istio-system", "istiod"),)
+    assert finding.message.startswith(
+        "Deployment istio-system/istiod: the Autodiscovery annotation ad.datadoghq.com/discovery.checks is not "
+        "valid JSON (Expecting property name enclosed in double quotes"
+    )
+    [evidence] = finding.evidence
+    assert evidence.path == "spec.template.metadata.annotations['ad.datadoghq.com/discovery.checks']"
+    assert findings_of("MD208", "passing-annotation") == []
+
+
+def test_an_annotation_on_istiod_pods_configures_the_check_with_the_pod_as_endpoint():
+    """%%host%% is each istiod pod's IP: on 1.5, whose istiod Service lacks 15014, the pod still serves it."""
+    from meshdoctor_rules import RULES
+
+    from meshdoctor.engine import run
+    from meshdoctor.sources import load_offline
+
+    snap, source = load_offline([str(FIXTURES / "MD208" / "passing-annotation")], None)
+    deployment = snap.get("Deployment", "istio-system", "istiod")
+    assert deployment is not None
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "docker.io/istio/pilot:1.5.10"
+    [endpoint] = configured_endpoints(snap)
+    assert (endpoint.key, endpoint.host, endpoint.service, endpoint.port) == (
+        "istiod_endpoint",
+        "%%host%%",
+        None,
+        15014,
+    )
+    selected = [r for r in RULES if r.id.startswith("MD2")]
+    assert [(f.rule, str(f.severity)) for f in run(selected, snap, source).findings] == []

@@ -3,7 +3,8 @@
 Mixer-era options (`mixer_endpoint`, `galley_endpoint`, `pilot_endpoint`, `citadel_endpoint`)
 before 1.5, `istiod_endpoint` from 1.5; Mixer telemetry (istio-telemetry) only while an
 istio-telemetry Deployment runs and before its removal in 1.8; and the monitoring port of each
-Mixer-era component by version (`istio.versions.TELEMETRY_ENDPOINTS`).
+Mixer-era component by version (`istio.versions.TELEMETRY_ENDPOINTS`); and the sidecar's merged
+stats port 15020, whose `/stats/prometheus` pilot-agent serves only from 1.6 (`MERGED_STATS_SINCE`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import re
 from meshdoctor.datadog.istio_check import CheckEndpoint, mixer_telemetry_deployed
 from meshdoctor.istio.mesh import ISTIOD, MIXER, MeshInfo, mesh_info
 from meshdoctor.istio.versions import (
+    ENVOY_STATS_PORT,
     ISTIOD_MONITORING_SINCE,
+    MERGED_STATS_PORT,
+    MERGED_STATS_SINCE,
     MIXER_REMOVED_IN,
     TELEMETRY_ENDPOINTS,
     telemetry_endpoints,
@@ -67,6 +71,9 @@ def era_problem(endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool) -> tup
             "selects the istiod pods) has it",
             _ISTIOD_HOST.sub(r"\1istio-pilot", endpoint.url, count=1),
         )
+    merged = _merged_port_problem(endpoint, info)
+    if merged is not None:
+        return merged
     component = endpoint.service if endpoint.service in ("istio-telemetry", "istio-pilot", "istio-galley") else None
     if component is None or minor is None or not isinstance(port, int) or key == "istio_mesh_endpoint":
         return None
@@ -83,3 +90,28 @@ def era_problem(endpoint: CheckEndpoint, info: MeshInfo, telemetry: bool) -> tup
             fixed,
         )
     return None
+
+
+def _merged_port_problem(endpoint: CheckEndpoint, info: MeshInfo) -> tuple[str, str | None] | None:
+    """`istio_mesh_endpoint` on the sidecar's 15020 `/stats/prometheus` before Istio 1.6 serves it."""
+    minor = info.minor
+    if (
+        endpoint.key != "istio_mesh_endpoint"
+        or endpoint.port != MERGED_STATS_PORT
+        or not endpoint.path.startswith("/stats/prometheus")
+        or minor is None
+        or minor >= MERGED_STATS_SINCE
+    ):
+        return None
+    version = info.version or info.era
+    served = "pilot-agent serves /stats/prometheus on 15020 from Istio 1.6"
+    if info.era == ISTIOD:
+        return (
+            f"{served}; in {version} that path is not on 15020 (HTTP 404), the sidecar's metrics are "
+            f"on Envoy's {ENVOY_STATS_PORT}",
+            endpoint.url.replace(f":{MERGED_STATS_PORT}", f":{ENVOY_STATS_PORT}", 1),
+        )
+    return (
+        f"{served}, and the mesh metrics of {version} (Mixer era) come from istio-telemetry:42422",
+        None,
+    )

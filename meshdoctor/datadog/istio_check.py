@@ -29,7 +29,9 @@ import yaml
 
 from meshdoctor.datadog import paths
 from meshdoctor.datadog.agent import agent_container, agent_version, agent_workloads
+from meshdoctor.datadog.sites import at_least
 from meshdoctor.istio.mesh import ISTIOD, MIXER, UNKNOWN, MeshInfo
+from meshdoctor.istio.versions import SIDECAR_CONTAINER
 from meshdoctor.kube.meta import metadata
 from meshdoctor.kube.service_endpoints import parse_endpoint_url
 from meshdoctor.kube.workloads import WORKLOAD_KINDS, iter_pod_templates, owner_chain, pod_template
@@ -565,7 +567,19 @@ def _annotation_config(
     )
 
 
-def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[IstioCheckConfig]:
+def _mentions_istio_check(value: Any) -> bool:
+    """Whether an annotation value that does not parse names the istio check (`"istio"`)."""
+    return f'"{paths.ISTIO_CHECK}"' in str(value)
+
+
+def _annotation_configs(
+    obj: KubeObject, template: Mapping[str, Any], v2_unread: str | None = None
+) -> list[IstioCheckConfig]:
+    """The istio configurations in one pod's (or pod template's) Autodiscovery annotations.
+
+    As the agent reads them (`paths.AD_PREFIX`): a container with a v2 `.checks` annotation has its
+    v1 annotations ignored; `v2_unread` says why no agent reads v2 annotations, when none does.
+    """
     annotations = metadata(template).get("annotations") or {}
     names = {str(c.get("name", "")) for _, _, c in _containers(template)}
     ref = object_ref(obj)
@@ -575,12 +589,15 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
             continue
         container, _, option = str(key)[len(paths.AD_PREFIX) :].rpartition(".")
         problems: list[str] = []
-        if container not in names:
+        # The injected sidecar is not in a workload's template: an annotation naming it is meant for it.
+        if container not in names and container != SIDECAR_CONTAINER:
             problems.append(f"names container {container!r}, which the pod does not have")
         if option == paths.AD_V2_KEY:
             parsed, error = _json(value)
+            if v2_unread is not None:
+                problems.append(v2_unread)
             if error is not None:
-                if '"istio"' in str(value):
+                if _mentions_istio_check(value):
                     found.append(
                         _annotation_config(
                             AD_ANNOTATIONS_V2,
@@ -589,7 +606,7 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
                             str(value),
                             None,
                             (),
-                            [f"not valid JSON: {error}", *problems],
+                            [f"is not valid JSON ({error})", *problems],
                             container,
                         )
                     )
@@ -605,8 +622,17 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
                 _annotation_config(AD_ANNOTATIONS_V2, ref, str(key), str(value), check, instances, problems, container)
             )
         elif option == "check_names":
+            if f"{paths.AD_PREFIX}{container}.{paths.AD_V2_KEY}" in annotations and v2_unread is None:
+                continue  # the agent reads the v2 `.checks` annotation instead
             names_parsed, error = _json(value)
             if error is not None or not isinstance(names_parsed, list):
+                if _mentions_istio_check(value):
+                    reason = f"is not valid JSON ({error})" if error is not None else "is not a JSON list"
+                    found.append(
+                        _annotation_config(
+                            AD_ANNOTATIONS, ref, str(key), str(value), None, (), [reason, *problems], container
+                        )
+                    )
                 continue
             if paths.ISTIO_CHECK not in names_parsed:
                 continue
@@ -616,7 +642,11 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
             parsed_instances, error = _json(raw_instances) if raw_instances is not None else (None, "absent")
             instance: Any = None
             if error is not None:
-                problems.append(f"{instances_key} is {'absent' if raw_instances is None else 'not valid JSON'}")
+                problems.append(
+                    f"{instances_key} is absent"
+                    if raw_instances is None
+                    else f"{instances_key} is not valid JSON ({error})"
+                )
             elif not isinstance(parsed_instances, list) or len(parsed_instances) != len(names_parsed):
                 problems.append(f"{instances_key} does not list one instance per check name")
             else:
@@ -639,20 +669,61 @@ def _annotation_configs(obj: KubeObject, template: Mapping[str, Any]) -> list[Is
     return found
 
 
+def _workload_metadata_configs(obj: KubeObject) -> list[IstioCheckConfig]:
+    """Autodiscovery annotations naming istio on a workload's own metadata, which no agent reads."""
+    annotations = metadata(obj).get("annotations") or {}
+    found: list[IstioCheckConfig] = []
+    for key, value in sorted(annotations.items()):
+        if not str(key).startswith(paths.AD_PREFIX) or not str(key).endswith((".checks", ".check_names")):
+            continue
+        if not _mentions_istio_check(value):
+            continue
+        container = str(key)[len(paths.AD_PREFIX) :].rpartition(".")[0]
+        problem = (
+            f"is on the {obj.get('kind')}'s own metadata; the agent reads Autodiscovery annotations "
+            "from pods only (spec.template.metadata.annotations)"
+        )
+        kind = AD_ANNOTATIONS_V2 if str(key).endswith(".checks") else AD_ANNOTATIONS
+        found.append(_annotation_config(kind, object_ref(obj), str(key), str(value), None, (), [problem], container))
+    return found
+
+
+def v2_annotations_unread(reader: ObjectReader) -> str | None:
+    """Why no node agent reads v2 `.checks` annotations (every one pinned before 6.36/7.36), or None."""
+    versions = []
+    for workload in agent_workloads(reader):
+        if workload.get("kind") != "DaemonSet":
+            continue
+        container = agent_container(pod_template(workload))
+        versions.append(agent_version(container) if container is not None else None)
+    if not versions or any(at_least(v, paths.AD_V2_SINCE) is not False for v in versions):
+        return None
+    return (
+        f"needs Agent 7.36 or later (v2 annotations); the node agents run {', '.join(sorted(set(map(str, versions))))}"
+    )
+
+
 def annotation_configs(reader: ObjectReader) -> list[IstioCheckConfig]:
     """Return the istio check configurations in Autodiscovery annotations of pods and templates.
 
     An object owned by another one in the snapshot (a Deployment's ReplicaSet, a DaemonSet's
-    pods) is left out: its owner's template already says the same.
+    pods) is left out: its owner's template already says the same. Annotations on a workload's own
+    metadata are included with a problem: the agent never reads them.
     """
     found: list[IstioCheckConfig] = []
+    v2_unread: str | None = None
     for obj, template in iter_pod_templates(reader, WORKLOAD_KINDS):
+        owned = bool(metadata(obj).get("ownerReferences")) and bool(owner_chain(reader, obj))
+        if obj.get("kind") != "Pod" and not owned:
+            found.extend(_workload_metadata_configs(obj))
         annotations = metadata(template).get("annotations") or {}
         if not any(str(k).startswith(paths.AD_PREFIX) for k in annotations):
             continue
-        if metadata(obj).get("ownerReferences") and owner_chain(reader, obj):
+        if owned:
             continue
-        found.extend(_annotation_configs(obj, template))
+        if v2_unread is None and any(str(k).endswith(f".{paths.AD_V2_KEY}") for k in annotations):
+            v2_unread = v2_annotations_unread(reader) or ""
+        found.extend(_annotation_configs(obj, template, v2_unread or None))
     return found
 
 
@@ -810,6 +881,7 @@ __all__ = [
     "VolumeMount",
     "agent_has_auto_conf",
     "annotation_configs",
+    "v2_annotations_unread",
     "check_instances",
     "configmap_volumes",
     "configured_endpoints",

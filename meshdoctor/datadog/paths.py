@@ -58,12 +58,24 @@ AUTO_CONF_FILE = "auto_conf.yaml"
 #: The check's name: `istio.d` folder, `istio.yaml` file, `istio` in AD annotations.
 ISTIO_CHECK = "istio"
 
-#: Autodiscovery annotations (Datadog docs "Kubernetes Integrations Autodiscovery"):
-#: v1 `ad.datadoghq.com/<container>.check_names` / `.init_configs` / `.instances` (JSON lists of the
-#: same length), v2 (Agent 7.36+) `ad.datadoghq.com/<container>.checks` (JSON object by check name).
+#: Autodiscovery annotations (DataDog/datadog-agent pkg/autodiscovery/common/utils/pod_annotations.go
+#: `ExtractTemplatesFromPodAnnotations`): v1 `ad.datadoghq.com/<container>.check_names` /
+#: `.init_configs` / `.instances` (JSON lists of the same length), v2
+#: `ad.datadoghq.com/<container>.checks` (a JSON object by check name, each with `instances` and
+#: an optional `init_config`). When a container has a v2 `.checks` annotation its v1 annotations
+#: are not read (the `else` branch), and a `.checks` value that does not parse ("cannot parse
+#: check configuration") configures nothing for that container. v2 arrived with datadog-agent
+#: PR #11274 (releasenotes/notes/ad-annotations-v2-a897fabaf00623c0.yaml), released in Agent 7.36
+#: (DataDog/documentation PR #13807 "Document AD annotations v2 (Agent 7.36+)"); an older agent
+#: ignores it (Agent 6 is built from the same tree at the same minor, 6.36 with 7.36, as the other
+#: `*_SINCE` facts here). The agent reads these from pods (the kubelet's pod list), never from a workload's
+#: own metadata: on a Deployment they belong in the pod template (DataDog/documentation PR #1260,
+#: "the agent wouldn't check the deployments metadata, just the pods metadata"). `%%host%%` in
+#: them is the pod's IP: such an endpoint is the pod itself, not a Service.
 AD_PREFIX = "ad.datadoghq.com/"
 AD_V1_KEYS = ("check_names", "init_configs", "instances")
 AD_V2_KEY = "checks"
+AD_V2_SINCE: dict[int, tuple[int, int]] = {6: (6, 36), 7: (7, 36)}
 
 #: The ConfigMap the Helm chart renders from `datadog.confd` ("Each key becomes a file in
 #: /conf.d"; helm-charts templates/_daemonset-volumes-linux.yaml volume `confd`).
@@ -111,6 +123,11 @@ MESH_PORTS_SIDECAR = (15020, 15090)
 ISTIOD_ENDPOINT_SINCE = {6: (6, 20), 7: (7, 20)}
 AUTO_CONF_SINCE = {6: (6, 20), 7: (7, 20)}
 OPENMETRICS_SINCE = {7: (7, 31)}
+#: The image's istio auto_conf.yaml scrapes the merged 15020 from integrations-core istio 4.3.1,
+#: first in Agent 7.44.0 (istio CHANGELOG 4.3.1 "Add port for merged telemetry endpoint in Istio
+#: auto_conf", PR #13204); before, Envoy's 15090 (issue #13047: the `istio.mesh.agent.*` metrics
+#: were missing). Which integrations Agent 6 releases of that time ship is not verified here.
+AUTO_CONF_MERGED_PORT_SINCE: dict[int, tuple[int, int]] = {7: (7, 44)}
 #: The env var listing checks whose auto_conf.yaml the agent skips (config_reader.go
 #: `ignore_autoconf`).
 IGNORE_AUTOCONF_ENV = "DD_IGNORE_AUTOCONF"

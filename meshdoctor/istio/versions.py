@@ -171,12 +171,18 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         "Envoy stats of the sidecar",
         (1, 0),
     ),
-    # The pilot-agent status port 15020 serves the merged (app + Envoy + istio-agent) metrics on
-    # /stats/prometheus from 1.6.0 (pilot/cmd/pilot-agent/status/server.go
-    # `mux.HandleFunc("/stats/prometheus", s.handleStats)`); `meshConfig.enablePrometheusMerge`
-    # defaults to true from 1.7.0 (manifests/charts/global.yaml). integrations-core istio
-    # auto_conf.yaml scrapes `http://%%host%%:15020/stats/prometheus` from check 4.3.1 / Agent 7.44
-    # (15090 before).
+    # The pilot-agent status port 15020 serves the merged metrics on /stats/prometheus from 1.6.0
+    # (istio/istio 1.6.0 pilot/cmd/pilot-agent/status/server.go `mux.HandleFunc(`/stats/prometheus`,
+    # s.handleStats)`: Envoy's 15090 stats, plus the application's when merging is on; 1.5.0's
+    # status server has only the readiness, quit and app-health paths). From 1.7.0 it adds
+    # pilot-agent's own metrics (`scrapeAgentMetrics`, the `istio_agent_*` families). It serves
+    # the path whatever `meshConfig.enablePrometheusMerge` says: that setting (false in 1.6.0
+    # manifests/charts/global.yaml, true from 1.7.0) and the pod annotation
+    # `prometheus.istio.io/merge-metrics` (pkg/kube/inject/webhook.go `enablePrometheusMerge`) only
+    # decide whether the application's metrics are merged and the `prometheus.io/*` annotations
+    # point at 15020. integrations-core istio auto_conf.yaml scrapes
+    # `http://%%host%%:15020/stats/prometheus` from check 4.3.1 / Agent 7.44.0 (PR #13204; 15090
+    # before, issue #13047).
     TelemetryEndpoint(
         "sidecar",
         15020,
@@ -186,6 +192,15 @@ TELEMETRY_ENDPOINTS: tuple[TelemetryEndpoint, ...] = (
         (1, 6),
     ),
 )
+
+
+#: First minor whose pilot-agent serves `/stats/prometheus` on the status port 15020, and first
+#: whose answer there includes pilot-agent's own `istio_agent_*` metrics (the 15020 fact above).
+MERGED_STATS_SINCE = (1, 6)
+AGENT_METRICS_MERGED_SINCE = (1, 7)
+#: The sidecar's stats ports: Envoy's own (every version) and pilot-agent's merged one.
+ENVOY_STATS_PORT = 15090
+MERGED_STATS_PORT = 15020
 
 
 def telemetry_endpoints(version: tuple[int, int], component: str | None = None) -> list[TelemetryEndpoint]:

@@ -117,6 +117,12 @@ def _controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return refs[0] if refs else None
 
 
+#: The built-in controllers an owner chain walks through (Pod -> ReplicaSet -> Deployment...).
+CONTROLLER_KINDS = frozenset(
+    {"ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "ReplicationController"}
+)
+
+
 def owner_chain(reader: ObjectReader, obj: KubeObject) -> list[KubeObject]:
     """The controllers above an object, nearest first: Pod -> [ReplicaSet, Deployment].
 
@@ -133,6 +139,8 @@ def owner_chain(reader: ObjectReader, obj: KubeObject) -> list[KubeObject]:
         if ref is None:
             return chain
         kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        if kind not in CONTROLLER_KINDS:
+            return chain  # an operator's own kind (DatadogAgentInternal...): not a workload
         key = (kind, namespace_of(current), name)
         if key in seen:
             return chain

@@ -3,7 +3,8 @@
 Ids: MD201 ConfigMap missing, MD202 check not configured anywhere, MD203 ConfigMap not referenced,
 MD204 volume not mounted, MD205 mounted where the agent does not read, MD206 `items` key absent,
 MD207 ConfigMap in another namespace, MD208 not valid YAML / no instances, MD209 endpoint names no
-Service, MD210 endpoint of the wrong mesh era, MD211 a folder mount hiding the image's auto_conf.yaml.
+Service, MD210 endpoint of the wrong mesh era, MD211 a folder mount hiding the image's auto_conf.yaml,
+MD212 sidecar metrics scraped on Envoy's 15090 instead of the merged 15020 (advice).
 
 Split with the telemetry family (MD3xx): here, whether the configuration names endpoints that can
 exist at all (a Service of that name; the keys and ports of the mesh's version). Whether that
@@ -29,6 +30,7 @@ from .md208_config_invalid import IstioCheckConfigInvalid
 from .md209_endpoint_no_service import IstioCheckEndpointNoService
 from .md210_endpoint_wrong_era import IstioCheckEndpointWrongEra
 from .md211_mount_hides_auto_conf import MountHidesAutoConf
+from .md212_sidecar_envoy_port import SidecarEnvoyPort
 
 RULES: list[type[Rule]] = [
     IstioCheckConfigMapMissing,
@@ -42,4 +44,5 @@ RULES: list[type[Rule]] = [
     IstioCheckEndpointNoService,
     IstioCheckEndpointWrongEra,
     MountHidesAutoConf,
+    SidecarEnvoyPort,
 ]
