@@ -547,7 +547,7 @@ def test_recommended_conf_per_version():
     ],
 )
 def test_agent_has_auto_conf(image, env, expected):
-    assert agent_has_auto_conf(daemonset([], [], env=env, image=image)) is expected
+    assert agent_has_auto_conf(Snapshot(), daemonset([], [], env=env, image=image)) is expected
 
 
 # -- the check-config rules' remediations, on their fixtures ---------------------------------------

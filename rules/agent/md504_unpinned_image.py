@@ -22,7 +22,7 @@ class UnpinnedAgentImage(Rule):
     title = "Agent image is not pinned to a version"
     category = Category.AGENT
     severity = Severity.WARNING
-    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"])
+    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"], logs=["agent"])
     docs = RuleDocs(
         what="An agent container whose image has no tag or the `latest` tag, and no digest.",
         why="Each node pulls whatever `latest` is when its pod starts, so one DaemonSet runs several "

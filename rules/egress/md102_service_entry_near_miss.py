@@ -241,7 +241,7 @@ class IntakeServiceEntryNearMiss(Rule):
     title = "A ServiceEntry for the Datadog intake does not cover what the agent uses"
     category = Category.EGRESS
     severity = Severity.ERROR
-    inputs = inputs(*INTAKE_KINDS, optional=INTAKE_OPTIONAL_KINDS)
+    inputs = inputs(*INTAKE_KINDS, optional=INTAKE_OPTIONAL_KINDS, logs=["agent"])
     docs = RuleDocs(
         what="An agent workload in the mesh whose intake endpoints a ServiceEntry almost covers: "
         "its hosts are another Datadog site's (`*.datadoghq.eu` for an agent on datadoghq.com) or "
