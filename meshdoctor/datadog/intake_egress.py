@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from meshdoctor.datadog.agent import RequiredEndpoint, datadog_site, required_endpoints
+from meshdoctor.datadog.agent import RequiredEndpoint, agent_release, datadog_site, required_endpoints
+from meshdoctor.datadog.agent_version import AgentRelease
 from meshdoctor.istio.egress import (
     DEFAULT_ROOT_NAMESPACE,
     Coverage,
@@ -76,6 +77,8 @@ class AgentEgress:
     sidecar_policy: KubeObject | None
     """The Sidecar whose `outboundTrafficPolicy` decided the policy, if one did."""
     site: str
+    release: AgentRelease
+    """The release the agent runs and which evidence decided (its versioned host, logs transport)."""
     endpoints: list[EndpointState] = field(default_factory=list)
 
 
@@ -151,6 +154,7 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
         policy=policy,
         sidecar_policy=sidecar if sidecar_mode else None,
         site=datadog_site(reader, workload),
+        release=agent_release(reader, workload),
     )
     injector = injector_configmap(reader, info)
     for endpoint in required_endpoints(reader, workload):
