@@ -22,7 +22,7 @@ from meshdoctor.model import (
     Remediation,
     Severity,
 )
-from meshdoctor.snapshot import KubeObject, LogSource, Snapshot, object_ref
+from meshdoctor.snapshot import KubeObject, LogKey, LogSource, Snapshot, object_ref
 
 RULE_ID = re.compile(r"^MD\d{3}$")
 
@@ -147,6 +147,10 @@ class Context:
         """A container log, or None."""
         self.logs_read.add((namespace, pod, container))
         return self.snapshot.log(namespace, pod, container, previous)
+
+    def log_keys(self) -> list[LogKey]:
+        """Every container log the input holds (current and previous instances), sorted."""
+        return sorted(self.snapshot.logs)
 
     def origin(self, obj: KubeObject) -> Origin | None:
         """Where an object was read from."""

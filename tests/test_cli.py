@@ -109,13 +109,14 @@ def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
         "MD401-daemonset-default-datadog-agent.yaml",
         "MD501-daemonset-default-datadog-agent.yaml",
         "MD503-daemonset-default-datadog-agent.yaml",
+        "MD504-daemonset-default-datadog-agent.yaml",  # pinned to 6.10.2, the release its pod runs
         "index.md",
     ]
     for name in written[:-1]:  # every remediation file holds whole objects
         assert (tmp_path / "fixes" / name).read_text().count("kind: ") >= 1
         docs = list(yaml.safe_load_all((tmp_path / "fixes" / name).read_text()))
         assert docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
-    assert "wrote 7 remediation file(s)" in err
+    assert "wrote 8 remediation file(s)" in err
 
 
 def test_stdin_is_read_with_dash():

@@ -619,7 +619,7 @@ def test_recommended_conf_per_version():
     ],
 )
 def test_agent_has_auto_conf(image, env, expected):
-    assert agent_has_auto_conf(daemonset([], [], env=env, image=image)) is expected
+    assert agent_has_auto_conf(Snapshot(), daemonset([], [], env=env, image=image)) is expected
 
 
 # -- the check-config rules' remediations, on their fixtures ---------------------------------------
@@ -749,7 +749,8 @@ def test_md212_is_advice_with_the_merged_url_to_review():
 def test_auto_conf_scrapes_envoy_port_by_agent_version(image: str, expected: bool):
     from meshdoctor.datadog.sidecar_stats import auto_conf_scrapes_envoy_port
 
-    assert auto_conf_scrapes_envoy_port(daemonset([], [], image=image)) is expected
+    workload = daemonset([], [], image=image)
+    assert auto_conf_scrapes_envoy_port(snapshot(workload), workload) is expected
 
 
 def test_md208_names_the_object_and_the_annotation_whose_json_does_not_parse():

@@ -183,7 +183,7 @@ def test_seed_broken_md101_carries_the_too_many_errors_lines_with_counts_and_lin
             "2019-02-21 09:14:17 UTC",
             "2019-02-21 09:14:47 UTC",
         ),
-        # joined from MD601: `Too many errors for endpoint` (6-0-0-app.agent.datadoghq.com)
+        # joined from MD601: `Too many errors for endpoint` (6-10-2-app.agent.datadoghq.com)
         (
             "datadog-agent-4xk2p",
             "datadog-agent",
@@ -202,7 +202,7 @@ def test_seed_broken_md101_carries_the_too_many_errors_lines_with_counts_and_lin
         ),
     ]
     assert (
-        "Too many errors for endpoint 'https://6-0-0-app.agent.datadoghq.com/api/v1/series?api_key="
+        "Too many errors for endpoint 'https://6-10-2-app.agent.datadoghq.com/api/v1/series?api_key="
         in md101.evidence[-2].text
     )
     # the forbidden line MD401 quotes itself is not repeated

@@ -84,15 +84,15 @@ stringData:
 AGENT_LOG = [
     "2019-02-21 09:14:02 UTC | INFO | (forwarder.go:163 in Start) | Forwarder started, sending "
     "to 1 endpoint(s) with 1 worker(s) each: "
-    f'"https://6-0-0-app.agent.datadoghq.com?api_key={QUERY_KEY}"',
+    f'"https://6-10-2-app.agent.datadoghq.com?api_key={QUERY_KEY}"',
     "2019-02-21 09:14:04 UTC | ERROR | (apiserver.go:157 in connect) | Could not reach the API "
     'server: pods is forbidden: User "system:serviceaccount:default:default" cannot list pods at '
     f"the cluster scope (Authorization: Bearer {JWT})",
     "2019-02-21 09:14:17 UTC | ERROR | (worker.go:87 in process) | Error while processing "
     "transaction: error while sending transaction, rescheduling it: Post "
-    f"https://6-0-0-app.agent.datadoghq.com/api/v1/series?api_key={LOG_API_KEY}: EOF",
+    f"https://6-10-2-app.agent.datadoghq.com/api/v1/series?api_key={LOG_API_KEY}: EOF",
     "2019-02-21 09:14:32 UTC | ERROR | (worker.go:83 in process) | Too many errors for endpoint "
-    f"'https://6-0-0-app.agent.datadoghq.com/api/v1/series?api_key={LOG_API_KEY}"
+    f"'https://6-10-2-app.agent.datadoghq.com/api/v1/series?api_key={LOG_API_KEY}"
     f"&application_key={LOG_APP_KEY}': retrying later",
     "2019-02-21 09:14:40 UTC | ERROR | (transaction.go:184 in Process) | API Key invalid, dropping "
     f"transaction for https://app.datadoghq.com/api/v1/validate?api_key={QUERY_KEY}",
@@ -103,7 +103,7 @@ PROXY_LOG = [
         {
             "authority": None,
             "downstream_local_address": "3.233.146.17:443",
-            "requested_server_name": "6-0-0-app.agent.datadoghq.com",
+            "requested_server_name": "6-10-2-app.agent.datadoghq.com",
             "response_flags": "UH",
             "start_time": "2019-02-21T09:14:33.120Z",
             "upstream_cluster": "BlackHoleCluster",

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from meshdoctor.datadog.agent_version import AgentRelease, resolve_release, tag_version
 from meshdoctor.datadog.sites import (
     APM_IMAGE_DEFAULT_SINCE,
     CONSEQUENCE,
@@ -123,14 +124,18 @@ def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None
 
 
 def agent_version(container: Mapping[str, Any] | None) -> str | None:
-    """Version a tag pins (`7.49.1`, `6.9.0-jmx` -> `6.9.0`); None for `latest`, `7`, digests."""
+    """Version a tag pins (`7.49.1`, `6.9.0-jmx` -> `6.9.0`); None for `latest`, `7`, digests.
+
+    The tag only: what a workload runs is `agent_release` (runtime evidence first).
+    """
     if not container:
         return None
-    tag = split_image(str(container.get("image") or ""))[1] or ""
-    parts = tag.split("-", 1)[0].split(".")
-    if len(parts) == 3 and all(p.isdigit() for p in parts):
-        return ".".join(parts)
-    return None
+    return tag_version(str(container.get("image") or ""))
+
+
+def agent_release(reader: ObjectReader, workload: KubeObject) -> AgentRelease:
+    """The release an agent workload runs and which evidence decided (`datadog.agent_version`)."""
+    return resolve_release(reader, workload, agent_container(pod_template(workload)))
 
 
 def env_value(
@@ -291,16 +296,6 @@ NO_PROXY_ENV = (("DD_PROXY_NO_PROXY", " "), ("NO_PROXY", ","), ("no_proxy", ",")
 TRACE_AGENT = "trace-agent"
 PROCESS_AGENT = "process-agent"
 
-#: The release an unpinned tag pulls today, as (major, minor): `latest`, `7`, `7-jmx` float to the
-#: newest 7.x, `6` and `latest-py2` to the newest 6.x (Agent 6 moved to `latest-py2` with 7.16).
-_CURRENT = 999
-_FLOATING_TAGS: dict[str, tuple[int, int]] = {
-    "latest": (7, _CURRENT),
-    "7": (7, _CURRENT),
-    "6": (6, _CURRENT),
-    "latest-py2": (6, _CURRENT),
-}
-
 
 @dataclass(frozen=True, order=True)
 class RequiredEndpoint:
@@ -347,8 +342,10 @@ class _AgentEnv:
         self.template = pod_template(workload) or {}
         self.main = agent_container(self.template)
         self.namespace = str((workload.get("metadata") or {}).get("namespace") or "") or None
-        self.version = agent_version(self.main)
-        self.release, self.release_text = _release(self.main, self.version)
+        self.agent_release = agent_release(reader, workload)
+        self.version = self.agent_release.version
+        self.release = self.agent_release.release
+        self.release_text = self.agent_release.text
 
     def get(self, name: str, container: Mapping[str, Any] | None = None) -> str | None:
         value = env_value(self.reader, self.template, container or self.main, name, self.namespace)
@@ -363,25 +360,7 @@ class _AgentEnv:
 
     def since(self, first: tuple[int, int] | dict[int, tuple[int, int]]) -> bool | None:
         """Whether the release is at least `first` (one version, or per major); None if unknown."""
-        if self.release is None:
-            return None
-        wanted = first.get(self.release[0]) if isinstance(first, dict) else first
-        return wanted is not None and self.release >= wanted
-
-
-def _release(container: Mapping[str, Any] | None, version: str | None) -> tuple[tuple[int, int] | None, str]:
-    """(major, minor) the image runs and how to say it; None when a digest or odd tag hides it."""
-    if version is not None:
-        major, minor = version.split(".")[:2]
-        return (int(major), int(minor)), f"agent {version}"
-    _, tag, digest = split_image(str((container or {}).get("image") or ""))
-    if tag is None and digest is None:
-        tag = "latest"
-    base = (tag or "").split("-jmx", 1)[0]
-    if base in _FLOATING_TAGS:
-        floating = _FLOATING_TAGS[base]
-        return floating, f"the unpinned tag {tag} (a current {floating[0]}.x)"
-    return None, "an agent whose version the image does not show"
+        return self.agent_release.since(first)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from meshdoctor.datadog.agent import RequiredEndpoint, datadog_site, required_endpoints
+from meshdoctor.datadog.agent import RequiredEndpoint, agent_release, datadog_site, required_endpoints
+from meshdoctor.datadog.agent_version import AgentRelease
 from meshdoctor.istio.egress import (
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_SERVICE_EXPORT_TO,
@@ -82,6 +83,8 @@ class AgentEgress:
     revision: str | None
     """The revision whose istiod configures the agent's sidecars, when known (`default` too)."""
     site: str
+    release: AgentRelease
+    """The release the agent runs and which evidence decided (its versioned host, logs transport)."""
     endpoints: list[EndpointState] = field(default_factory=list)
 
 
@@ -184,6 +187,7 @@ def agent_egress(reader: ObjectReader, workload: KubeObject, info: MeshInfo) -> 
         mesh_configmap=configmap,
         revision=injection.revision,
         site=datadog_site(reader, workload),
+        release=agent_release(reader, workload),
     )
     injector = injector_configmap(reader, info, injection.revision or "default")
     for endpoint in required_endpoints(reader, workload):

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from meshdoctor.datadog import paths
-from meshdoctor.datadog.agent import agent_container, agent_version, agent_workloads
+from meshdoctor.datadog.agent import agent_container, agent_release, agent_version, agent_workloads
 from meshdoctor.datadog.sites import at_least
 from meshdoctor.istio.mesh import ISTIOD, MIXER, UNKNOWN, MeshInfo
 from meshdoctor.istio.versions import SIDECAR_CONTAINER
@@ -849,11 +849,12 @@ def mixer_telemetry_deployed(reader: ObjectReader, info: MeshInfo) -> bool:
     )
 
 
-def agent_has_auto_conf(workload: KubeObject) -> bool:
+def agent_has_auto_conf(reader: ObjectReader, workload: KubeObject) -> bool:
     """Whether the agent image ships the istio auto_conf.yaml (sidecars configure themselves).
 
-    Pinned 6.20+/7.20+, or an unpinned image (latest is newer), unless `DD_IGNORE_AUTOCONF`
-    names istio.
+    A 6.20+/7.20+ release (`agent_release`: the pods' runtime evidence, else the tag), an unpinned
+    image (latest is newer) or one whose version cannot be told, unless `DD_IGNORE_AUTOCONF` names
+    istio.
     """
     container = agent_container(pod_template(workload))
     if container is None:
@@ -861,12 +862,7 @@ def agent_has_auto_conf(workload: KubeObject) -> bool:
     for var in container.get("env") or []:
         if var.get("name") == paths.IGNORE_AUTOCONF_ENV and paths.ISTIO_CHECK in str(var.get("value", "")).split():
             return False
-    version = agent_version(container)
-    if version is None:
-        return True
-    major, minor, _ = (int(p) for p in version.split("."))
-    since = paths.AUTO_CONF_SINCE.get(major)
-    return since is not None and (major, minor) >= since
+    return agent_release(reader, workload).since(paths.AUTO_CONF_SINCE) is not False
 
 
 __all__ = [

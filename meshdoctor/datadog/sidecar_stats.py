@@ -12,12 +12,11 @@ both, so scraping 15090 loses nothing the check had; it only never collects the 
 from __future__ import annotations
 
 from meshdoctor.datadog import paths
-from meshdoctor.datadog.agent import agent_container, agent_version
+from meshdoctor.datadog.agent import agent_release
 from meshdoctor.datadog.istio_check import CheckEndpoint, agent_has_auto_conf
 from meshdoctor.istio.mesh import MeshInfo
 from meshdoctor.istio.versions import AGENT_METRICS_MERGED_SINCE, ENVOY_STATS_PORT, MERGED_STATS_PORT
-from meshdoctor.kube.workloads import pod_template
-from meshdoctor.snapshot import KubeObject
+from meshdoctor.snapshot import KubeObject, ObjectReader
 
 #: The path both stats ports serve the Prometheus text on.
 STATS_PATH = "/stats/prometheus"
@@ -42,15 +41,17 @@ def merged_url(url: str) -> str:
     return url.replace(f":{ENVOY_STATS_PORT}", f":{MERGED_STATS_PORT}", 1)
 
 
-def auto_conf_scrapes_envoy_port(workload: KubeObject) -> bool:
+def auto_conf_scrapes_envoy_port(reader: ObjectReader, workload: KubeObject) -> bool:
     """Whether the agent's image ships an istio auto_conf.yaml that still scrapes 15090.
 
-    Only a pinned Agent 7 older than 7.44 (an unpinned image is newer; Agent 6 is not judged).
+    Only an Agent 7 older than 7.44, by its release (`agent_release`: the pods' runtime evidence,
+    else the tag; an unpinned image is newer; Agent 6 is not judged).
     """
-    container = agent_container(pod_template(workload))
-    version = agent_version(container) if container is not None else None
-    if version is None or not agent_has_auto_conf(workload):
+    if not agent_has_auto_conf(reader, workload):
         return False
-    major, minor, _ = (int(p) for p in version.split("."))
+    release = agent_release(reader, workload).release
+    if release is None:
+        return False
+    major, minor = release
     since = paths.AUTO_CONF_MERGED_PORT_SINCE.get(major)
     return since is not None and (major, minor) < since

@@ -31,7 +31,7 @@ class IstioCheckNotConfigured(Rule):
     title = "Istio is installed but the agent's istio check is not configured"
     category = Category.CHECK_CONFIG
     severity = Severity.WARNING
-    inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=AD_KINDS)
+    inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=AD_KINDS, logs=["agent"])
     docs = RuleDocs(
         what="The cluster runs an Istio control plane and a Datadog agent, but no istio check "
         "configuration exists anywhere: no ConfigMap file the agent reads as `istio.d/*.yaml` or "
@@ -69,7 +69,7 @@ class IstioCheckNotConfigured(Rule):
                 if metadata(c).get("namespace") == ref.namespace
             ):
                 continue  # the configuration exists but is not mounted: MD203
-            if info.era == ISTIOD and agent_has_auto_conf(workload):
+            if info.era == ISTIOD and agent_has_auto_conf(ctx, workload):
                 continue
             if workload.get("kind") != "DaemonSet":
                 continue

@@ -6,10 +6,9 @@ import posixpath
 from collections.abc import Iterator
 
 from meshdoctor.datadog import paths
-from meshdoctor.datadog.agent import agent_container, agent_version, agent_workloads
+from meshdoctor.datadog.agent import agent_container, agent_release, agent_workloads
 from meshdoctor.datadog.check_mounts import check_folder, mount_of
 from meshdoctor.datadog.istio_check import ConfigMapVolume, confd_path, istio_check_configs, runs_cont_init
-from meshdoctor.datadog.sites import at_least
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.kube.workloads import pod_template, template_path
 from meshdoctor.model import Category, Finding, ObjectRef, Remediation, Severity
@@ -34,7 +33,7 @@ class MountHidesAutoConf(Rule):
     title = "The istio check's volume hides the image's auto_conf.yaml"
     category = Category.CHECK_CONFIG
     severity = Severity.WARNING
-    inputs = inputs("DaemonSet", "Deployment", "ConfigMap")
+    inputs = inputs("DaemonSet", "Deployment", "ConfigMap", optional=["Pod"], logs=["agent"])
     docs = RuleDocs(
         what="An agent (6.20+/7.20+, or an unpinned image) whose istio check ConfigMap is mounted on the "
         "whole `<confd_path>/istio.d` folder, in a ConfigMap that carries no `auto_conf.yaml` of its own.",
@@ -62,7 +61,7 @@ class MountHidesAutoConf(Rule):
             folder = posixpath.join(confd_path(main), "istio.d")
             if mount.mount_path.rstrip("/") != folder or paths.AUTO_CONF_FILE in _file_names(ctx, config.volume):
                 continue
-            if at_least(agent_version(main), paths.AUTO_CONF_SINCE) is False:
+            if agent_release(ctx, workload).since(paths.AUTO_CONF_SINCE) is False:
                 continue  # an image older than the check's auto_conf.yaml has nothing to hide
             key = (config.agent, mount.container, mount.mount_index)
             if key in reported:

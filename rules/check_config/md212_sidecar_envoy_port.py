@@ -79,7 +79,7 @@ class SidecarEnvoyPort(Rule):
                 remediation=dataclasses.replace(remediation, safe=False),
             )
         for workload in agent_workloads(ctx):
-            if workload.get("kind") != "DaemonSet" or not auto_conf_scrapes_envoy_port(workload):
+            if workload.get("kind") != "DaemonSet" or not auto_conf_scrapes_envoy_port(ctx, workload):
                 continue
             ref = ctx.ref(workload)
             if _auto_conf_hidden(ctx, ref, workload):

@@ -42,7 +42,15 @@ from meshdoctor.model import (
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, consequence_words, describe_endpoints, meshed_agents
+from .meshed_agents import (
+    INTAKE_KINDS,
+    INTAKE_OPTIONAL_KINDS,
+    consequence_words,
+    describe_endpoints,
+    meshed_agents,
+    version_evidence,
+    version_words,
+)
 
 #: Name of the ServiceEntry MD101's remediation writes.
 SERVICE_ENTRY_NAME = "datadog-intake"
@@ -282,6 +290,7 @@ class IntakeEgressBlocked(Rule):
                         f"covers {endpoint.address} ({endpoint.product}: {endpoint.why}{note})",
                     )
                 )
+            evidence.extend(version_evidence(ctx, state, evidence))
             evidence.extend(_log_evidence(ctx, state.workload))
             needed = primary_endpoints(state)
             severity = max(lost[e].severity for e in blocked)
@@ -289,7 +298,7 @@ class IntakeEgressBlocked(Rule):
                 f"{ref} runs in the mesh ({state.injection.reason}) and "
                 f"{_policy_words(state, info)}; no ServiceEntry covers {len(blocked)} of the "
                 f"{len(needed)} intake endpoints it needs for {state.site}: {describe_endpoints(blocked)}"
-                f"{consequence_words(severity)}.",
+                f"{consequence_words(severity)}.{version_words(state.release)}",
                 objects=[ref],
                 evidence=evidence,
                 remediation=self._remediation(ctx, state, info, needed),

@@ -28,7 +28,15 @@ from meshdoctor.model import Category, Evidence, Finding, Severity
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .meshed_agents import INTAKE_KINDS, INTAKE_OPTIONAL_KINDS, consequence_words, describe_endpoints, meshed_agents
+from .meshed_agents import (
+    INTAKE_KINDS,
+    INTAKE_OPTIONAL_KINDS,
+    consequence_words,
+    describe_endpoints,
+    meshed_agents,
+    version_evidence,
+    version_words,
+)
 
 # Near-miss kinds, in the order istiod checks them.
 WRONG_SITE = "wrong-site"
@@ -241,7 +249,7 @@ class IntakeServiceEntryNearMiss(Rule):
     title = "A ServiceEntry for the Datadog intake does not cover what the agent uses"
     category = Category.EGRESS
     severity = Severity.ERROR
-    inputs = inputs(*INTAKE_KINDS, optional=INTAKE_OPTIONAL_KINDS)
+    inputs = inputs(*INTAKE_KINDS, optional=INTAKE_OPTIONAL_KINDS, logs=["agent"])
     docs = RuleDocs(
         what="An agent workload in the mesh whose intake endpoints a ServiceEntry almost covers: "
         "its hosts are another Datadog site's (`*.datadoghq.eu` for an agent on datadoghq.com) or "
@@ -354,7 +362,8 @@ class IntakeServiceEntryNearMiss(Rule):
         words = _KIND_WORDS[miss.kind]
         notes = sorted({lost[e].note for e in miss.endpoints if e in lost and lost[e].note})
         detail = detail[:-1] + "".join(f"; {n}" for n in notes) + consequence_words(severity) + "."
-        message = f"{words[0].upper()}{words[1:]}: {detail}"
+        message = f"{words[0].upper()}{words[1:]}: {detail}{version_words(state.release)}"
+        evidence.extend(version_evidence(ctx, state, evidence))
         if miss.kind == SIDECAR_HIDDEN:
             fixed = corrected_sidecar(miss.target, miss.entry, miss.endpoints)
             summary = (

@@ -71,7 +71,7 @@ class KubeletEgressBlocked(Rule):
     title = "The mesh blocks the agent's calls to the kubelet"
     category = Category.EGRESS
     severity = Severity.ERROR
-    inputs = inputs(*INTAKE_KINDS, optional=[*INTAKE_OPTIONAL_KINDS, "Node", "Service"])
+    inputs = inputs(*INTAKE_KINDS, optional=[*INTAKE_OPTIONAL_KINDS, "Node", "Service"], logs=["agent"])
     explains_logs = False  # its fault shows as kubelet errors, not as the intake lines MD601 reads
     docs = RuleDocs(
         what="An agent DaemonSet whose pods run a sidecar that captures their connections to the "

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from meshdoctor.datadog.agent import RequiredEndpoint, agent_workloads
+from meshdoctor.datadog.agent_version import AgentRelease, release_evidence
 from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress, egress_not_read
 from meshdoctor.istio.ambient import ambient_membership
 from meshdoctor.istio.injection import injection_decision
 from meshdoctor.istio.mesh import MeshInfo, mesh_info
 from meshdoctor.kube.workloads import pods_of
-from meshdoctor.model import Severity
+from meshdoctor.model import Evidence, LogEvidence, Severity
 from meshdoctor.rule import Context, NotChecked
 
 #: Why the sidecar egress rules do not apply to an ambient agent (see meshdoctor.istio.ambient).
@@ -87,3 +88,27 @@ def consequence_words(severity: Severity) -> str:
     if severity is Severity.INFO:
         return " (nothing is lost: the agent carries on without them)"
     return ""
+
+
+def version_words(release: AgentRelease) -> str:
+    """The sentence a finding adds when a running pod, not the image tag, decided the version.
+
+    `' Agent version 6.10.0, from its start-up log line, pod datadog/x (agent log line 1).'`;
+    empty when the tag decided (its hosts and transports say that already).
+    """
+    if not release.from_runtime:
+        return ""
+    where = f" ({release.container} log line {release.line_number})" if release.line_number else ""
+    return f" Agent version {release.version}, from {release.evidence_words}{where}."
+
+
+def version_evidence(ctx: Context, state: AgentEgress, already: Sequence[Evidence] = ()) -> list[Evidence]:
+    """The pod status field that decided the agent's version, unless shown.
+
+    A log line that decided is named in the message (`version_words`), not quoted: the log lines a
+    finding quotes (`meshdoctor.logs.join.MAX_LOG_EVIDENCE`) are kept for what went wrong.
+    """
+    found = release_evidence(ctx, state.workload, state.release) if state.release.from_runtime else None
+    if found is None or isinstance(found, LogEvidence) or found in already:
+        return []
+    return [found]
