@@ -73,15 +73,20 @@ def is_agent_image(image: str) -> bool:
     return owner in _AGENT_IMAGE_OWNERS or (len(parts) == 2 and "datadoghq" in owner.split("."))
 
 
-def _is_cluster_agent_image(image: str) -> bool:
+def is_cluster_agent_image(image: str) -> bool:
+    """Whether an image is the Datadog Cluster Agent (`datadog/cluster-agent`, any registry)."""
     return image_name(image) == "cluster-agent"
 
 
-def _has_agent_labels(labels: Mapping[str, Any]) -> bool:
-    """Helm chart labels (component `agent`, a datadog name or app) or the Operator's."""
-    if labels.get("agent.datadoghq.com/component") == "agent":
+def has_component_labels(labels: Mapping[str, Any], component: str = "agent") -> bool:
+    """Helm chart labels (the component, a datadog name or app) or the Operator's, for a component.
+
+    `agent` is the node agent, `cluster-agent` the Cluster Agent (both charts and the Operator set
+    `app.kubernetes.io/component`; the Operator also `agent.datadoghq.com/component`).
+    """
+    if labels.get("agent.datadoghq.com/component") == component:
         return True
-    if labels.get("app.kubernetes.io/component") != "agent":
+    if labels.get("app.kubernetes.io/component") != component:
         return False
     names = (str(labels.get("app.kubernetes.io/name", "")), str(labels.get("app", "")))
     return any("datadog" in name for name in names)
@@ -97,9 +102,9 @@ def is_agent_workload(workload: KubeObject) -> bool:
     images = [str(c.get("image") or "") for c in containers(template, include_init=False)]
     if any(is_agent_image(image) for image in images):
         return True
-    if any(_is_cluster_agent_image(image) for image in images):
+    if any(is_cluster_agent_image(image) for image in images):
         return False
-    return _has_agent_labels(labels_of(workload)) or _has_agent_labels(labels_of(template))
+    return has_component_labels(labels_of(workload)) or has_component_labels(labels_of(template))
 
 
 def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) -> list[KubeObject]:

@@ -31,8 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshdoctor.datadog.agent import FROM_SECRET, agent_container, env_flag, env_value
-from meshdoctor.kube.images import image_name
+from meshdoctor.datadog.agent import (
+    FROM_SECRET,
+    agent_container,
+    env_flag,
+    env_value,
+    has_component_labels,
+    is_cluster_agent_image,
+)
 from meshdoctor.kube.meta import annotations_of, labels_of, metadata, name_of, namespace_of
 from meshdoctor.kube.workloads import containers, pod_template
 from meshdoctor.model import ObjectRef
@@ -201,14 +207,9 @@ def is_cluster_agent_workload(workload: Mapping[str, Any]) -> bool:
     if workload.get("kind") != "Deployment":
         return False
     template = pod_template(dict(workload)) or {}
-    if any(image_name(str(c.get("image") or "")) == "cluster-agent" for c in containers(template, False)):
+    if any(is_cluster_agent_image(str(c.get("image") or "")) for c in containers(template, False)):
         return True
-    labels = labels_of(workload)
-    return (
-        labels.get("agent.datadoghq.com/component") == "cluster-agent"
-        or labels.get("app.kubernetes.io/component") == "cluster-agent"
-        and "datadog" in labels.get("app.kubernetes.io/name", "")
-    )
+    return has_component_labels(labels_of(workload), "cluster-agent")
 
 
 def cluster_agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -218,7 +219,7 @@ def cluster_agent_container(template: Mapping[str, Any] | None) -> dict[str, Any
         if container.get("name") == "cluster-agent":
             return container
     for container in candidates:
-        if image_name(str(container.get("image") or "")) == "cluster-agent":
+        if is_cluster_agent_image(str(container.get("image") or "")):
             return container
     return None
 

@@ -41,6 +41,7 @@ from meshdoctor.datadog.install import (
     is_cluster_agent_workload,
     owner_of,
 )
+from meshdoctor.kube.manifest_yaml import to_yaml, without_server_fields
 from meshdoctor.kube.meta import name_of, namespace_of
 from meshdoctor.kube.workloads import pod_template
 from meshdoctor.model import Finding, Remediation
@@ -233,22 +234,6 @@ def _docs(manifest: str) -> list[KubeObject]:
         return []
 
 
-class _Dumper(yaml.SafeDumper):
-    """Multi-line strings (a check's YAML) as `|` blocks, as a person writes values."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    block = "\n" in value and value == value.rstrip(" ") and "\t" not in value
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def _dump(doc: Mapping[str, Any]) -> str:
-    return yaml.dump(dict(doc), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
-
-
 def _helm_commands(owner: Owner, values: Mapping[str, Any]) -> tuple[str, ...]:
     version = f" --version {owner.chart_version}" if owner.chart_version else ""
     release = owner.release or "<release>"
@@ -257,7 +242,7 @@ def _helm_commands(owner: Owner, values: Mapping[str, Any]) -> tuple[str, ...]:
         "--reuse-values -f meshdoctor-values.yaml"
     )
     return (
-        f"cat > meshdoctor-values.yaml <<'EOF'\n{_dump(values)}EOF",
+        f"cat > meshdoctor-values.yaml <<'EOF'\n{to_yaml(values)}EOF",
         f"{upgrade} --dry-run",
         upgrade,
     )
@@ -352,8 +337,8 @@ def aim_remediation(reader: ObjectReader, remediation: Remediation) -> Remediati
         credentials = ((agent or {}).get("spec") or {}).get("global", {}).get("credentials") or {}
         # A DatadogAgent holding a literal key is never written back: the patch command suffices.
         if agent is not None and not any(credentials.get(k) for k in ("apiKey", "appKey")):
-            fixed = _merged(_clean(agent), values)
-            manifests = (*manifests, _dump(fixed))
+            fixed = _merged(without_server_fields(agent), values)
+            manifests = (*manifests, to_yaml(fixed))
     alternative = f"or apply the corrected {what} directly (shown as the alternative): it holds until {lasting} it."
     return Remediation(
         summary=summary,
@@ -361,19 +346,8 @@ def aim_remediation(reader: ObjectReader, remediation: Remediation) -> Remediati
         commands=commands if not kept else (*commands, *remediation.commands),
         safe=remediation.safe and not kept,
         alternatives=(*remediation.alternatives, alternative),
-        alternative_manifests=(*remediation.alternative_manifests, *(_dump(d) for _, _, d in owned)),
+        alternative_manifests=(*remediation.alternative_manifests, *(to_yaml(d) for _, _, d in owned)),
     )
-
-
-def _clean(obj: KubeObject) -> dict[str, Any]:
-    """A copy without status and server-owned metadata, to apply again."""
-    fixed = copy.deepcopy(obj)
-    fixed.pop("status", None)
-    meta = fixed.get("metadata") or {}
-    for key in ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink"):
-        meta.pop(key, None)
-    (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
-    return fixed
 
 
 def aim_at_owners(reader: ObjectReader, findings: Sequence[Finding]) -> list[Finding]:

@@ -7,29 +7,13 @@ literal API key in an env var is replaced by a placeholder, never reproduced.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
+from meshdoctor.kube.manifest_yaml import to_yaml, without_server_fields
 from meshdoctor.model import Remediation
 from meshdoctor.snapshot import KubeObject
-
-#: metadata fields the API server sets; a manifest to apply must not carry them.
-SERVER_OWNED_METADATA = (
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-    "selfLink",
-    "ownerReferences",
-)
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 #: Env var names whose literal values are secrets (Datadog keys, tokens, passwords).
 SECRET_ENV_NAME = re.compile(r"(^DD_API_KEY$|^DD_APP_KEY$|_API_KEY$|_APP_KEY$|_KEY$|TOKEN|PASSWORD|SECRET)")
@@ -45,18 +29,9 @@ def clean_copy(obj: KubeObject, served: bool = True) -> KubeObject:
     With `served`, a workload written in an API version Kubernetes stopped serving
     (extensions/v1beta1 DaemonSet…) comes back in its replacement, so the fix can be applied.
     """
-    clean = copy.deepcopy(obj)
+    clean = without_server_fields(obj)
     if served:
         to_served_api(clean)
-    clean.pop("status", None)
-    meta = clean.get("metadata") or {}
-    for field_name in SERVER_OWNED_METADATA:
-        meta.pop(field_name, None)
-    annotations = meta.get("annotations")
-    if isinstance(annotations, dict):
-        annotations.pop(LAST_APPLIED, None)
-        if not annotations:
-            meta.pop("annotations", None)
     redact_literal_secrets(clean)
     return clean
 
@@ -111,26 +86,6 @@ def redact_literal_secrets(obj: Any) -> None:
     elif isinstance(obj, list):
         for item in obj:
             redact_literal_secrets(item)
-
-
-class _ManifestDumper(yaml.SafeDumper):
-    """SafeDumper that writes multi-line strings (a ConfigMap's conf.yaml) as `|` blocks."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value and not any(ch in value for ch in "\t\r") and value == value.rstrip(" "):
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_ManifestDumper.add_representer(str, _str_representer)
-
-
-def to_yaml(obj: KubeObject) -> str:
-    """One YAML document, fields in their given order, multi-line strings as blocks."""
-    return yaml.dump(
-        obj, Dumper=_ManifestDumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000
-    )
 
 
 def manifests(objs: Iterable[KubeObject]) -> tuple[str, ...]:

@@ -24,6 +24,19 @@ def containers_with_paths(template: dict[str, Any]) -> list[tuple[str, dict[str,
     return found
 
 
+def literal_env_fields(template: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+    """(field path relative to the template, value) of every literal `env` entry named `name`.
+
+    Init and regular containers, in order: the places a fix to that variable must change.
+    """
+    return [
+        (f"{path}.env[{index}].value", var.get("value"))
+        for path, container in containers_with_paths(template)
+        for index, var in enumerate(container.get("env") or [])
+        if isinstance(var, dict) and var.get("name") == name and "value" in var
+    ]
+
+
 def host_mount_paths(template: dict[str, Any], container: dict[str, Any]) -> set[str]:
     """Mount paths of a container that come from a hostPath volume (without a trailing `/`)."""
     volumes = {v.get("name"): v for v in (template.get("spec") or {}).get("volumes") or []}

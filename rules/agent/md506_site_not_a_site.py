@@ -8,7 +8,7 @@ from meshdoctor.datadog.agent import FROM_SECRET, agent_container, agent_workloa
 from meshdoctor.datadog.sites import SITES, site_meant, site_value_problem
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
 from meshdoctor.kube.meta import namespace_of
-from meshdoctor.kube.pod_spec import containers_with_paths, field_path
+from meshdoctor.kube.pod_spec import containers_with_paths, field_path, literal_env_fields
 from meshdoctor.kube.workloads import pod_template, template_path
 from meshdoctor.model import Category, Finding, Remediation, Severity
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
@@ -49,10 +49,8 @@ class SiteIsNotASite(Rule):
                 continue
             ref = ctx.ref(workload)
             evidence = [
-                ctx.field(workload, field_path(template_path(workload), path, f"env[{index}].value"), var.get("value"))
-                for path, c in containers_with_paths(template)
-                for index, var in enumerate(c.get("env") or [])
-                if isinstance(var, dict) and var.get("name") == SITE_ENV and "value" in var
+                ctx.field(workload, field_path(template_path(workload), path), literal)
+                for path, literal in literal_env_fields(template, SITE_ENV)
             ]
             for var in (container or {}).get("env") or []:
                 key_ref = ((var.get("valueFrom") or {}).get("configMapKeyRef") or {}) if isinstance(var, dict) else {}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from meshdoctor.datadog.agent import agent_workloads
 from meshdoctor.datadog.install import CLUSTER_AGENT_ENABLED_ENV, cluster_agent_use
 from meshdoctor.kube.meta import namespace_of
-from meshdoctor.kube.pod_spec import containers_with_paths, field_path
+from meshdoctor.kube.pod_spec import field_path, literal_env_fields
 from meshdoctor.kube.workloads import pod_template, template_path
 from meshdoctor.model import Category, Finding, ObjectRef, Remediation, Severity
 from meshdoctor.rule import Context, NotChecked, Rule, RuleDocs, inputs
@@ -49,10 +49,8 @@ class ClusterAgentMissing(Rule):
             ref = ctx.ref(workload)
             template = pod_template(workload) or {}
             evidence = [
-                ctx.field(workload, field_path(template_path(workload), path, f"env[{index}].value"), var.get("value"))
-                for path, c in containers_with_paths(template)
-                for index, var in enumerate(c.get("env") or [])
-                if isinstance(var, dict) and var.get("name") == CLUSTER_AGENT_ENABLED_ENV and "value" in var
+                ctx.field(workload, field_path(template_path(workload), path), literal)
+                for path, literal in literal_env_fields(template, CLUSTER_AGENT_ENABLED_ENV)
             ][:1]
             yield self.finding(
                 f"{ref} has {CLUSTER_AGENT_ENABLED_ENV}=true, but namespace {namespace} has no Service "
