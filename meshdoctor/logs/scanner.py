@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 
 import yaml
 
+from meshdoctor.logs.literal_search import LiteralFinder, find_spans
 from meshdoctor.model import Category, LogEvidence, Severity
 from meshdoctor.secrets_mask import mask_secrets
 
@@ -459,6 +460,12 @@ class Scanner:
         self.literals: tuple[str, ...] = _prefilter_literals(by_literal)
         """The prefilter: a line holding none of these cannot match any signature."""
         self._literals_bytes = tuple(lit.encode("utf-8") for lit in self.literals)
+        self._finder: LiteralFinder | None = None  # compiled on the first binary scan
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A compiled Hyperscan database does not pickle (parallel scans send the scanner to
+        # worker processes): each process compiles its own.
+        return {**self.__dict__, "_finder": None}
 
     # public entry points
 
@@ -552,8 +559,10 @@ class Scanner:
     def _scan_binary(self, handle: _Readable, where: tuple[str, str, str]) -> Iterator[Match]:
         # One buffer, reused: a chunk is read in after the carried-over start of a line, so no
         # chunk is ever copied whole. The carry is at most MAX_LINE bytes.
-        literals = self._literals_bytes
-        buf = bytearray(CHUNK_SIZE + MAX_LINE + 1)
+        if self._finder is None:
+            self._finder = LiteralFinder(self._literals_bytes)
+        finder = self._finder
+        buf = _take_buffer()
         view = memoryview(buf)
         readinto = getattr(handle, "readinto", None)
         carry = 0  # bytes of an unfinished line at the start of `buf`
@@ -581,7 +590,8 @@ class Scanner:
                     skipping = False
                 last_nl = buf.rfind(b"\n", start, end)
                 if last_nl != -1:
-                    found, number, counted = _candidates(buf, start, last_nl, line_no, literals, b"\n")
+                    spans = finder.spans(buf, start, last_nl)
+                    found, number, counted = _numbered(buf, spans, start, line_no, b"\n")
                     for at, raw in found:
                         yield from self._match_candidate(_decode(raw), at, where)
                     line_no = number + buf.count(b"\n", counted, last_nl) + 1
@@ -597,6 +607,7 @@ class Scanner:
                 yield from self._match_bytes_line(bytes(buf[:carry]), line_no, where)
         finally:
             view.release()
+            _BUFFERS.append(buf)
 
     def _match_bytes_line(self, raw: bytes, line_no: int, where: tuple[str, str, str]) -> Iterator[Match]:
         if any(lit in raw for lit in self._literals_bytes):
@@ -681,30 +692,45 @@ def _decode(raw: bytes | bytearray) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+def _take_buffer() -> bytearray:
+    """A read buffer of `CHUNK_SIZE` plus a line's carry: a free one, else a new one.
+
+    Buffers go back to `_BUFFERS` after a scan, so scanning many logs allocates (and zeroes) one
+    buffer, not one per log; concurrent scans each hold their own.
+    """
+    size = CHUNK_SIZE + MAX_LINE + 1
+    while _BUFFERS:
+        buf = _BUFFERS.pop()
+        if len(buf) == size:
+            return buf
+    return bytearray(size)
+
+
+#: Free read buffers (see `_take_buffer`).
+_BUFFERS: list[bytearray] = []
+
+
 def _candidates(
     buf: Any, start: int, end: int, first: int, literals: Sequence[Any], nl: Any
 ) -> tuple[list[tuple[int, Any]], int, int]:
     """Lines of `buf[start:end]` holding at least one literal, with their numbers, in order.
 
     `first` is the number of the line starting at `start`. Each literal is searched with
-    `find` over the whole buffer (C speed); a hit jumps to the end of its line. Line numbers come
-    from counting newlines between consecutive candidates. Candidate lines are cut to `MAX_LINE`.
-    Also returns the number of the line starting at the last candidate and that position, so the
-    caller counts the rest of the buffer only.
+    `find` over the whole buffer (C speed); a hit jumps to the end of its line (the text path;
+    binary buffers go through `LiteralFinder`, one pass for every literal).
     """
-    spans: dict[int, int] = {}
-    find = buf.find
-    for lit in literals:
-        at = find(lit, start, end)
-        while at != -1:
-            line_start = buf.rfind(nl, start, at) + 1
-            if line_start == 0:
-                line_start = start
-            line_end = find(nl, at, end)
-            if line_end == -1:
-                line_end = end
-            spans[line_start] = line_end
-            at = find(lit, line_end, end)
+    return _numbered(buf, find_spans(buf, start, end, literals), start, first, nl)
+
+
+def _numbered(
+    buf: Any, spans: Mapping[int, int], start: int, first: int, nl: Any
+) -> tuple[list[tuple[int, Any]], int, int]:
+    """The candidate lines `spans` ({start: end}) numbered, in order, cut to `MAX_LINE`.
+
+    `first` is the number of the line starting at `start`; numbers come from counting newlines
+    between consecutive candidates (C speed, no line decoded). Also returns the number of the line
+    starting at the last candidate and that position, so the caller counts the rest only.
+    """
     out: list[tuple[int, Any]] = []
     number = first
     counted = start
