@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshdoctor.logs.scanner import Scanner, load_signatures
+from meshdoctor.logs.scanner import load_signatures
 
 MB = 1024 * 1024
 
@@ -126,6 +126,62 @@ def generate(path: Path, size_mb: int, matches: int = 400, seed: int = 7) -> Non
     tmp.rename(path)
 
 
+_SIDECAR_HOSTS = ["7-52-0-app.agent.datadoghq.com", "agent-intake.logs.datadoghq.com", "trace.agent.datadoghq.com"]
+
+
+def _sidecar_samples() -> list[str]:
+    """The catalogue's istio-proxy sample lines (what a bad day writes to the sidecar's log)."""
+    return [m.line for s in load_signatures() if s.source == "istio-proxy" for m in s.samples_match]
+
+
+def generate_sidecar(path: Path, size_mb: float, matches: int = 20, seed: int = 11) -> None:
+    """An agent pod's istio-proxy log: Envoy's default text access log of the agent's outbound
+    traffic to the intake (every line routed through `outbound|443||<host>`, flags `-`), inbound
+    probes and DogStatsD, and istio-agent lines, with about `matches` catalogue lines spread."""
+    rnd = random.Random(seed)
+    target = int(size_mb * MB)
+    bad = _sidecar_samples()
+    every = max(1, target // 330 // max(1, matches))
+    count = 0
+    chunk = []
+    written = 0
+    while written < target:
+        count += 1
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_700_000_000 + count // 20))
+        stamp = f"{t}.{count % 1000:03d}Z"
+        pick = rnd.random()
+        if count % every == 0:
+            line = rnd.choice(bad)
+        elif pick < 0.7:
+            host = rnd.choice(_SIDECAR_HOSTS)
+            line = (
+                f'[{stamp}] "POST /api/v2/series HTTP/1.1" 202 - via_upstream - "-" {rnd.randrange(200, 90000)} '
+                f'15 {rnd.randrange(2, 400)} {rnd.randrange(2, 400)} "-" "datadog-agent/7.52.0" '
+                f'"{rnd.getrandbits(128):032x}" "{host}" "3.233.146.{rnd.randrange(255)}:443" '
+                f"outbound|443||{host} 10.244.1.17:{rnd.randrange(30000, 60000)} 3.233.146.17:443 "
+                f"10.244.1.17:{rnd.randrange(30000, 60000)} - default"
+            )
+        elif pick < 0.9:
+            line = (
+                f'[{stamp}] "GET /ready HTTP/1.1" 200 - via_upstream - "-" 0 2 1 0 "-" '
+                f'"kube-probe/1.29" "{rnd.getrandbits(128):032x}" "10.244.1.17:5555" '
+                f'"10.244.1.17:5555" inbound|5555|| 127.0.0.6:{rnd.randrange(30000, 60000)} '
+                f"10.244.1.17:5555 10.244.1.1:{rnd.randrange(30000, 60000)} - default"
+            )
+        else:
+            line = f"{stamp}\tinfo\txdsproxy\tconnected to upstream XDS server: istiod.istio-system.svc:15012"
+        chunk.append(line + "\n")
+        if len(chunk) >= 200:
+            text = "".join(chunk)
+            chunk.clear()
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(text)
+            written += len(text)
+    if chunk:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write("".join(chunk))
+
+
 def ensure_log(path: Path, size_mb: int) -> Path:
     """The log at `path`, generated unless a file of about that size is already there."""
     if path.exists() and abs(path.stat().st_size - size_mb * MB) < 2 * MB:
@@ -180,6 +236,11 @@ def to_ere(pattern: str) -> str:
         elif c == "(" and pattern.startswith("(?:", i):
             out.append("(")
             i += 3
+        elif c == "(" and pattern.startswith("(?=", i) and pattern[:i].strip("^"):
+            # A lookahead after the start: grep has none, drop it (grep matches a superset).
+            i = _group_end(pattern, i)
+            if i < n and pattern[i] == "?":
+                i += 1
         elif c == "(" and pattern.startswith("(?=", i):
             out.append("(")
             i += 3
@@ -244,172 +305,205 @@ def _group_end(pattern: str, i: int) -> int:
     raise ValueError(f"unbalanced group in {pattern}")
 
 
-def grep_command(path: Path) -> list[str]:
-    """The grep command line with every signature as one `-e`."""
-    cmd = ["grep", "-E", "-c"]
-    for sig in load_signatures():
-        cmd += ["-e", to_ere(sig.pattern.pattern)]
-    return cmd + [str(path)]
+def pattern_file(group: str, folder: Path) -> Path:
+    """The signatures one log group is scanned for (what the rules use), as ERE, one a line."""
+    sources = {"agent": ("agent",), "istio-proxy": ("istio-proxy",)}[group]
+    path = folder / f"{group}.ere"
+    path.write_text("".join(to_ere(s.pattern.pattern) + "\n" for s in load_signatures() if s.source in sources))
+    return path
 
 
-def run_grep(path: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and count of matching lines of grep -E over the file (C locale)."""
+def run_grep(jobs: list[tuple[str, list[Path]]], folder: Path) -> tuple[float, float, int]:
+    """Wall and CPU seconds and matching lines of `LC_ALL=C grep -n -E -f <group's patterns>` over
+    each group's files (one grep per group)."""
     env = dict(os.environ, LC_ALL="C")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(grep_command(path), capture_output=True, text=True, env=env)
+    lines = 0
+    for group, files in jobs:
+        done = subprocess.run(
+            ["grep", "-n", "-E", "-f", str(pattern_file(group, folder)), *map(str, files)],
+            capture_output=True,
+            env=env,
+        )
+        if done.returncode not in (0, 1):
+            raise RuntimeError(done.stderr.decode())
+        lines += done.stdout.count(b"\n")
     elapsed = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(done.stderr)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu, int(done.stdout.strip() or 0)
+    return elapsed, cpu, lines
 
 
 # -- meshdoctor ---------------------------------------------------------------------------------
 
 _SCAN = """
 import json, resource, sys, time
-from meshdoctor.logs.scanner import Scanner
+from meshdoctor.logs.workload_logs import shared_scanner
 
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
-scanner = Scanner()
+jobs = json.load(open(sys.argv[1]))
+scanners = {group: shared_scanner(group) for group, _ in jobs}
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 cpu0 = cpu()
 t0 = time.perf_counter()
-if sys.argv[2] == "file":
-    matches = scanner.scan_file(sys.argv[1], workers=int(sys.argv[3]))
-else:
-    with open(sys.argv[1], encoding="utf-8", errors="replace") as handle:
-        matches = scanner.scan(line.rstrip("\\n") for line in handle)
+lines = 0
+for group, files in jobs:
+    scanner = scanners[group]
+    for path in files:
+        lines += len({m.line for m in scanner.scan_file(path)})
 elapsed = time.perf_counter() - t0
-children = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"seconds": elapsed, "cpu": cpu() - cpu0 + children.ru_utime + children.ru_stime,
-                  "matches": len(matches), "lines": len({m.line for m in matches}),
-                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "children_rss_kb": children.ru_maxrss, "rss_before_kb": rss0}))
+engine = next(iter(scanners.values()))._finder.engine
+print(json.dumps({"seconds": elapsed, "cpu": cpu() - cpu0, "lines": lines, "engine": engine,
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": rss0}))
 """
 
 
-def run_meshdoctor(path: Path, mode: str = "file", workers: int = 1) -> dict[str, float]:
-    """Scan the file in a fresh interpreter; wall and CPU seconds, matches, peak RSS (KiB)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _SCAN, str(path), mode, str(workers)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def run_meshdoctor(jobs: list[tuple[str, list[Path]]], folder: Path, pure: bool = False) -> dict[str, float]:
+    """Scan each group's files with the group's shared scanner (as the rules do) in a fresh
+    interpreter; wall and CPU seconds, matching lines, peak RSS (KiB)."""
+    spec = folder / "jobs.json"
+    spec.write_text(json.dumps([[g, [str(f) for f in files]] for g, files in jobs]))
+    env = dict(os.environ)
+    if pure:
+        env["MESHDOCTOR_PURE_PYTHON_SCAN"] = "1"
+    done = subprocess.run([sys.executable, "-c", _SCAN, str(spec)], capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout)
 
 
 def compare_prefilter(path: Path, limit_mb: int = 200) -> None:
-    """Time candidate finding alone: per-literal bytes.find vs one `re` / `regex` alternation."""
-    scanner = Scanner()
-    literals = [lit.encode() for lit in scanner.literals]
-    alternation = b"|".join(re.escape(lit) for lit in literals)
-    variants = {"bytes.find per literal": None, "re alternation": re.compile(alternation)}
-    try:
-        import regex
+    """Time candidate finding alone over the agent literals: Hyperscan, bytes.find per literal,
+    Aho-Corasick (pyahocorasick, when installed; it searches `str`) and one `re` alternation."""
+    from meshdoctor.logs.literal_search import LiteralFinder, find_spans
+    from meshdoctor.logs.workload_logs import shared_scanner
 
-        variants["regex alternation"] = regex.compile(alternation)
-    except ImportError:  # pragma: no cover
-        pass
+    literals = [lit.encode() for lit in shared_scanner("agent").literals]
     with open(path, "rb") as handle:
         data = handle.read(limit_mb * MB)
-    for name, compiled in variants.items():
+    blocks = [data[i : i + 8 * MB] for i in range(0, len(data), 8 * MB)]
+    finder = LiteralFinder(literals)
+    alternation = re.compile(b"|".join(re.escape(lit) for lit in literals))
+    variants = {
+        f"LiteralFinder ({finder.engine})": lambda b: len(finder.spans(b, 0, len(b))),
+        "bytes.find per literal": lambda b: len(find_spans(b, 0, len(b), literals)),
+        "re alternation": lambda b: sum(1 for _ in alternation.finditer(b)),
+    }
+    try:
+        import ahocorasick
+
+        automaton = ahocorasick.Automaton()
+        for index, lit in enumerate(literals):
+            automaton.add_word(lit.decode(), index)
+        automaton.make_automaton()
+        variants["pyahocorasick (decode + iter)"] = lambda b: sum(
+            1 for _ in automaton.iter(b.decode("utf-8", "replace"))
+        )
+    except ImportError:
+        pass
+    print(f"prefilter alone, {len(literals)} agent literals, first {len(data) / MB:.0f} MB:")
+    for name, run in variants.items():
         t0 = time.perf_counter()
-        hits = 0
-        for start in range(0, len(data), 8 * MB):
-            block = data[start : start + 8 * MB]
-            if compiled is None:
-                for lit in literals:
-                    at = block.find(lit)
-                    while at != -1:
-                        hits += 1
-                        at = block.find(lit, at + 1)
-            else:
-                hits += sum(1 for _ in compiled.finditer(block))
+        hits = sum(run(b) for b in blocks)
         elapsed = time.perf_counter() - t0
-        print(f"  prefilter {name:<24} {len(data) / MB / elapsed:8.0f} MB/s ({hits} hits)")
+        print(f"  {name:<32} {len(data) / MB / elapsed:8.0f} MB/s ({hits} hits)")
+
+
+def ensure_many(folder: Path, count: int, file_mb: float) -> list[tuple[str, list[Path]]]:
+    """`count` logs of `file_mb` MB: half agent logs, half their sidecars' (20 distinct of each,
+    copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    half = count // 2
+    jobs: list[tuple[str, list[Path]]] = []
+    for group in ("agent", "istio-proxy"):
+        files = [folder / f"{group}-{i:04d}.log" for i in range(half)]
+        if not all(f.exists() for f in files):
+            print(f"generating {half} x {file_mb} MB {group} logs in {folder} ...", flush=True)
+            for i in range(min(20, half)):
+                f = files[i]
+                f.unlink(missing_ok=True)
+                if group == "agent":
+                    _generate_agent_mb(f, file_mb, seed=i)
+                else:
+                    generate_sidecar(f, file_mb, seed=i)
+            for i in range(20, half):
+                shutil.copyfile(files[i % 20], files[i])
+        jobs.append((group, files))
+    return jobs
+
+
+def _generate_agent_mb(path: Path, file_mb: float, seed: int) -> None:
+    """A small agent log (`generate` takes whole MB)."""
+    big = path.with_suffix(".tmp")
+    generate(big, 1, matches=4, seed=seed)
+    with open(big, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read(int(file_mb * MB)))
+    big.unlink()
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def compare(name: str, jobs: list[tuple[str, list[Path]]], folder: Path, repeat: int, pure: bool) -> None:
+    """Interleaved runs of grep and meshdoctor over the same files; medians and ratios."""
+    for _group, files in jobs:
+        for f in files:
+            with open(f, "rb") as handle:  # page cache
+                while handle.read(8 * MB):
+                    pass
+    size = sum(f.stat().st_size for _g, files in jobs for f in files) / MB
+    greps, runs, pures = [], [], []
+    for _ in range(repeat):
+        greps.append(run_grep(jobs, folder))
+        runs.append(run_meshdoctor(jobs, folder))
+        if pure:
+            pures.append(run_meshdoctor(jobs, folder, pure=True))
+    g_wall, g_cpu = _median([g[0] for g in greps]), _median([g[1] for g in greps])
+    m_wall, m_cpu = _median([r["seconds"] for r in runs]), _median([r["cpu"] for r in runs])
+    nfiles = sum(len(files) for _g, files in jobs)
+    print(f"== {name}: {nfiles} file(s), {size:.0f} MB, median of {repeat} interleaved runs")
+    print(f"  grep -n -E -f (LC_ALL=C):  {size / g_wall:7.0f} MB/s wall ({g_wall:6.2f} s)  {greps[0][2]} lines")
+    print(
+        f"  meshdoctor ({runs[0]['engine']}): {size / m_wall:7.0f} MB/s wall ({m_wall:6.2f} s)  "
+        f"{runs[0]['lines']} lines, peak RSS {max(r['rss_kb'] for r in runs) / 1024:.0f} MiB "
+        f"(after import and compile {runs[0]['rss_before_kb'] / 1024:.0f} MiB)"
+    )
+    print(f"  RATIO meshdoctor/grep throughput: {g_wall / m_wall:.2f}x wall, {g_cpu / m_cpu:.2f}x CPU")
+    if pure:
+        p_wall = _median([r["seconds"] for r in pures])
+        print(f"  pure-Python engine: {size / p_wall:7.0f} MB/s wall ({p_wall:6.2f} s), {g_wall / p_wall:.2f}x grep")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--out", type=Path, help="log file to use or create")
-    parser.add_argument("--size-mb", type=int, default=500)
-    parser.add_argument(
-        "--rss-sizes",
-        default="100,500",
-        help="also report peak RSS for logs of these sizes (MB), comma-separated",
-    )
+    parser.add_argument("--size-mb", type=int, default=200, help="size of the one big agent log")
+    parser.add_argument("--files", type=int, default=2000, help="number of small logs (half agent, half sidecar)")
+    parser.add_argument("--file-mb", type=float, default=1.0, help="size of each small log")
+    parser.add_argument("--rss-sizes", default="", help="also report peak RSS for agent logs of these sizes (MB)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--text",
-        action="store_true",
-        help="also time Scanner.scan over decoded lines (the LogSource path)",
-    )
-    parser.add_argument("--workers", type=int, default=1, help="also time scan_file with this many processes")
+    parser.add_argument("--pure", action="store_true", help="also time the pure-Python prefilter engine")
     parser.add_argument("--compare-prefilter", action="store_true")
     args = parser.parse_args(argv)
     if shutil.which("grep") is None:
         print("GNU grep is needed", file=sys.stderr)
         return 2
     workdir = Path(tempfile.gettempdir()) / "meshdoctor-bench"
-    path = ensure_log(args.out or workdir / f"agent-{args.size_mb}mb.log", args.size_mb)
-    size = path.stat().st_size
-    subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # page cache
-
-    greps, runs = [], []
-    for _ in range(args.repeat):  # interleaved, so both see the same machine load
-        greps.append(run_grep(path))
-        runs.append(run_meshdoctor(path))
-    grep_s = min(g[0] for g in greps)
-    grep_cpu = min(g[1] for g in greps)
-    grep_n = greps[0][2]
-    best = min(runs, key=lambda r: r["seconds"])
-    md_cpu = min(r["cpu"] for r in runs)
-    mb = size / MB
-    print(f"file: {path} ({mb:.0f} MB), best of {args.repeat} interleaved runs")
-    print(
-        f"grep -E -c (LC_ALL=C): {mb / grep_s:6.0f} MB/s wall ({grep_s:5.2f} s), "
-        f"{mb / grep_cpu:6.0f} MB/s CPU ({grep_cpu:5.2f} s)  {grep_n} lines"
-    )
-    print(
-        f"meshdoctor scan_file:  {mb / best['seconds']:6.0f} MB/s wall ({best['seconds']:5.2f} s), "
-        f"{mb / md_cpu:6.0f} MB/s CPU ({md_cpu:5.2f} s)  {best['lines']} lines "
-        f"({best['matches']} matches)"
-    )
-    print(f"ratio meshdoctor/grep: {grep_s / best['seconds']:.2f}x wall, {grep_cpu / md_cpu:.2f}x CPU")
-    print(
-        f"peak RSS: {best['rss_kb'] / 1024:.0f} MiB "
-        f"(after import and compile, before the scan: {best['rss_before_kb'] / 1024:.0f} MiB)"
-    )
-    if args.workers > 1:
-        par = run_meshdoctor(path, workers=args.workers)
-        print(
-            f"meshdoctor scan_file, {args.workers} processes: {mb / par['seconds']:6.0f} MB/s wall "
-            f"({par['seconds']:5.2f} s), peak RSS {par['rss_kb'] / 1024:.0f} MiB parent, "
-            f"{par['children_rss_kb'] / 1024:.0f} MiB largest worker"
-        )
-    if args.text:
-        text = run_meshdoctor(path, "text")
-        print(
-            f"meshdoctor scan(lines): {size / MB / text['seconds']:7.0f} MB/s  "
-            f"{text['seconds']:6.2f} s  {text['lines']} lines, "
-            f"peak RSS {text['rss_kb'] / 1024:.0f} MiB"
-        )
+    big = ensure_log(workdir / f"agent-{args.size_mb}mb.log", args.size_mb)
+    compare(f"one agent log of {args.size_mb} MB", [("agent", [big])], workdir, args.repeat, args.pure)
+    if args.files:
+        jobs = ensure_many(workdir / f"many-{args.files}x{args.file_mb}mb", args.files, args.file_mb)
+        compare(f"{args.files} x {args.file_mb} MB logs", jobs, workdir, args.repeat, args.pure)
     for size_mb in [int(s) for s in args.rss_sizes.split(",") if s.strip()]:
         other = ensure_log(workdir / f"agent-{size_mb}mb.log", size_mb)
-        result = run_meshdoctor(other)
-        print(
-            f"peak RSS scanning {size_mb} MB: {result['rss_kb'] / 1024:.0f} MiB "
-            f"({other.stat().st_size / MB / result['seconds']:.0f} MB/s)"
-        )
+        result = run_meshdoctor([("agent", [other])], workdir)
+        print(f"peak RSS scanning {size_mb} MB: {result['rss_kb'] / 1024:.0f} MiB")
     if args.compare_prefilter:
-        compare_prefilter(path)
+        compare_prefilter(big)
     return 0
 
 

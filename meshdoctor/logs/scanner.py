@@ -557,61 +557,10 @@ class Scanner:
             yield from self._match_candidate(line, line_no, where)
 
     def _scan_binary(self, handle: _Readable, where: tuple[str, str, str]) -> Iterator[Match]:
-        # One buffer, reused: a chunk is read in after the carried-over start of a line, so no
-        # chunk is ever copied whole. The carry is at most MAX_LINE bytes.
         if self._finder is None:
             self._finder = LiteralFinder(self._literals_bytes)
-        finder = self._finder
-        buf = _take_buffer()
-        view = memoryview(buf)
-        readinto = getattr(handle, "readinto", None)
-        carry = 0  # bytes of an unfinished line at the start of `buf`
-        line_no = 1  # number of the line starting at buf[0]
-        skipping = False  # the current line was already cut and matched; drop until newline
-        try:
-            while True:
-                if readinto is not None:
-                    got = readinto(view[carry : carry + CHUNK_SIZE])
-                else:
-                    block = handle.read(CHUNK_SIZE)
-                    got = len(block)
-                    view[carry : carry + got] = block
-                if not got:
-                    break
-                end = carry + got
-                start = 0
-                if skipping:
-                    nl = buf.find(b"\n", 0, end)
-                    if nl == -1:
-                        carry = 0
-                        continue
-                    start = nl + 1
-                    line_no += 1
-                    skipping = False
-                last_nl = buf.rfind(b"\n", start, end)
-                if last_nl != -1:
-                    spans = finder.spans(buf, start, last_nl)
-                    found, number, counted = _numbered(buf, spans, start, line_no, b"\n")
-                    for at, raw in found:
-                        yield from self._match_candidate(_decode(raw), at, where)
-                    line_no = number + buf.count(b"\n", counted, last_nl) + 1
-                    start = last_nl + 1
-                carry = end - start
-                if carry > MAX_LINE:
-                    yield from self._match_bytes_line(bytes(buf[start : start + MAX_LINE]), line_no, where)
-                    carry = 0
-                    skipping = True
-                elif carry:
-                    buf[0:carry] = buf[start:end]
-            if carry and not skipping:
-                yield from self._match_bytes_line(bytes(buf[:carry]), line_no, where)
-        finally:
-            view.release()
-            _BUFFERS.append(buf)
-
-    def _match_bytes_line(self, raw: bytes, line_no: int, where: tuple[str, str, str]) -> Iterator[Match]:
-        if any(lit in raw for lit in self._literals_bytes):
-            yield from self._match_candidate(_decode(raw), line_no, where)
+        for at, raw in candidate_lines(handle, self._finder):
+            yield from self._match_candidate(_decode(raw), at, where)
 
     def _match_candidate(self, line: str, line_no: int, where: tuple[str, str, str]) -> Iterator[Match]:
         if line.endswith("\r"):
@@ -637,6 +586,67 @@ class Scanner:
                     timestamp = line_timestamp(line, record)
                 groups = {k: (mask_secrets(v) if v else v) for k, v in found.groupdict().items()}
                 yield Match(sig, where[0], where[1], where[2], line_no, text, groups, timestamp)
+
+
+def candidate_lines(handle: _Readable, finder: LiteralFinder) -> Iterator[tuple[int, bytes | bytearray]]:
+    """(number, raw line without its newline, cut to `MAX_LINE`) of each line holding a literal.
+
+    The binary scan: chunks of `CHUNK_SIZE` read into one pooled buffer after the carried-over
+    start of an unfinished line (no chunk is copied whole; the carry is at most `MAX_LINE`
+    bytes); `finder` finds the candidate lines of a chunk in one pass; line numbers come from
+    counting newlines in C, no line is decoded here. A line longer than the buffer is cut, offered
+    once, and the rest of it skipped without being kept.
+    """
+    literals = finder.literals
+    buf = _take_buffer()
+    view = memoryview(buf)
+    readinto = getattr(handle, "readinto", None)
+    carry = 0  # bytes of an unfinished line at the start of `buf`
+    line_no = 1  # number of the line starting at buf[0]
+    skipping = False  # the current line was already cut and offered; drop until newline
+    try:
+        while True:
+            if readinto is not None:
+                got = readinto(view[carry : carry + CHUNK_SIZE])
+            else:
+                block = handle.read(CHUNK_SIZE)
+                got = len(block)
+                view[carry : carry + got] = block
+            if not got:
+                break
+            end = carry + got
+            start = 0
+            if skipping:
+                nl = buf.find(b"\n", 0, end)
+                if nl == -1:
+                    carry = 0
+                    continue
+                start = nl + 1
+                line_no += 1
+                skipping = False
+            last_nl = buf.rfind(b"\n", start, end)
+            if last_nl != -1:
+                spans = finder.spans(buf, start, last_nl)
+                found, number, counted = _numbered(buf, spans, start, line_no, b"\n")
+                yield from found
+                line_no = number + buf.count(b"\n", counted, last_nl) + 1
+                start = last_nl + 1
+            carry = end - start
+            if carry > MAX_LINE:
+                raw = bytes(buf[start : start + MAX_LINE])
+                if any(lit in raw for lit in literals):
+                    yield line_no, raw
+                carry = 0
+                skipping = True
+            elif carry:
+                buf[0:carry] = buf[start:end]
+        if carry and not skipping:
+            raw = bytes(buf[:carry])
+            if any(lit in raw for lit in literals):
+                yield line_no, raw
+    finally:
+        view.release()
+        _BUFFERS.append(buf)
 
 
 def _line_bounds(path: str, size: int, parts: int) -> list[int]:

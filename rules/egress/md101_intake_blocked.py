@@ -29,6 +29,7 @@ from meshdoctor.istio.mesh import (
 from meshdoctor.istio.versions import EXCLUDE_OUTBOUND_PORTS_SINCE
 from meshdoctor.kube.meta import metadata, name_of, namespace_of
 from meshdoctor.kube.workloads import pod_template, pods_of, template_path
+from meshdoctor.logs.literal_lines import lines_holding
 from meshdoctor.model import (
     Category,
     Evidence,
@@ -163,12 +164,11 @@ def _log_evidence(ctx: Context, workload: KubeObject) -> list[Evidence]:
             continue
         first: tuple[int, str] | None = None
         count, last = 0, ""
-        for number, line in enumerate(log.lines(), start=1):
-            if any(sig in line for sig in FORWARDER_ERRORS):
-                count += 1
-                last = line
-                if first is None:
-                    first = (number, line)
+        for number, line in lines_holding(log, FORWARDER_ERRORS):
+            count += 1
+            last = line
+            if first is None:
+                first = (number, line)
         if first is not None:
             found.append(
                 LogEvidence(

@@ -12,6 +12,7 @@ from meshdoctor.kube.meta import metadata, name_of
 from meshdoctor.kube.rbac import KINDS as RBAC_KINDS
 from meshdoctor.kube.service_accounts import DEFAULT_ACCOUNT, service_account_manifest
 from meshdoctor.kube.workloads import pod_template, pods_of
+from meshdoctor.logs.literal_lines import lines_holding
 from meshdoctor.model import Category, Evidence, Finding, LogEvidence, Remediation, Severity
 from meshdoctor.rule import Context, Rule, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
@@ -122,8 +123,8 @@ def _forbidden_lines(ctx: Context, workload: KubeObject, namespace: str) -> list
             continue
         first: tuple[int, str] | None = None
         count = 0
-        for number, line in enumerate(log.lines(), start=1):
-            if needle in line and "forbidden" in line:
+        for number, line in lines_holding(log, (needle,)):
+            if "forbidden" in line:
                 count += 1
                 if first is None:
                     first = (number, line)
