@@ -27,40 +27,32 @@ PROBE = (
 )
 
 
-def time_command(args: list[str], runs: int) -> tuple[float, float, str]:
-    """Median and best seconds for `meshdoctor ARGS`, and which heavy modules it imported."""
-    samples = []
-    imported = ""
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
-        samples.append(time.perf_counter() - start)
-        imported = result.stderr.strip().splitlines()[-1]
-    return statistics.median(samples), min(samples), imported
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    baseline, _, _ = time_command_python(args.runs)
-    print(f"{'command':<28} {'median':>8} {'best':>8}  kubernetes/rich imported")
-    print(f"{'python -c pass (baseline)':<28} {baseline:>7.3f}s")
-    for command in COMMANDS:
-        median, best, imported = time_command(command, args.runs)
-        flags = imported.removeprefix("IMPORTED ").replace(" ", "/")
-        print(f"{'meshdoctor ' + ' '.join(command):<28} {median:>7.3f}s {best:>7.3f}s  {flags}")
+    # Interleaved: each round times the baselines and every command once, so all see the same load.
+    names = ["python -c pass", "python -c 'import click'"] + ["meshdoctor " + " ".join(c) for c in COMMANDS]
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    imported: dict[str, str] = {}
+    for _ in range(args.runs):
+        for name, code in (("python -c pass", "pass"), ("python -c 'import click'", "import click")):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            samples[name].append(time.perf_counter() - start)
+        for command in COMMANDS:
+            name = "meshdoctor " + " ".join(command)
+            start = time.perf_counter()
+            result = subprocess.run([sys.executable, "-c", PROBE.format(args=command)], capture_output=True, text=True)
+            samples[name].append(time.perf_counter() - start)
+            imported[name] = result.stderr.strip().splitlines()[-1].removeprefix("IMPORTED ").replace(" ", "/")
+    click_median = statistics.median(samples["python -c 'import click'"])
+    print(f"median of {args.runs} interleaved runs")
+    print(f"{'command':<30} {'median':>8} {'best':>8} {'/ import click':>15}  kubernetes/rich imported")
+    for name in names:
+        median, best = statistics.median(samples[name]), min(samples[name])
+        print(f"{name:<30} {median:>7.3f}s {best:>7.3f}s {median / click_median:>14.2f}x  {imported.get(name, '')}")
     return 0
-
-
-def time_command_python(runs: int) -> tuple[float, float, str]:
-    """The interpreter's own start-up, for comparison."""
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples), min(samples), ""
 
 
 if __name__ == "__main__":

@@ -122,3 +122,93 @@ def _rule_classes(pack: str, loaded: Any) -> tuple[type[Rule], ...]:
         if not (isinstance(item, type) and issubclass(item, Rule)):
             raise RulePackError(f"rule pack {pack!r}: {item!r} is not a subclass of meshdoctor.rule.Rule")
     return tuple(loaded)
+
+
+# -- rule metadata without importing the built-in pack (`meshdoctor rules`, `explain`) -------------
+
+#: The built-in pack's metadata, generated (`python scripts/update_rule_catalogue.py`) and kept in
+#: sync with the rule classes by tests/test_rule_catalogue.py: `rules` and `explain` read it
+#: instead of importing every rule module (which costs 4x the CLI's own start-up).
+BUILTIN_CATALOGUE = "builtin_rules.json"
+
+#: The entry point the catalogue stands for.
+BUILTIN_ENTRY_POINT = ("builtin", "meshdoctor_rules:RULES")
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A rule's metadata as `rules` and `explain` show it, read from the generated catalogue."""
+
+    id: str
+    title: str
+    category: Category
+    severity: Severity
+    inputs: Inputs
+    docs: RuleDocs
+
+
+def builtin_catalogue() -> list[RuleInfo] | None:
+    """The built-in pack's rules from the generated catalogue; None when it is not installed."""
+    import json
+    from importlib import resources
+
+    try:
+        text = resources.files("meshdoctor").joinpath(BUILTIN_CATALOGUE).read_text("utf-8")
+    except OSError:
+        return None
+    out = []
+    for entry in json.loads(text)["rules"]:
+        reads, docs = entry["inputs"], entry["docs"]
+        out.append(
+            RuleInfo(
+                entry["id"],
+                entry["title"],
+                Category(entry["category"]),
+                Severity(entry["severity"]),
+                Inputs(
+                    frozenset(reads["kinds"]),
+                    frozenset(reads["optional_kinds"]),
+                    frozenset(reads["logs"]),
+                    bool(reads["probes"]),
+                ),
+                RuleDocs(docs["what"], docs["why"], docs["fix"], tuple(docs["references"])),
+            )
+        )
+    return out
+
+
+def describe_rules(extra_folders: Iterable[str] = ()) -> list[Any]:
+    """What `load_rules` returns, for showing only: the built-in pack read from its catalogue.
+
+    Every other pack is loaded and validated as usual; the same ids, order and duplicate-id errors.
+    """
+    builtin = builtin_catalogue()
+    packs: list[tuple[str, Iterable[Any]]] = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if builtin is not None and (ep.name, ep.value) == BUILTIN_ENTRY_POINT:
+            packs.append((ep.name, builtin))
+            continue
+        try:
+            loaded = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is the pack's fault
+            raise RulePackError(f"rule pack {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        packs.append((ep.name, _validated(ep.name, _rule_classes(ep.name, loaded))))
+    for path in extra_folders:
+        pack = folder_pack(path)
+        packs.append((pack.name, _validated(pack.name, pack.rules)))
+    seen: dict[str, str] = {}
+    rules: list[Any] = []
+    for name, pack_rules in packs:
+        for rule in pack_rules:
+            if rule.id in seen:
+                raise RulePackError(f"rule pack {name!r}: rule id {rule.id} is already defined by {seen[rule.id]!r}")
+            seen[rule.id] = name
+            rules.append(rule)
+    return sorted(rules, key=lambda r: r.id)
+
+
+def _validated(pack: str, rules: Iterable[type[Rule]]) -> list[type[Rule]]:
+    out = list(rules)
+    for rule in out:
+        validate_rule(pack, rule)
+    return out

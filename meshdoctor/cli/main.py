@@ -162,10 +162,10 @@ def check(
 @click.option("--rules", "rule_folders", multiple=True, metavar="PATH", help="Also load rules from this folder.")
 def list_rules(output: str, rule_folders: tuple[str, ...]) -> int:
     """List every rule with its id, category, severity and title."""
-    from meshdoctor.registry import load_rules
+    from meshdoctor.registry import describe_rules
     from meshdoctor.renderers import catalogue
 
-    rules = load_rules(rule_folders)
+    rules = describe_rules(rule_folders)
     render = {"text": catalogue.rules_text, "json": catalogue.rules_json, "markdown": catalogue.rules_markdown}
     click.echo(render[output](rules), nl=False)
     return EXIT_OK
@@ -176,10 +176,10 @@ def list_rules(output: str, rule_folders: tuple[str, ...]) -> int:
 @click.option("--rules", "rule_folders", multiple=True, metavar="PATH", help="Also load rules from this folder.")
 def explain(rule_id: str, rule_folders: tuple[str, ...]) -> int:
     """Show a rule's documentation: what it checks, why it matters, how to fix."""
-    from meshdoctor.registry import load_rules
+    from meshdoctor.registry import describe_rules
     from meshdoctor.renderers import catalogue
 
-    by_id = {rule.id: rule for rule in load_rules(rule_folders)}
+    by_id = {rule.id: rule for rule in describe_rules(rule_folders)}
     rule = by_id.get(rule_id.upper())
     if rule is None:
         raise UsageError(f"unknown rule {rule_id!r} (see `meshdoctor rules`)")
