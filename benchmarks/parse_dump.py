@@ -197,7 +197,7 @@ def pod(
     name: str,
     ns: str,
     node_name: str,
-    owner: tuple[str, str],
+    owner: tuple[str, str, str],
     containers: list[tuple[str, str]],
     rng: random.Random,
     labels: dict[str, str],
@@ -240,11 +240,12 @@ def pod(
                     "apiVersion": "apps/v1",
                     "kind": owner[0],
                     "name": owner[1],
-                    "uid": f"{rng.getrandbits(128):032x}",
+                    "uid": owner[2],
                     "controller": True,
                     "blockOwnerDeletion": True,
                 }
             ],
+            managedFields=_managed_fields([c for c, _ in containers]),
         ),
         "spec": {
             "initContainers": [
@@ -298,6 +299,83 @@ def pod(
     }
 
 
+def _managed_fields(containers: list[str]) -> list[dict[str, Any]]:
+    """The managedFields the API server keeps on a pod (kubectl's JSON shows them): the
+    controller's spec entry and the kubelet's status entry, which make a real pod ~9 KB."""
+    spec_fields = {
+        f'k:{{"name":"{c}"}}': {
+            ".": {},
+            "f:env": {".": {}, 'k:{"name":"POD_NAME"}': {".": {}, "f:name": {}, "f:valueFrom": {}}},
+            "f:image": {},
+            "f:imagePullPolicy": {},
+            "f:name": {},
+            "f:ports": {".": {}, 'k:{"containerPort":8080,"protocol":"TCP"}': {".": {}}},
+            "f:resources": {".": {}, "f:limits": {}, "f:requests": {}},
+            "f:terminationMessagePath": {},
+            "f:terminationMessagePolicy": {},
+            "f:volumeMounts": {".": {}},
+        }
+        for c in containers
+    }
+    status_fields = {
+        f'k:{{"name":"{c}"}}': {"f:ready": {}, "f:restartCount": {}, "f:started": {}, "f:state": {}} for c in containers
+    }
+    return [
+        {
+            "manager": "kube-controller-manager",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2024-05-02T09:20:05Z",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {
+                "f:metadata": {"f:generateName": {}, "f:labels": {}, "f:ownerReferences": {}},
+                "f:spec": {
+                    "f:containers": spec_fields,
+                    "f:dnsPolicy": {},
+                    "f:enableServiceLinks": {},
+                    "f:restartPolicy": {},
+                    "f:schedulerName": {},
+                    "f:securityContext": {},
+                    "f:serviceAccount": {},
+                    "f:serviceAccountName": {},
+                    "f:terminationGracePeriodSeconds": {},
+                    "f:volumes": {},
+                },
+            },
+        },
+        {
+            "manager": "kubelet",
+            "operation": "Update",
+            "apiVersion": "v1",
+            "time": "2024-05-02T09:20:10Z",
+            "fieldsType": "FieldsV1",
+            "subresource": "status",
+            "fieldsV1": {
+                "f:status": {
+                    "f:conditions": {
+                        f'k:{{"type":"{t}"}}': {
+                            ".": {},
+                            "f:lastProbeTime": {},
+                            "f:lastTransitionTime": {},
+                            "f:status": {},
+                            "f:type": {},
+                        }
+                        for t in ("ContainersReady", "Initialized", "PodReadyToStartContainers", "Ready")
+                    },
+                    "f:containerStatuses": status_fields,
+                    "f:hostIP": {},
+                    "f:hostIPs": {},
+                    "f:initContainerStatuses": {},
+                    "f:phase": {},
+                    "f:podIP": {},
+                    "f:podIPs": {},
+                    "f:startTime": {},
+                }
+            },
+        },
+    ]
+
+
 def write_list(path: Path, kind: str, api: str, items: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
@@ -320,9 +398,26 @@ def write_logs(root: Path, ns: str, pod_name: str, containers: list[str]) -> Non
     with open(folder / "logs.txt", "w", encoding="utf-8") as out:
         for c in ["istio-init", *containers]:
             out.write(f"==== START logs for container {c} of pod {ns}/{pod_name} ====\n")
-            for n in range(5):
-                out.write(f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | line {n} of {c}\n")
+            if c == "agent":  # the agent's log: what the log rules scan (~40 KB)
+                out.write(AGENT_LOG)
+            else:
+                for n in range(5):
+                    out.write(f"2024-05-02 09:20:{n:02d} UTC | CORE | INFO | (pkg/x.go:{n} in f) | line {n} of {c}\n")
             out.write(f"==== END logs for container {c} of pod {ns}/{pod_name} ====\n")
+
+
+#: An agent's log: start-up, check runs, and a forwarder error now and then (signature lines).
+AGENT_LOG = "".join(
+    f"2024-05-02 09:{20 + n // 60:02d}:{n % 60:02d} UTC | CORE | "
+    + (
+        "ERROR | (pkg/forwarder/worker.go:178 in process) | Error while processing transaction: error "
+        'while sending transaction, rescheduling it: Post "https://7-52-0-app.agent.datadoghq.eu/api/v2/series": '
+        "dial tcp 3.233.146.17:443: connect: connection refused\n"
+        if n % 97 == 0
+        else f"INFO | (pkg/collector/worker/check_logger.go:40 in CheckStarted) | check:cpu | Running check... {n}\n"
+    )
+    for n in range(400)
+)
 
 
 def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
@@ -337,16 +432,17 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
         by_ns.setdefault(ns, {}).setdefault(file, []).append(obj)
 
     agent_containers = [("agent", IMAGES[0]), ("istio-proxy", IMAGES[1])]
+    ds_meta = _meta("datadog-agent", "datadog", rng, {"app": "datadog-agent"})
     put(
         "datadog",
         "daemonsets",
         {
-            "metadata": _meta("datadog-agent", "datadog", rng, {"app": "datadog-agent"}),
+            "metadata": ds_meta,
             "spec": {
                 "selector": {"matchLabels": {"app": "datadog-agent"}},
                 "template": {
                     "metadata": {"labels": {"app": "datadog-agent"}},
-                    "spec": pod("t", "datadog", "", ("DaemonSet", "x"), agent_containers, rng, {})["spec"],
+                    "spec": pod("t", "datadog", "", ("DaemonSet", "x", "0"), agent_containers, rng, {})["spec"],
                 },
             },
             "status": {"desiredNumberScheduled": nodes, "numberReady": nodes},
@@ -364,7 +460,7 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
                 name,
                 "datadog",
                 node_name,
-                ("DaemonSet", "datadog-agent"),
+                ("DaemonSet", "datadog-agent", ds_meta["uid"]),
                 agent_containers,
                 rng,
                 {"app": "datadog-agent"},
@@ -378,11 +474,21 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
         dep = f"service-{app:04d}"
         replicas = min(remaining, 5)
         rs = f"{dep}-{rng.getrandbits(36):09x}"
+        dep_meta = _meta(dep, ns, rng, {"app": dep})
+        rs_meta = _meta(
+            rs,
+            ns,
+            rng,
+            {"app": dep},
+            ownerReferences=[
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep, "uid": dep_meta["uid"], "controller": True}
+            ],
+        )
         put(
             ns,
             "deployments",
             {
-                "metadata": _meta(dep, ns, rng, {"app": dep}),
+                "metadata": dep_meta,
                 "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": dep}}},
                 "status": {"replicas": replicas, "readyReplicas": replicas},
             },
@@ -391,7 +497,7 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
             ns,
             "replicasets",
             {
-                "metadata": _meta(rs, ns, rng, {"app": dep}),
+                "metadata": rs_meta,
                 "spec": {"replicas": replicas},
                 "status": {"replicas": replicas},
             },
@@ -413,7 +519,7 @@ def generate(root: Path, pods: int, nodes: int, logs: bool) -> None:
                     name,
                     ns,
                     rng.choice(names),
-                    ("ReplicaSet", rs),
+                    ("ReplicaSet", rs, rs_meta["uid"]),
                     [("app", f"registry.example.com/{dep}:1.0"), ("istio-proxy", IMAGES[1])],
                     rng,
                     {"app": dep},
