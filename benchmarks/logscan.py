@@ -367,7 +367,7 @@ def run_meshdoctor(jobs: list[tuple[str, list[Path]]], folder: Path, pure: bool 
     interpreter; wall and CPU seconds, matching lines, peak RSS (KiB)."""
     spec = folder / "jobs.json"
     spec.write_text(json.dumps([[g, [str(f) for f in files]] for g, files in jobs]))
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # bytecode cached, as installed
     if pure:
         env["MESHDOCTOR_PURE_PYTHON_SCAN"] = "1"
     done = subprocess.run([sys.executable, "-c", _SCAN, str(spec)], capture_output=True, text=True, check=True, env=env)
