@@ -42,8 +42,10 @@ if mode == "check":
     code = main(["check", "--from", root, "-o", "json", "--fail-on", "never"])
     sys.stdout = stdout
     assert code == 0, code
-elif mode == "bare":
-    import glob
+elif mode in ("bare", "bare-nogc"):
+    import gc, glob
+    if mode == "bare-nogc":
+        gc.disable()
     kept = [json.load(open(p, encoding="utf-8")) for p in sorted(glob.glob(root + "/*.json") + glob.glob(root + "/*/*.json"))]
 print(time.perf_counter() - wall, time.process_time() - cpu, peak())
 """
@@ -57,7 +59,7 @@ def _env() -> dict[str, str]:
 
 def measure_interleaved(root: Path, repeat: int) -> dict[str, tuple[float, float, float]]:
     """Medians of `repeat` interleaved runs of each mode: (wall s, cpu s, peak RSS MB)."""
-    runs: dict[str, list[tuple[float, float, float]]] = {"empty": [], "bare": [], "check": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"empty": [], "bare": [], "bare-nogc": [], "check": []}
     for _ in range(repeat):
         for mode in runs:
             out = subprocess.run(
@@ -85,15 +87,20 @@ def main() -> int:
         if not (root / "nodes.json").exists():
             generate(root, args.pods, args.nodes, True)
         got = measure_interleaved(root, args.repeat)
-        empty, bare, check = got["empty"], got["bare"], got["check"]
+        empty, bare, nogc, check = got["empty"], got["bare"], got["bare-nogc"], got["check"]
         print(f"dump: {args.pods} pods, {args.nodes} nodes ({root}); median of {args.repeat} interleaved runs")
         print(f"interpreter alone             peak RSS {empty[2]:.0f} MB")
         print(f"json.load of the files        wall {bare[0]:.2f} s  cpu {bare[1]:.2f} s  peak RSS {bare[2]:.0f} MB")
+        print(f"json.load, collector off      wall {nogc[0]:.2f} s  cpu {nogc[1]:.2f} s  peak RSS {nogc[2]:.0f} MB")
         print(f"meshdoctor check -o json      wall {check[0]:.2f} s  cpu {check[1]:.2f} s  peak RSS {check[2]:.0f} MB")
         held = bare[2] - empty[2]
         print(
             f"RATIO check / json.load: {check[0] / bare[0]:.2f}x wall, {check[1] / bare[1]:.2f}x cpu (target 1.3x); "
             f"memory {(check[2] - empty[2]) / held:.2f}x what json.load holds ({held:.0f} MB; target 2x)"
+        )
+        print(
+            f"RATIO check / json.load with the collector off: {check[0] / nogc[0]:.2f}x wall, "
+            f"{check[1] / nogc[1]:.2f}x cpu"
         )
     finally:
         if not args.out:
