@@ -23,12 +23,14 @@ Nothing is ever written to the cluster except SubjectAccessReviews.
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import os
 import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -160,6 +162,8 @@ class Connection:
         self.timeout = timeout
         self.deadline = Deadline(run_deadline(timeout))
         """One deadline for every request of the run (`sources/retry.py`, `run_deadline`)."""
+        self.sleep: Callable[[float], None] = time.sleep
+        """How to wait before a retry (tests replace it)."""
         configuration = client.Configuration()
         configuration.host = config.server
         configuration.verify_ssl = not config.insecure_skip_tls_verify
@@ -240,7 +244,9 @@ class Connection:
             return int(response.status), bytes(response.data or b""), dict(response.headers)
 
         try:
-            (status, payload, answer_headers), attempts = send_with_retries(send, method, self.timeout, self.deadline)
+            (status, payload, answer_headers), attempts = send_with_retries(
+                send, method, self.timeout, self.deadline, self.sleep
+            )
         except RequestFailed as exc:
             raise ClusterUnreachable(self.server, exc.reason) from None
         if status == 401:
@@ -302,6 +308,10 @@ def _transport_reason(exc: Exception, timeout: float) -> str:
         seen.add(id(current))
         if isinstance(current, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(current, (ConnectionAbortedError, http.client.RemoteDisconnected, http.client.IncompleteRead)):
+            return "the server closed the connection before answering"
         if isinstance(current, (socket.timeout, TimeoutError)) or "timed out" in str(current).lower():
             return f"timed out after {timeout:g}s"
         if isinstance(current, ssl.SSLCertVerificationError):
@@ -311,6 +321,8 @@ def _transport_reason(exc: Exception, timeout: float) -> str:
         if isinstance(current, socket.gaierror):
             return "cannot resolve the host name"
         nxt = getattr(current, "reason", None)
+        if not isinstance(nxt, BaseException):  # urllib3's ProtocolError carries its cause in args
+            nxt = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = nxt if isinstance(nxt, BaseException) else (current.__cause__ or current.__context__)
     text = str(exc)
     if "refused" in text.lower():
