@@ -18,6 +18,10 @@ What is fetched, and nothing more (DESIGN.md, "Budgets"):
   wanted and the runner may create them;
 - with `--probe`, the telemetry endpoints through the API server's service proxy.
 Nothing is ever written to the cluster except SubjectAccessReviews.
+
+Every request goes through `sources/retry.py` (429/5xx with Retry-After, resets and timeouts on GETs,
+at most 3 retries, one deadline for the run); a LIST that still fails makes its kind missing with
+the reason (the rules that need it are not_checked); only `/version` failing ends the run (exit 2).
 """
 
 from __future__ import annotations

@@ -199,7 +199,9 @@ def _status_body(status: int) -> bytes:
 
 
 def _expired_body() -> bytes:
-    """What the API server answers for an expired continue token (apimachinery `NewResourceExpired`)."""
+    """What the API server answers for an expired continue token: k8s.io/apiserver
+    pkg/storage/etcd3/errors.go, `continueExpired`, through apimachinery `NewResourceExpired` (410, Expired).
+    """
     return json.dumps(
         {
             "kind": "Status",
