@@ -514,7 +514,12 @@ class LiveCollector:
                 rows = [r for r in rows if not r.group]
         jobs: dict[str, Future[list[KubeObject] | None]] = {}
         for info in rows:
-            version = discovery.version_for(info, self._resources_of)
+            try:
+                version = discovery.version_for(info, self._resources_of)
+            except ClusterUnreachable as exc:  # a group's resource list (servers without aggregated discovery)
+                self.missing[info.kind] = f"error: {exc.reason} reading API discovery for {info.group}"
+                self.progress.kind_listed(info.kind, 0)
+                continue
             if version is None:
                 if info.custom:
                     self.not_installed.append(info.kind)

@@ -228,3 +228,35 @@ def test_a_server_too_slow_for_everything_ends_at_the_deadline(proxy, kubeconfig
     assert missing and all(line.split(": ", 1)[1].startswith("error: ") for line in missing), missing
     assert any(f"not read within the run's deadline of {deadline:g}s" in line for line in missing), missing
     assert code == _exit_code(report)
+
+
+# -- what cannot be read at all ----------------------------------------------------------------
+
+
+def test_an_unreadable_version_is_one_line_and_exit_2(proxy, kubeconfig, world) -> None:
+    from tests.test_cli import invoke, one_line_error
+
+    proxy.reset([Fault(r"^/version$", "status", 99, 503, retry_after="0")])
+    args = ("check", "--kubeconfig", str(kubeconfig), "-n", world, "-q", "--request-timeout", f"{TIMEOUT:g}s")
+    err = one_line_error(*invoke(*args))
+    assert err == (
+        f"meshdoctor: error: cannot read the version of the cluster at {proxy.url}: "
+        f"HTTP 503 injected 503 (after {MAX_RETRIES + 1} attempts)"
+    )
+    assert len(proxy.hits) == MAX_RETRIES + 1
+
+
+def test_failed_discovery_leaves_the_grouped_kinds_not_checked(proxy, kubeconfig, world, reference) -> None:
+    from meshdoctor.kube.kinds import KINDS
+
+    code, report, _ = run_with(proxy, kubeconfig, world, Fault(r"^/apis$", "status", 99, 500))
+    why = "error: API discovery (/apis) failed: HTTP 500 injected 500"
+    added = [line for line in report["source"]["missing"] if line not in reference[1]["source"]["missing"]]
+    assert added and all(line.endswith(f": {why}") for line in added), added
+    assert {line.split(": ", 1)[0] for line in added} <= {k for k, info in KINDS.items() if info.group}
+    assert "DaemonSet" in {line.split(": ", 1)[0] for line in added}
+    daemonset_rules = {rule.id for rule in load_rules(()) if "DaemonSet" in rule.inputs.kinds}
+    for result in report["results"]:
+        if result["rule"] in daemonset_rules:
+            assert result["status"] == "not_checked" and why in (result["reason"] or ""), result
+    assert code == _exit_code(report)
