@@ -260,3 +260,22 @@ def test_failed_discovery_leaves_the_grouped_kinds_not_checked(proxy, kubeconfig
         if result["rule"] in daemonset_rules:
             assert result["status"] == "not_checked" and why in (result["reason"] or ""), result
     assert code == _exit_code(report)
+
+
+def test_a_busy_log_endpoint_is_retried(proxy, kubeconfig, world, reference) -> None:
+    logs = rf"^/api/v1/namespaces/{world}/pods/[^/]+/log$"
+    code, report, _ = run_with(proxy, kubeconfig, world, Fault(logs, "status", 1, 429, retry_after="1"))
+    assert (code, report) == reference
+    assert len(proxy.hits_of("status")) == 1
+
+
+def test_logs_past_the_retry_budget_are_named_as_not_read(proxy, kubeconfig, world, reference) -> None:
+    logs = rf"^/api/v1/namespaces/{world}/pods/[^/]+/log$"
+    code, report, _ = run_with(proxy, kubeconfig, world, Fault(logs, "status", 99, 503, retry_after="0"))
+    fetched = len([h for h in proxy.hits if h.path.endswith("/log")]) // (MAX_RETRIES + 1)
+    assert fetched >= 1 and len(proxy.hits_of("status")) == fetched * (MAX_RETRIES + 1)
+    plural = "s" if fetched > 1 else ""
+    why = f"error: HTTP 503 fetching logs: injected 503 (after {MAX_RETRIES + 1} attempts)"
+    line = f"pods/log ({fetched} log{plural}): {why}"
+    assert report["source"]["missing"] == [line, *reference[1]["source"]["missing"]]
+    assert code == _exit_code(report)
