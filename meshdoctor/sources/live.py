@@ -18,17 +18,23 @@ What is fetched, and nothing more (DESIGN.md, "Budgets"):
   wanted and the runner may create them;
 - with `--probe`, the telemetry endpoints through the API server's service proxy.
 Nothing is ever written to the cluster except SubjectAccessReviews.
+
+Every request goes through `sources/retry.py` (429/5xx with Retry-After, resets and timeouts on GETs,
+at most 3 retries, one deadline for the run); a LIST that still fails makes its kind missing with
+the reason (the rules that need it are not_checked); only `/version` failing ends the run (exit 2).
 """
 
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import os
 import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +50,7 @@ from meshdoctor.rule import Inputs
 from meshdoctor.snapshot import REDACTED, KubeObject, LogKey, Snapshot
 from meshdoctor.sources.kubeconfig import ClusterConfig, resolve, with_exec_credentials
 from meshdoctor.sources.progress import Progress
+from meshdoctor.sources.retry import Deadline, RequestFailed, TransportFailure, run_deadline, send_with_retries
 
 #: Objects per LIST page (kubectl uses 500 too: `--chunk-size` default).
 PAGE_SIZE = 500
@@ -91,11 +98,31 @@ class LiveOptions:
 class ApiStatusError(Exception):
     """A non-2xx answer of the API server."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, attempts: int = 1) -> None:
         super().__init__(f"HTTP {status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.attempts = attempts
+
+    def after(self) -> str:
+        """` (after 4 attempts)` when the answer was retried, else empty."""
+        return f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+
+
+class ClusterUnreachable(UsageError):
+    """No answer from the API server, after the retries or past the run's deadline.
+
+    Before anything was read: one line, exit 2; later: the not-checked reason of what was being read.
+    """
+
+    def __init__(self, server: str, reason: str) -> None:
+        super().__init__(f"cannot reach the cluster at {server}: {reason}")
+        self.reason = reason
+
+
+#: Internal header `Connection.request` adds to a retried answer: how many attempts it took.
+ATTEMPTS_HEADER = "X-Meshdoctor-Attempts"
 
 
 class MemoryLog:
@@ -137,6 +164,10 @@ class Connection:
         self.config = config
         self.server = config.server
         self.timeout = timeout
+        self.deadline = Deadline(run_deadline(timeout))
+        """One deadline for every request of the run (`sources/retry.py`, `run_deadline`)."""
+        self.sleep: Callable[[float], None] = time.sleep
+        """How to wait before a retry (tests replace it)."""
         configuration = client.Configuration()
         configuration.host = config.server
         configuration.verify_ssl = not config.insecure_skip_tls_verify
@@ -183,7 +214,10 @@ class Connection:
         body: Any = None,
         accept: str | None = None,
     ) -> tuple[int, bytes, Mapping[str, str]]:
-        """One request; (status, body, headers). Transport failures become a one-line UsageError."""
+        """One request with its retries (`sources/retry.py`); (status, body, headers).
+
+        No answer after every attempt (or past the run's deadline) raises ClusterUnreachable.
+        """
         import urllib3
 
         url = self.server + path
@@ -196,45 +230,55 @@ class Connection:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+
+        def send(timeout: float) -> tuple[int, bytes, Mapping[str, str]]:
+            try:
+                response = self._pool.request(
+                    method,
+                    url,
+                    body=data,
+                    headers=headers,
+                    retries=False,
+                    timeout=urllib3.Timeout(total=timeout),
+                    preload_content=True,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                reason = _transport_reason(exc, timeout)
+                raise TransportFailure(reason, retryable=_retryable(reason)) from None
+            return int(response.status), bytes(response.data or b""), dict(response.headers)
+
         try:
-            response = self._pool.request(
-                method,
-                url,
-                body=data,
-                headers=headers,
-                retries=False,
-                timeout=urllib3.Timeout(total=self.timeout),
-                preload_content=True,
+            (status, payload, answer_headers), attempts = send_with_retries(
+                send, method, self.timeout, self.deadline, self.sleep
             )
-        except urllib3.exceptions.HTTPError as exc:
-            raise UsageError(
-                f"cannot reach the cluster at {self.server}: {_transport_reason(exc, self.timeout)}"
-            ) from None
-        status = int(response.status)
+        except RequestFailed as exc:
+            raise ClusterUnreachable(self.server, exc.reason) from None
         if status == 401:
             what = "expired or invalid token" if "Authorization" in self._headers else "no valid credentials"
             raise UsageError(f"credentials rejected by {self.server}: {what}")
-        return status, bytes(response.data or b""), dict(response.headers)
+        if attempts > 1:
+            answer_headers = {**answer_headers, ATTEMPTS_HEADER: str(attempts)}
+        return status, payload, answer_headers
 
     def get_json(self, path: str, query: Mapping[str, Any] | None = None, accept: str | None = None) -> dict[str, Any]:
         """GET a JSON document; ApiStatusError on non-2xx."""
-        status, data, _ = self.request("GET", path, query, accept=accept)
+        status, data, headers = self.request("GET", path, query, accept=accept)
         if not 200 <= status < 300:
-            raise _status_error(status, data)
+            raise _status_error(status, data, headers)
         return json.loads(data)
 
     def post_json(self, path: str, body: Any) -> dict[str, Any]:
         """POST a JSON document (only SubjectAccessReviews are ever posted); ApiStatusError on non-2xx."""
-        status, data, _ = self.request("POST", path, body=body)
+        status, data, headers = self.request("POST", path, body=body)
         if not 200 <= status < 300:
-            raise _status_error(status, data)
+            raise _status_error(status, data, headers)
         return json.loads(data)
 
     def get_bytes(self, path: str, query: Mapping[str, Any] | None = None) -> bytes:
         """GET raw bytes (logs); ApiStatusError on non-2xx."""
-        status, data, _ = self.request("GET", path, query, accept="*/*")
+        status, data, headers = self.request("GET", path, query, accept="*/*")
         if not 200 <= status < 300:
-            raise _status_error(status, data)
+            raise _status_error(status, data, headers)
         return data
 
 
@@ -268,6 +312,10 @@ def _transport_reason(exc: Exception, timeout: float) -> str:
         seen.add(id(current))
         if isinstance(current, ConnectionRefusedError):
             return "connection refused"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(current, (ConnectionAbortedError, http.client.RemoteDisconnected, http.client.IncompleteRead)):
+            return "the server closed the connection before answering"
         if isinstance(current, (socket.timeout, TimeoutError)) or "timed out" in str(current).lower():
             return f"timed out after {timeout:g}s"
         if isinstance(current, ssl.SSLCertVerificationError):
@@ -277,6 +325,8 @@ def _transport_reason(exc: Exception, timeout: float) -> str:
         if isinstance(current, socket.gaierror):
             return "cannot resolve the host name"
         nxt = getattr(current, "reason", None)
+        if not isinstance(nxt, BaseException):  # urllib3's ProtocolError carries its cause in args
+            nxt = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = nxt if isinstance(nxt, BaseException) else (current.__cause__ or current.__context__)
     text = str(exc)
     if "refused" in text.lower():
@@ -284,12 +334,18 @@ def _transport_reason(exc: Exception, timeout: float) -> str:
     return text.split(": ", 1)[-1][:200]
 
 
-def _status_error(status: int, data: bytes) -> ApiStatusError:
+def _retryable(reason: str) -> bool:
+    """A reset, an early EOF or a timeout may pass; a refused connection, a TLS or name failure will not."""
+    return not (reason == "connection refused" or reason.startswith(("TLS", "cannot resolve")))
+
+
+def _status_error(status: int, data: bytes, headers: Mapping[str, str] | None = None) -> ApiStatusError:
+    attempts = int((headers or {}).get(ATTEMPTS_HEADER) or 1)
     try:
         body = json.loads(data)
-        return ApiStatusError(status, str(body.get("reason") or ""), str(body.get("message") or ""))
+        return ApiStatusError(status, str(body.get("reason") or ""), str(body.get("message") or ""), attempts)
     except (ValueError, AttributeError):
-        return ApiStatusError(status, "", data[:200].decode("utf-8", "replace").strip())
+        return ApiStatusError(status, "", data[:200].decode("utf-8", "replace").strip(), attempts)
 
 
 # -- discovery -------------------------------------------------------------------------------
@@ -394,7 +450,13 @@ class LiveCollector:
     def collect(self, inputs: Inputs) -> tuple[Snapshot, SourceInfo]:
         """Version, discovery, lists, then logs, access reviews and probes."""
         snapshot = self.snapshot
-        version = self.conn.get_json("/version")
+        try:
+            version = self.conn.get_json("/version")
+        except ApiStatusError as exc:
+            raise UsageError(
+                f"cannot read the version of the cluster at {self.conn.server}: HTTP {exc.status} "
+                f"{exc.message[:200]}{exc.after()}"
+            ) from None
         snapshot.probes["server"] = {k: version.get(k) for k in ("major", "minor", "gitVersion", "platform")}
         wanted = kinds_to_list(inputs, self.options.probe)
         with ThreadPoolExecutor(max_workers=max(1, self.options.workers), thread_name_prefix="meshdoctor") as pool:
@@ -436,10 +498,28 @@ class LiveCollector:
         for kind in sorted(wanted - set(KINDS)):
             self.missing[kind] = "meshdoctor does not know where the API serves this kind"
         self.progress.begin("listing", len(rows))
-        discovery = discover(self.conn) if any(r.group for r in rows) else Discovery()
+        discovery = Discovery()
+        if any(r.group for r in rows):
+            try:
+                discovery = discover(self.conn)
+            except (ApiStatusError, ClusterUnreachable) as exc:
+                # without discovery no grouped kind can be listed; the core ones still can
+                if isinstance(exc, ApiStatusError):
+                    why = f"HTTP {exc.status} {exc.message[:200]}{exc.after()}"
+                else:
+                    why = exc.reason
+                for info in rows:
+                    if info.group:
+                        self.missing[info.kind] = f"error: API discovery (/apis) failed: {why}"
+                rows = [r for r in rows if not r.group]
         jobs: dict[str, Future[list[KubeObject] | None]] = {}
         for info in rows:
-            version = discovery.version_for(info, self._resources_of)
+            try:
+                version = discovery.version_for(info, self._resources_of)
+            except ClusterUnreachable as exc:  # a group's resource list (servers without aggregated discovery)
+                self.missing[info.kind] = f"error: {exc.reason} reading API discovery for {info.group}"
+                self.progress.kind_listed(info.kind, 0)
+                continue
             if version is None:
                 if info.custom:
                     self.not_installed.append(info.kind)
@@ -485,9 +565,18 @@ class LiveCollector:
                         break
             except ApiStatusError as exc:
                 if exc.status == 410 and token and not restarted:
-                    restarted = True  # the continue token expired: list again from the start, once
+                    # the continue token expired (410 Gone, reason Expired): list again from the
+                    # start, once, as client-go's reflector does (tools/cache/reflector.go,
+                    # isExpiredError -> relist; tools/pager/pager.go, ListPager.list falls back to
+                    # a fresh list when the error is Expired and a continue token was sent)
+                    restarted = True
                     continue
                 self._record_failure(info, namespace, exc)
+                return None
+            except ClusterUnreachable as exc:
+                where = f" in namespace {namespace}" if namespace else ""
+                with self._lock:
+                    self.missing[info.kind] = f"error: {exc.reason} listing {info.plural}{where}"
                 return None
             break
         with self._lock:
@@ -511,7 +600,7 @@ class LiveCollector:
         elif exc.status == 410:
             reason = "the list expired twice while paging (410 Gone)"
         else:
-            reason = f"error: HTTP {exc.status} listing {info.plural}{where}: {exc.message[:200]}"
+            reason = f"error: HTTP {exc.status} listing {info.plural}{where}: {exc.message[:200]}{exc.after()}"
         with self._lock:
             self.missing[info.kind] = reason
 
@@ -550,7 +639,9 @@ class LiveCollector:
                 return f"forbidden: cannot get pods/log in namespace {key.namespace}"
             if exc.status in (400, 404) and key.previous:
                 return None  # no previous instance kept by the kubelet
-            return f"error: HTTP {exc.status} fetching logs: {exc.message[:200]}"
+            return f"error: HTTP {exc.status} fetching logs: {exc.message[:200]}{exc.after()}"
+        except ClusterUnreachable as exc:
+            return f"error: {exc.reason} fetching logs"
         origin = f"live:{key.namespace}/{key.pod}/{key.container}" + (" (previous)" if key.previous else "")
         return MemoryLog(origin, data)
 
@@ -584,7 +675,9 @@ class LiveCollector:
         except ApiStatusError as exc:
             if exc.status == 403:
                 return "forbidden: cannot create subjectaccessreviews"
-            return f"error: HTTP {exc.status} creating a SubjectAccessReview: {exc.message[:200]}"
+            return f"error: HTTP {exc.status} creating a SubjectAccessReview: {exc.message[:200]}{exc.after()}"
+        except ClusterUnreachable as exc:
+            return f"error: {exc.reason} creating a SubjectAccessReview"
         status = answer.get("status") or {}
         return {
             "request": request_record(request),
