@@ -690,3 +690,34 @@ def test_a_manifests_folder_with_one_list_file_per_namespace_is_not_a_dump(tmp_p
     assert not is_dump_dir(tmp_path)
     _, source = load_offline([str(tmp_path)])
     assert source.kind == "files"
+
+
+# -- what a real kubectl writes for an empty list -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("file_name", "text"),
+    [
+        ("pods.json", '{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}'),
+        ("pods.yaml", "apiVersion: v1\nkind: PodList\nmetadata: {}\nitems: null\n"),
+    ],
+)
+def test_items_null_is_an_empty_list(tmp_path, file_name, text):
+    """kubectl prints an empty typed list as `items: null` (a nil Go slice), in JSON and YAML."""
+    path = tmp_path / file_name
+    path.write_text(text)
+    assert read_file(path) == []
+
+
+def test_dump_of_one_namespace_with_items_null(tmp_path):
+    """`kubectl cluster-info dump --namespaces default` of a namespace without pods: not bad input."""
+    (tmp_path / "default").mkdir()
+    write(tmp_path / "default" / "pods.json", '{"kind":"PodList","apiVersion":"v1","metadata":{},"items":null}')
+    write(tmp_path / "default" / "services.json", '{"kind":"ServiceList","apiVersion":"v1","metadata":{},"items":null}')
+    snapshot, source = load_offline([str(tmp_path)])
+    assert source.kind == "dump"
+    assert refs(snapshot) == []
+    assert snapshot.not_read("Pod", "default") is None
+    assert snapshot.not_read("Pod", "istio-system") == (
+        "namespace istio-system was not read (the cluster-info dump holds default)"
+    )

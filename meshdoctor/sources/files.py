@@ -146,9 +146,18 @@ def _type_name(value: Any) -> str:
 
 
 def is_list(obj: KubeObject) -> bool:
-    """`kind: List` or a typed list (`PodList`) with `items`."""
+    """`kind: List` or a typed list (`PodList`) with `items`.
+
+    An empty list may say `"items": null`: kubectl writes that for an empty typed list (Go's nil
+    slice; `kubectl cluster-info dump` of a namespace without pods, `kubectl get -o json`), so
+    such a list is normalised to `items: []` here rather than rejected.
+    """
     kind = obj.get("kind")
-    return isinstance(kind, str) and kind.endswith("List") and isinstance(obj.get("items"), list)
+    if not (isinstance(kind, str) and kind.endswith("List")):
+        return False
+    if "items" in obj and obj["items"] is None:
+        obj["items"] = []
+    return isinstance(obj.get("items"), list)
 
 
 def check_object(obj: Any, name: str, line: int | None) -> None:
