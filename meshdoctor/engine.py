@@ -114,7 +114,11 @@ def run(
         result, found = run_rule(rule, Context(snapshot, cache=cache))
         results.append(result)
         # each fix aimed at what owns its objects (Helm values, DatadogAgent patch) before masking
-        findings.extend(_suppress(snapshot, _masked(f)) for f in aim_at_owners(snapshot, found))
+        aimed = aim_at_owners(snapshot, found)
+        findings.extend(
+            _suppress(snapshot, dataclasses.replace(_masked(f), object_fix=raw.remediation))
+            for f, raw in zip(aimed, found, strict=True)
+        )
     # log lines go to the structural finding they prove
     findings = join_log_evidence(findings, explainers={r.id for r in rules if r.explains_logs})
     results = settle_results(results, findings)

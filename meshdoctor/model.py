@@ -206,6 +206,9 @@ class Finding:
     """For a finding made of log lines only: the family of structural rules whose finding would
     explain them (`egress`, `check-config`, `telemetry`, `rbac`, `agent-api-key`...). The engine
     reads it to join log evidence (`meshdoctor.logs.join`); no output format renders it."""
+    object_fix: Remediation | None = field(default=None, compare=False, repr=False)
+    """The rule's own fix to the objects, before it was aimed at their owner (Helm values, the
+    DatadogAgent) and before masking: the fix plan merges these per object. No format renders it."""
 
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: worst first, then rule id, then objects, then message."""
@@ -268,6 +271,9 @@ class Report:
     """Ordered by severity, rule, objects."""
     summary: dict[str, int] = field(default_factory=dict)
     """Count of unsuppressed findings per severity name."""
+    plan: Any = field(default=None, compare=False, repr=False)
+    """The fix plan (`meshdoctor.fixes.plan.FixPlan`) of the unsuppressed findings, or None when
+    not built; written by `--emit-fixes`, not part of the JSON report."""
 
     def worst(self) -> Severity | None:
         """The highest severity among unsuppressed findings, or None."""

@@ -36,7 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "meshdoctor.datadog": CORE | {"meshdoctor.kube", "meshdoctor.istio"},
     "meshdoctor.logs": CORE | {"meshdoctor.kube", "meshdoctor.istio", "meshdoctor.datadog"},
     "meshdoctor.engine": CORE | DOMAIN,
-    "meshdoctor.fixes": CORE | {"meshdoctor.kube", "meshdoctor.renderers"},
+    # the plan aims merged objects at their owner (datadog.owner_fixes), so fixes sit above the domain
+    "meshdoctor.fixes": CORE | DOMAIN | {"meshdoctor.renderers"},
     "meshdoctor_rules": CORE | DOMAIN | {"meshdoctor.fixes"},
     "meshdoctor.renderers": CORE,
     "meshdoctor.sources": CORE | DOMAIN,

@@ -97,26 +97,27 @@ def test_rule_and_category_selection_reach_the_report():
     assert [f["rule"] for f in report["findings"]] == ["MD401"]
 
 
-def test_emit_fixes_writes_one_file_per_finding_and_an_index(tmp_path):
+def test_emit_fixes_writes_the_plan_numbered_with_apply_sh_index_and_plan_json(tmp_path):
     code, _, err = invoke("check", "--from", BROKEN, "--emit-fixes", str(tmp_path / "fixes"))
     assert code == 1
-    written = sorted(p.name for p in (tmp_path / "fixes").iterdir())
+    written = sorted(str(p.relative_to(tmp_path / "fixes")) for p in (tmp_path / "fixes").rglob("*") if p.is_file())
     assert written == [
-        "MD101-daemonset-default-datadog-agent.alternative.yaml",
-        "MD101-daemonset-default-datadog-agent.yaml",
-        "MD103-daemonset-default-datadog-agent.alternative.yaml",
-        "MD103-daemonset-default-datadog-agent.yaml",
-        "MD401-daemonset-default-datadog-agent.yaml",
-        "MD501-daemonset-default-datadog-agent.yaml",
-        "MD503-daemonset-default-datadog-agent.yaml",
-        "MD504-daemonset-default-datadog-agent.yaml",  # pinned to 6.10.2, the release its pod runs
+        "01-secret-default-datadog-secret.sh",
+        "02-serviceentry-default-datadog-intake.yaml",
+        "03-daemonset-default-datadog-agent.yaml",
+        "alternatives/MD101-daemonset-default-datadog-agent.yaml",
+        "apply.sh",
         "index.md",
+        "plan.json",
     ]
-    for name in written[:-1]:  # every remediation file holds whole objects
-        assert (tmp_path / "fixes" / name).read_text().count("kind: ") >= 1
+    for name in ("02-serviceentry-default-datadog-intake.yaml", "03-daemonset-default-datadog-agent.yaml"):
         docs = list(yaml.safe_load_all((tmp_path / "fixes" / name).read_text()))
-        assert docs and all({"apiVersion", "kind", "metadata"} <= set(d) for d in docs)
-    assert "wrote 8 remediation file(s)" in err
+        assert len(docs) == 1 and {"apiVersion", "kind", "metadata"} <= set(docs[0])
+    plan = json.loads((tmp_path / "fixes" / "plan.json").read_text())
+    assert [s["file"] for s in plan["steps"]] == written[:3]
+    assert (tmp_path / "fixes" / "apply.sh").stat().st_mode & 0o111
+    assert "fix plan: 3 steps, applied in order" in err
+    assert err.endswith(f"wrote the fix plan (3 step file(s), apply.sh, index.md) to {tmp_path / 'fixes'}\n")
 
 
 def test_stdin_is_read_with_dash():

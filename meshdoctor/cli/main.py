@@ -75,7 +75,7 @@ def cli() -> None:
     "--emit-fixes",
     "emit_fixes_dir",
     metavar="DIR",
-    help="Write each finding's remediation manifests to DIR, with an index.md.",
+    help="Write the fix plan to DIR: numbered step files, apply.sh, index.md and plan.json.",
 )
 @click.option("--rule", "rule_ids", multiple=True, metavar="ID", help="Run only this rule. Repeatable.")
 @click.option(
@@ -141,11 +141,17 @@ def check(
     written: list[Path] = []
     if emit_fixes_dir:
         from meshdoctor.fixes.emit import emit_fixes
+        from meshdoctor.fixes.plan import with_plan
 
+        report = with_plan(report, state)
         written = emit_fixes(report, Path(emit_fixes_dir))  # before printing: a failure stays one line
     click.echo(text, nl=False)
     if emit_fixes_dir:
-        click.echo(f"wrote {len(written)} remediation file(s) to {emit_fixes_dir}", err=True)
+        from meshdoctor.fixes.emit import plan_text
+
+        click.echo(plan_text(report), err=True, nl=False)
+        wrote = f"wrote the fix plan ({len(written)} step file(s), apply.sh, index.md) to {emit_fixes_dir}"
+        click.echo(wrote, err=True)
     return exit_code(report, fail_on)
 
 

@@ -1,180 +1,232 @@
-"""`--emit-fixes DIR`: each finding's remediation manifests as a file to review and apply.
+"""`--emit-fixes DIR`: the fix plan as files a person reviews and applies in order.
 
-One YAML file per unsuppressed finding that has manifests, named after the rule and the finding's
-primary object, so `kubectl apply -f DIR/<file>` applies exactly one fix; an `index.md` says what
-each file fixes and whether it is safe to apply as is. Applying the fixes is left to a person.
+The folder holds one numbered file per step, named by what it holds
+(`01-secret-default-datadog-secret.sh`, `02-serviceentry-default-datadog-intake.yaml`, ...),
+the alternatives under `alternatives/`, an `apply.sh` that runs a server-side dry run of every
+step and then the steps in order, and `index.md` and `plan.json` saying what each step fixes,
+whether it is safe as is, and what it restarts. meshdoctor never applies anything itself.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import json
 from pathlib import Path
+from typing import Any
 
 from meshdoctor.errors import UsageError
 from meshdoctor.fixes.manifests import FILE_PLACEHOLDER
-from meshdoctor.model import Finding, Remediation, Report
+from meshdoctor.fixes.names import CLUSTER_SCOPE, fix_stem, safe_name
+from meshdoctor.fixes.plan import FixPlan, PlanStep
+from meshdoctor.model import Report
 from meshdoctor.renderers import plural
 from meshdoctor.renderers.markdown import code_span, fence, inline, table_cell
 
-#: Characters allowed in a file name; anything else in a kind, namespace or name becomes `_`.
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-#: Stands in for the namespace of a cluster-scoped object in a file name.
-CLUSTER_SCOPE = "_cluster"
+__all__ = ["CLUSTER_SCOPE", "emit_fixes", "fix_stem", "plan_files", "plan_text", "safe_name"]
 
 INDEX = "index.md"
+PLAN_JSON = "plan.json"
+APPLY_SCRIPT = "apply.sh"
+ALTERNATIVES = "alternatives"
 
 
-@dataclass(frozen=True)
-class FixFile:
-    """One remediation file to write: its name, the finding it fixes, and its content."""
-
-    name: str
-    """File name inside the fixes folder, e.g. `MD101-daemonset-default-datadog-agent.yaml`."""
-    finding: Finding
-    """The finding whose remediation it holds."""
-    remediation: Remediation
-    """That finding's remediation (never None here)."""
-    content: str
-    """The manifests as one multi-document YAML stream."""
+def plan_of(report: Report) -> FixPlan:
+    """The report's plan; an empty one when the report was made without it."""
+    return report.plan if isinstance(report.plan, FixPlan) else FixPlan()
 
 
-def plan_fixes(report: Report) -> list[FixFile]:
-    """Decide which files `emit_fixes` writes, in report order, without touching the disk."""
-    planned: list[FixFile] = []
-    used: set[str] = set()
-    for finding in report.findings:
-        remediation = finding.remediation
-        if finding.suppressed_by is not None or remediation is None or not remediation.manifests:
-            continue
-        stem = fix_stem(finding)
-        name, repeat = f"{stem}.yaml", 1
-        while name in used:
-            repeat += 1
-            name = f"{stem}-{repeat}.yaml"
-        used.add(name)
-        planned.append(FixFile(name, finding, remediation, manifest_stream(finding, remediation)))
-        if remediation.alternative_manifests:
-            other = Remediation(
-                summary=f"Instead of {name}: {remediation.summary}",
-                manifests=remediation.alternative_manifests,
-                commands=remediation.commands,
-                safe=remediation.safe,
-            )
-            alt_name = name.removesuffix(".yaml") + ".alternative.yaml"
-            used.add(alt_name)
-            planned.append(FixFile(alt_name, finding, other, manifest_stream(finding, other)))
-    return planned
+def plan_files(report: Report) -> dict[str, str]:
+    """Every file of the plan folder by relative path, without touching the disk."""
+    plan = plan_of(report)
+    files: dict[str, str] = {}
+    for step in plan.steps:
+        files[step.name] = _step_file(step)
+    for alternative in plan.alternatives:
+        files[f"{ALTERNATIVES}/{alternative.name}"] = alternative.content
+    files[APPLY_SCRIPT] = apply_script(report, plan)
+    files[INDEX] = plan_index(report, plan)
+    files[PLAN_JSON] = json.dumps(plan_json(report, plan), indent=2, ensure_ascii=False) + "\n"
+    return files
 
 
 def emit_fixes(report: Report, directory: Path) -> list[Path]:
-    """Write one YAML file per unsuppressed finding with manifests, and `index.md`.
+    """Write the plan folder; return the step files written, in plan order.
 
-    Creates `directory` when missing. Returns the YAML files written (not the index), in report
-    order. Files already in the folder that this run does not write are left alone. A folder that
-    cannot be written is a `UsageError` (one line, exit code 2), not a traceback.
+    Creates `directory` when missing; files already there that this run does not write are left
+    alone. A folder that cannot be written is a `UsageError` (one line, exit code 2).
     """
-    planned = plan_fixes(report)
+    files = plan_files(report)
+    steps = {step.name for step in plan_of(report).steps}
     written = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for fix in planned:
-            path = directory / fix.name
-            path.write_text(fix.content, encoding="utf-8")
-            written.append(path)
-        (directory / INDEX).write_text(fixes_index(report, planned), encoding="utf-8")
+        for name, content in files.items():
+            path = directory / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
+            if name == APPLY_SCRIPT:
+                path.chmod(0o755)
+            if name in steps:
+                written.append(path)
     except OSError as exc:
         raise UsageError(f"cannot write remediation files to {directory}: {exc.strerror or exc}") from exc
     return written
 
 
-def fix_stem(finding: Finding) -> str:
-    """Name a finding's file: `<rule>-<kind>-<namespace>-<name>` from its primary object."""
-    if not finding.objects:
-        return _safe(finding.rule)
-    primary = finding.objects[0]
-    namespace = primary.namespace or CLUSTER_SCOPE
-    parts = (finding.rule, primary.kind.lower(), namespace, primary.name)
-    return "-".join(_safe(part) for part in parts)
-
-
-def _safe(part: str) -> str:
-    """Keep a name component inside the folder and portable: no `/`, no `..`, no spaces."""
-    cleaned = _UNSAFE.sub("_", part).strip(".")
-    return cleaned or "_"
-
-
-def manifest_stream(finding: Finding, remediation: Remediation) -> str:
-    """Join the manifests into one YAML stream, `---` between documents, behind a comment header."""
-    objects = ", ".join(str(ref) for ref in finding.objects) or "-"
-    safety = "safe to apply as is" if remediation.safe else "review before applying"
+def _step_file(step: PlanStep) -> str:
+    safety = "safe to apply as is" if step.safe else "review before applying"
     header = [
-        f"# {finding.rule} ({finding.severity.value}): {finding.title}",
-        f"# objects: {objects}",
-        f"# {safety}",
+        f"# step {step.number}: {step.title} ({safety})",
+        f"# resolves: {', '.join(step.resolves) or '-'}",
+        f"# restarts: {step.restarts}",
+        *(f"# note: {note}" for note in step.notes),
     ]
-    documents = [_document(manifest) for manifest in remediation.manifests]
-    documents = [doc for doc in documents if doc]
-    return "\n".join(header) + "\n" + "---\n".join(documents)
+    if step.name.endswith(".sh"):
+        return "#!/usr/bin/env bash\n" + "\n".join(header) + "\nset -euo pipefail\n" + step.content
+    return "\n".join(header) + "\n" + step.content
 
 
-def _document(manifest: str) -> str:
-    """One manifest as a document of the stream: no leading `---`, one final newline."""
-    text = manifest.strip("\n")
-    if text.startswith("---"):
-        first, _, rest = text.partition("\n")
-        if first.strip() == "---":
-            text = rest.strip("\n")
-    return f"{text}\n" if text.strip() else ""
-
-
-def apply_commands(fix: FixFile) -> list[str]:
-    """List the finding's commands with the file written in place of `<file>`.
-
-    A remediation without commands is applied with a plain `kubectl apply -f`.
-    """
-    commands = [c.replace(FILE_PLACEHOLDER, fix.name) for c in fix.remediation.commands]
-    return commands or [f"kubectl apply -f {fix.name}"]
-
-
-def fixes_index(report: Report, planned: list[FixFile]) -> str:
-    """Write `index.md`: each file, what it fixes, and whether it can be applied as is."""
+def apply_script(report: Report, plan: FixPlan) -> str:
+    """`apply.sh`: a server-side dry run of every step, then the steps in order; stops at the first failure."""
     lines = [
-        "# meshdoctor remediation files",
+        "#!/usr/bin/env bash",
+        f"# Written by meshdoctor {report.version} from {report.source.kind} {report.source.target}.",
+        "# Review index.md first. Runs a server-side dry run of every step, then applies them in order;",
+        "# `./apply.sh --dry-run` stops after the dry run. KUBECTL (and HELM) may name another binary",
+        '# or add flags, e.g. KUBECTL="kubectl --context prod" ./apply.sh',
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        'KUBECTL="${KUBECTL:-kubectl}"',
+        'HELM="${HELM:-helm}"',
+        "# shellcheck disable=SC2086",
+        'kubectl() { command $KUBECTL "$@"; }',
+        "# shellcheck disable=SC2086",
+        'helm() { command $HELM "$@"; }',
+        "",
+    ]
+    if not plan.steps:
+        return "\n".join([*lines, 'echo "nothing to apply" >&2', ""])
+    lines.append('echo "== dry run (server side) of every step" >&2')
+    for step in plan.steps:
+        lines += [f"# {step.number:02d} {step.title}", *step.dry_run]
+    lines += ['if [ "${1:-}" = "--dry-run" ]; then exit 0; fi', ""]
+    for step in plan.steps:
+        lines += [f'echo "== {step.number:02d} {step.title}" >&2', *step.apply]
+    lines += ['echo "== done: run meshdoctor check again" >&2', ""]
+    return "\n".join(lines)
+
+
+def plan_json(report: Report, plan: FixPlan) -> dict[str, Any]:
+    """`plan.json`: the plan as data, for tools."""
+    return {
+        "meshdoctor": report.version,
+        "source": {"kind": report.source.kind, "target": report.source.target},
+        "steps": [
+            {
+                "step": step.number,
+                "file": step.name,
+                "title": step.title,
+                "objects": [{"kind": r.kind, "namespace": r.namespace, "name": r.name} for r in step.objects],
+                "resolves": list(step.resolves),
+                "safe": step.safe,
+                "restarts": step.restarts,
+                "owner": step.owner,
+                "dry_run": list(step.dry_run),
+                "apply": list(step.apply),
+                "notes": list(step.notes),
+                "checks": list(step.checks),
+            }
+            for step in plan.steps
+        ],
+        "alternatives": [
+            {
+                "file": f"{ALTERNATIVES}/{alt.name}",
+                "resolves": alt.finding,
+                "summary": alt.summary,
+                "replaces_steps": list(alt.replaces),
+                "makes_unnecessary": list(alt.unnecessary),
+            }
+            for alt in plan.alternatives
+        ],
+        "manual": [{"resolves": m.finding, "summary": m.summary, "commands": list(m.commands)} for m in plan.manual],
+    }
+
+
+def plan_index(report: Report, plan: FixPlan) -> str:
+    """`index.md`: the steps in order, what each fixes, and the choices and manual fixes."""
+    lines = [
+        "# meshdoctor fix plan",
         "",
         f"Written by meshdoctor {report.version} from {report.source.kind} "
-        f"{code_span(report.source.target)}: {plural(len(planned), 'file')}. "
-        "Run the commands from this folder.",
+        f"{code_span(report.source.target)}: {plural(len(plan.steps), 'step')}. "
+        f"Review each step, then run `./{APPLY_SCRIPT}` from this folder (a server-side dry run of "
+        "every step first, then the steps in order), and check again.",
         "",
     ]
-    if not planned:
-        lines.append("No unsuppressed finding comes with a manifest to apply.")
+    if not plan.steps and not plan.manual:
+        lines.append("No unsuppressed finding comes with a fix to apply.")
         return "\n".join(lines) + "\n"
-    lines += ["| File | Rule | Severity | Objects | Apply |", "| --- | --- | --- | --- | --- |"]
-    for fix in planned:
-        objects = ", ".join(str(ref) for ref in fix.finding.objects)
-        safety = "safe as is" if fix.remediation.safe else "needs review"
-        lines.append(
-            f"| [{fix.name}]({fix.name}) | {fix.finding.rule} | {fix.finding.severity.value} "
-            f"| {table_cell(objects)} | {safety} |"
-        )
-    lines.append("")
-    for fix in planned:
-        finding, remediation = fix.finding, fix.remediation
-        safety = "Safe to apply as is." if remediation.safe else "Needs review before applying."
-        lines += [
-            f"## {fix.name}",
-            "",
-            f"**{finding.rule}** ({finding.severity.value}, {finding.category.value}): {inline(finding.title)}",
-            "",
-            f"Objects: {', '.join(code_span(str(ref)) for ref in finding.objects) or '-'}",
-            "",
-            f"{inline(remediation.summary)} {safety}",
-            "",
-            *fence("\n".join(apply_commands(fix)), "sh"),
-            "",
-        ]
+    if plan.steps:
+        lines += ["| Step | File | Changes | Resolves | Apply | Restarts |", "| --- | --- | --- | --- | --- | --- |"]
+        for step in plan.steps:
+            safety = "safe as is" if step.safe else "needs review"
+            lines.append(
+                f"| {step.number} | [{step.name}]({step.name}) | {table_cell(step.title)} "
+                f"| {table_cell(', '.join(step.resolves))} | {safety} | {table_cell(step.restarts)} |"
+            )
+        lines.append("")
+    for step in plan.steps:
+        lines += [f"## {step.number}. {step.title}", ""]
+        lines += [f"File {code_span(step.name)}, owner: {inline(step.owner)}.", ""]
+        lines += [f"Resolves: {', '.join(code_span(r) for r in step.resolves) or '-'}.", ""]
+        lines += [f"Restarts: {inline(step.restarts)}.", ""]
+        lines += [f"- {inline(note)}" for note in step.notes]
+        if step.notes:
+            lines.append("")
+        if step.checks:
+            lines += ["Look first:", "", *fence("\n".join(step.checks), "sh"), ""]
+        lines += [*fence("\n".join(step.apply), "sh"), ""]
+    if plan.alternatives:
+        lines += ["## Alternatives (a choice: never apply both)", ""]
+        for alt in plan.alternatives:
+            replaces = ", ".join(str(n) for n in alt.replaces) or "none"
+            skip = ", ".join(str(n) for n in alt.unnecessary) or "none"
+            lines += [
+                f"- [{ALTERNATIVES}/{alt.name}]({ALTERNATIVES}/{alt.name}) for {code_span(alt.finding)}: "
+                f"{inline(alt.summary)} Apply it instead of step(s) {replaces}; skip step(s) {skip}.",
+            ]
+        lines.append("")
+    if plan.manual:
+        lines += ["## By hand", ""]
+        for manual in plan.manual:
+            lines += [f"### {inline(manual.finding)}", "", inline(manual.summary), ""]
+            if manual.commands:
+                lines += [*fence("\n".join(manual.commands), "sh"), ""]
     while lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"
+
+
+def plan_text(report: Report) -> str:
+    """The plan in a few lines per step, for the terminal (`meshdoctor fix --plan`, stderr after `--emit-fixes`)."""
+    plan = plan_of(report)
+    if not plan.steps and not plan.manual:
+        return "fix plan: nothing to apply\n"
+    lines = [f"fix plan: {plural(len(plan.steps), 'step')}, applied in order"]
+    for step in plan.steps:
+        safety = "safe" if step.safe else "review"
+        lines.append(f"  {step.number:2d}. [{safety}] {step.title}: resolves {', '.join(step.resolves) or '-'}")
+        lines.append(f"      {step.restarts}")
+        lines += [f"      note: {note}" for note in step.notes]
+    for alt in plan.alternatives:
+        lines.append(
+            f"  alternative for {alt.finding}: {alt.summary} (instead of step(s) "
+            f"{', '.join(map(str, alt.replaces)) or '-'})"
+        )
+    for manual in plan.manual:
+        lines.append(f"  by hand, {manual.finding}: {manual.summary}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_commands(step: PlanStep) -> list[str]:
+    """The step's apply commands with `<file>` replaced by its file name."""
+    return [c.replace(FILE_PLACEHOLDER, step.name) for c in step.apply]

@@ -17,6 +17,8 @@ from meshdoctor.snapshot import KubeObject
 
 #: Env var names whose literal values are secrets (Datadog keys, tokens, passwords).
 SECRET_ENV_NAME = re.compile(r"(^DD_API_KEY$|^DD_APP_KEY$|_API_KEY$|_APP_KEY$|_KEY$|TOKEN|PASSWORD|SECRET)")
+#: Suffixes of env names whose value says where a secret is (a path, a Secret's name), not what it is.
+_NAMES_A_SECRET = ("_PATH", "_FILE", "_NAME")
 SECRET_PLACEHOLDER = "<redacted: was a literal secret; use a secretKeyRef>"
 
 #: Stands for the manifest's file in remediation commands; `--emit-fixes` puts the real name in.
@@ -76,8 +78,9 @@ def redact_literal_secrets(obj: Any) -> None:
             for var in env:
                 if isinstance(var, dict) and "value" in var and SECRET_ENV_NAME.search(str(var.get("name", ""))):
                     # A path to a token file (DD_AUTH_TOKEN_FILE_PATH=/etc/datadog-agent/auth/token,
-                    # the Helm chart's) names where a secret is, not the secret.
-                    if str(var.get("name", "")).endswith(("_PATH", "_FILE")) or str(var["value"]).startswith("/"):
+                    # the Helm chart's) or the name of the Secret holding it
+                    # (DD_CLUSTER_AGENT_TOKEN_NAME, the Operator's) names where a secret is, not the secret.
+                    if str(var.get("name", "")).endswith(_NAMES_A_SECRET) or str(var["value"]).startswith("/"):
                         continue
                     if var["value"] not in (None, ""):
                         var["value"] = SECRET_PLACEHOLDER

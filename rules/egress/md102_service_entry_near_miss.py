@@ -140,13 +140,18 @@ def near_misses(ctx: Context, state: AgentEgress) -> list[NearMiss]:
 
 
 def corrected_service_entry(
-    entry: KubeObject, endpoints: Sequence[RequiredEndpoint], namespace: str, default: Sequence[str]
+    entry: KubeObject,
+    endpoints: Sequence[RequiredEndpoint],
+    namespace: str,
+    default: Sequence[str],
+    speaks: Sequence[RequiredEndpoint] = (),
 ) -> dict[str, Any]:
     """The whole ServiceEntry, corrected so that it covers every endpoint for `namespace`.
 
     Hosts of another Datadog site move to the agent's site, missing hosts are added, missing ports
     added, ports of an incompatible protocol get the agent's, the agent's namespace is added to
-    `exportTo`, and a wildcard host gets resolution NONE. Every other field is kept.
+    `exportTo`, and a wildcard host gets resolution NONE. A TCP port without addresses where the
+    agent (`speaks`: every endpoint it uses) talks TLS becomes TLS. Every other field is kept.
     """
     fixed = clean_copy(entry)
     spec = fixed.setdefault("spec", {})
@@ -187,6 +192,23 @@ def corrected_service_entry(
                 "protocol": protocol,
             }
         )
+    if not spec.get("addresses"):
+        # Istio's analyzer warns on a TCP (or unset) port without addresses (IST0134,
+        # istio/istio@0a617ca9 pkg/config/analysis/analyzers/serviceentry/protocoladdresses.go):
+        # the port then matches any address. Where the agent speaks TLS there, say TLS (SNI).
+        for port in ports:
+            if str(port.get("protocol") or "TCP").upper() != "TCP":
+                continue
+            speaking = [
+                e for e in (*endpoints, *speaks) if e.port == _port_number(port) and service_entry_protocol(e) != "TCP"
+            ]
+            if speaking:
+                port["protocol"] = service_entry_protocol(speaking[0])
+                if _name_reads_as_other_protocol(str(port.get("name") or ""), port["protocol"]):
+                    port["name"] = _unique_name(f"{port['protocol'].lower()}-{port.get('number')}", names)
+    for port in ports:
+        if not port.get("name"):
+            port["name"] = _unique_name(f"{str(port.get('protocol') or 'tcp').lower()}-{port.get('number')}", names)
     spec["ports"] = ports
     if not exported_to(fixed, namespace, default):
         current = [v for v in export_to(fixed, default) if v != "~"]
@@ -371,7 +393,9 @@ class IntakeServiceEntryNearMiss(Rule):
                 f"hosts of {target} (the whole Sidecar, every other field kept)."
             )
         else:
-            fixed = corrected_service_entry(miss.entry, entry_endpoints, state.namespace, default)
+            fixed = corrected_service_entry(
+                miss.entry, entry_endpoints, state.namespace, default, speaks=[s.endpoint for s in state.endpoints]
+            )
             summary = (
                 f"Replace {entry} with the corrected whole object (every other field kept); it "
                 f"fixes every near miss meshdoctor found on it for {workload}."
