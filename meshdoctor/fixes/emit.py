@@ -40,6 +40,9 @@ def plan_files(report: Report) -> dict[str, str]:
     files: dict[str, str] = {}
     for step in plan.steps:
         files[step.name] = _step_file(step)
+        if step.rendered:
+            header = f"# what {step.owner} renders after step {step.number}"
+            files[step.rendered_name] = f"{header} (for review: the owner applies it, not the plan)\n{step.rendered}"
     for alternative in plan.alternatives:
         files[f"{ALTERNATIVES}/{alternative.name}"] = alternative.content
     files[APPLY_SCRIPT] = apply_script(report, plan)
@@ -134,6 +137,7 @@ def plan_json(report: Report, plan: FixPlan) -> dict[str, Any]:
                 "apply": list(step.apply),
                 "notes": list(step.notes),
                 "checks": list(step.checks),
+                "rendered": step.rendered_name if step.rendered else None,
             }
             for step in plan.steps
         ],
@@ -177,6 +181,8 @@ def plan_index(report: Report, plan: FixPlan) -> str:
     for step in plan.steps:
         lines += [f"## {step.number}. {step.title}", ""]
         lines += [f"File {code_span(step.name)}, owner: {inline(step.owner)}.", ""]
+        if step.rendered:
+            lines += [f"What the owner renders after it, for review: {code_span(step.rendered_name)}.", ""]
         lines += [f"Resolves: {', '.join(code_span(r) for r in step.resolves) or '-'}.", ""]
         lines += [f"Restarts: {inline(step.restarts)}.", ""]
         lines += [f"- {inline(note)}" for note in step.notes]

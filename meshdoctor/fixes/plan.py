@@ -119,6 +119,14 @@ class PlanStep:
     """Conflicts between fixes, secrets moved, owner caveats."""
     checks: tuple[str, ...] = ()
     """Read-only commands the fixes suggest running first (rollout status, describe)."""
+    rendered: str = ""
+    """For a step aimed at Helm or the Operator: the objects as the owner renders them after the
+    step (YAML, for review; not applied by the plan)."""
+
+    @property
+    def rendered_name(self) -> str:
+        """File name of `rendered`: `03-helm-datadog-datadog.rendered.yaml`."""
+        return self.name.rsplit(".", 1)[0] + ".rendered.yaml"
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,7 @@ class _Draft:
     checks: list[str] = field(default_factory=list)
     stem: str = ""
     is_script: bool = False
+    rendered: str = ""
 
 
 def build_plan(reader: ObjectReader, findings: Sequence[Finding]) -> FixPlan:
@@ -603,6 +612,7 @@ def _owner_drafts(
             checks=[c for f in group for c in f.checks],
             stem=stem,
             is_script=True,
+            rendered="---\n".join(mask_yaml(to_yaml(merged[f.key])) for f in group if f.key not in kept_keys),
         )
     )
     return drafts
@@ -634,6 +644,7 @@ def _numbered(drafts: list[_Draft]) -> list[PlanStep]:
                 apply=tuple(apply),
                 notes=tuple(draft.notes),
                 checks=tuple(draft.checks),
+                rendered=draft.rendered,
             )
         )
     return steps
