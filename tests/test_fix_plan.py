@@ -76,9 +76,15 @@ def test_seed_broken_daemonset_step_carries_every_fix_at_once(seed):
     assert "traffic.sidecar.istio.io/excludeOutboundIPRanges" in template["metadata"]["annotations"]  # MD103
     # OnDelete (the legacy default kept by MD503): the step deletes the pods so they take the template
     assert seed.plan.steps[2].apply == (
-        "kubectl apply -f 03-daemonset-default-datadog-agent.yaml",
+        "kubectl replace -f 03-daemonset-default-datadog-agent.yaml",
         "kubectl -n default delete pod -l app=datadog-agent",
     )
+
+
+def test_existing_objects_are_replaced_whole_and_new_ones_applied(seed):
+    service_entry, daemonset = seed.plan.steps[1], seed.plan.steps[2]
+    assert service_entry.dry_run == ("kubectl apply --dry-run=server -f 02-serviceentry-default-datadog-intake.yaml",)
+    assert daemonset.dry_run == ("kubectl replace --dry-run=server -f 03-daemonset-default-datadog-agent.yaml",)
 
 
 def test_the_secret_is_copied_inside_the_cluster_and_never_overwritten(seed):

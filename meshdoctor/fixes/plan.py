@@ -213,6 +213,7 @@ class _Draft:
     stem: str = ""
     is_script: bool = False
     rendered: str = ""
+    replaces_existing: bool = False
 
 
 def build_plan(reader: ObjectReader, findings: Sequence[Finding]) -> FixPlan:
@@ -509,6 +510,7 @@ def _object_draft(fixes: _ObjectFixes, obj: KubeObject, conflicts: list[Conflict
         notes=notes,
         checks=fixes.checks,
         stem=f"{kind.lower()}-{namespace or '_cluster'}-{name}",
+        replaces_existing=fixes.original is not None,
     )
 
 
@@ -625,8 +627,13 @@ def _numbered(drafts: list[_Draft]) -> list[PlanStep]:
         suffix = ".sh" if draft.is_script else ".yaml"
         name = f"{number:02d}-{_safe(draft.stem)}{suffix}"
         if not draft.is_script:
-            dry_run = [f"kubectl apply --dry-run=server -f {name}"]
-            apply = [f"kubectl apply -f {name}", *draft.apply]
+            # A whole corrected object replaces the one in the cluster: `kubectl apply` would keep
+            # what the fix removes whenever the object lacks kubectl's last-applied annotation
+            # (created by `kubectl create`, Helm or a controller), and server-side apply keeps
+            # fields other managers own. A new object is applied.
+            verb = "replace" if draft.replaces_existing else "apply"
+            dry_run = [f"kubectl {verb} --dry-run=server -f {name}"]
+            apply = [f"kubectl {verb} -f {name}", *draft.apply]
         else:
             dry_run, apply = draft.dry_run, draft.apply
         steps.append(
