@@ -17,7 +17,7 @@ import click
 
 from meshdoctor import __version__
 from meshdoctor.cli.live import LiveFlags, live_options, snapshot
-from meshdoctor.errors import UsageError
+from meshdoctor.errors import UsageError, printable
 from meshdoctor.model import Report, Severity
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="meshdoctor", standalone_mode=False)
     except UsageError as exc:
-        click.echo(f"meshdoctor: error: {exc}", err=True)
+        click.echo(f"meshdoctor: error: {printable(str(exc))}", err=True)
         return EXIT_USAGE
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -15,7 +15,7 @@ from meshdoctor.errors import InputError
 from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
-from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_text
+from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_stream, read_text
 from meshdoctor.sources.logs import load_logs_dir
 
 __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
@@ -162,8 +162,7 @@ def _load(
     logs_dirs: list[str] = []
     for path in paths:
         if path == "-":
-            text = (stdin if stdin is not None else sys.stdin).read()
-            objects.extend(_kinds_of(read_text(text, STDIN_NAME), file_kinds))
+            objects.extend(_kinds_of(_read_stdin(stdin if stdin is not None else sys.stdin), file_kinds))
         elif not os.path.exists(path):
             raise InputError(path, "no such file or directory")
         elif os.path.isdir(path):
@@ -218,6 +217,14 @@ def _load(
     missing += tuple(snapshot.scope_lines())
     target = ", ".join(paths) + (f" namespace {namespace}" if namespace is not None else "")
     return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
+
+
+def _read_stdin(stdin: TextIO) -> list[Loaded]:
+    """Standard input read as bytes (its encoding is the input's, not the terminal's), bounded."""
+    binary = getattr(stdin, "buffer", None)
+    if binary is not None:
+        return read_stream(binary, STDIN_NAME)
+    return read_text(stdin.read(), STDIN_NAME)  # a text stream without bytes under it (tests)
 
 
 def _kinds_of(loaded: list[Loaded], kinds: set[str]) -> list[Loaded]:

@@ -25,8 +25,9 @@ from typing import BinaryIO
 
 from meshdoctor.errors import InputError
 from meshdoctor.snapshot import LogKey
+from meshdoctor.sources.bounds import entry_is_dir, entry_is_file, list_folder
 from meshdoctor.sources.files import Loaded, manifest_files, read_file
-from meshdoctor.sources.logs import SectionLog
+from meshdoctor.sources.logs import SectionLog, check_readable, open_log
 
 #: Dump file name (without extension) -> the kind and apiVersion of its items.
 DUMP_LISTS: dict[str, tuple[str, str]] = {
@@ -66,8 +67,8 @@ def _list_name(file_name: str) -> str | None:
 def _namespace_dirs(root: Path) -> list[Path]:
     """Top-level folders that hold at least one namespace list file (`pods.json`...)."""
     found = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir():
+    for entry in list_folder(root):
+        if entry.name.startswith(".") or not entry_is_dir(entry):
             continue
         if any(os.path.isfile(os.path.join(entry.path, name)) for name in _NAMESPACE_LISTS):
             found.append(Path(entry.path))
@@ -85,8 +86,8 @@ def is_dump_dir(path: str | os.PathLike[str]) -> bool:
         return False
     if any((root / name).is_file() for name in _NODE_LISTS):
         return True
-    for entry in os.scandir(root):
-        if entry.name.startswith(".") or not entry.is_dir():
+    for entry in list_folder(root):
+        if entry.name.startswith(".") or not entry_is_dir(entry):
             continue
         present = sum(os.path.isfile(os.path.join(entry.path, name)) for name in _NAMESPACE_LISTS)
         if present >= 2:
@@ -127,8 +128,8 @@ def load_dump(path: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> Dump:
     dump.namespaces = [d.name for d in namespace_dirs]
     for ns_dir in namespace_dirs:
         pods: list[Loaded] = []
-        for entry in sorted(os.scandir(ns_dir), key=lambda e: e.name):
-            if entry.name.startswith(".") or not entry.is_file():
+        for entry in list_folder(ns_dir):
+            if entry.name.startswith(".") or not entry_is_file(entry):
                 continue
             list_name = _list_name(entry.name)
             if list_name is not None:
@@ -139,13 +140,13 @@ def load_dump(path: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> Dump:
             elif entry.name.endswith((".yaml", ".yml", ".json")):
                 dump.other.extend(read_file(entry.path))
         _register_logs(dump, ns_dir, pods)
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    for entry in list_folder(root):
         if entry.name.startswith(".") or entry.name in taken or entry.name in skip:
             continue
-        if entry.is_dir():
+        if entry_is_dir(entry):
             for file in manifest_files(entry.path):
                 dump.other.extend(read_file(file))
-        elif entry.name.endswith((".yaml", ".yml", ".json")) and entry.is_file():
+        elif entry.name.endswith((".yaml", ".yml", ".json")) and entry_is_file(entry):
             dump.other.extend(read_file(entry.path))
     return dump
 
@@ -157,12 +158,13 @@ def _register_logs(dump: Dump, ns_dir: Path, pods: list[Loaded]) -> None:
         meta = loaded.obj.get("metadata") or {}
         if meta.get("name"):
             by_name[str(meta["name"])] = loaded.obj
-    for entry in sorted(os.scandir(ns_dir), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir():
+    for entry in list_folder(ns_dir):
+        if entry.name.startswith(".") or not entry_is_dir(entry):
             continue
         logs_path = os.path.join(entry.path, LOGS_FILE)
         if not os.path.isfile(logs_path):
             continue
+        check_readable(logs_path)  # now, not when a rule reads it: an unreadable log is bad input
         logs_txt = LogsTxt(logs_path)
         pod = by_name.get(entry.name)
         containers = _container_names(pod) if pod is not None else list(logs_txt.sections())
@@ -209,7 +211,7 @@ def index_logs_txt(path: str) -> dict[str, tuple[int, int]]:
     base = 0  # file offset of buf[0]
     line_start = True  # buf[0] starts a line
     buf = b""
-    with open(path, "rb") as handle:
+    with open_log(path) as handle:
         while True:
             chunk = handle.read(INDEX_CHUNK)
             eof = not chunk

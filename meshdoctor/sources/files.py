@@ -23,13 +23,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
 from meshdoctor.errors import InputError
 from meshdoctor.model import Origin
 from meshdoctor.snapshot import KubeObject
+from meshdoctor.sources.bounds import (
+    check_aliasing,
+    check_utf8,
+    decode,
+    detect_encoding,
+    entry_is_dir,
+    entry_is_file,
+    folder_identity,
+    list_folder,
+    open_regular,
+    read_regular,
+)
+from meshdoctor.sources.bounds import read_stream as read_stream_bytes
 
 #: File name endings read as manifests in a folder (those `kubectl apply -f DIR` reads).
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -72,25 +85,40 @@ class Loaded:
 
 
 def manifest_files(folder: str | os.PathLike[str], skip: tuple[str, ...] = ()) -> list[Path]:
-    """Every manifest file under `folder`, recursively, sorted; `skip`: top-level names to omit."""
-    root = Path(folder)
-    found: list[Path] = []
+    """Every manifest file under `folder`, recursively, sorted; `skip`: top-level names to omit.
 
-    def walk(directory: Path, top: bool) -> None:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            raise InputError(str(directory), f"cannot read: {exc.strerror}") from None
-        for entry in entries:
+    The walk is iterative (a tree thousands of folders deep is walked like any other) and enters
+    each folder once: a symbolic link back to a folder already walked (a loop) is not followed
+    again. A folder that cannot be listed is an InputError naming it.
+    """
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    pending: list[tuple[str, bool]] = [(os.fspath(folder), True)]
+    while pending:
+        directory, top = pending.pop()
+        identity = folder_identity(directory)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        below: list[str] = []
+        for entry in list_folder(directory):
             if entry.name.startswith(".") or (top and entry.name in skip):
                 continue
-            if entry.is_dir():
-                walk(Path(entry.path), False)
-            elif entry.name.endswith(MANIFEST_SUFFIXES) and entry.is_file():
+            if entry_is_dir(entry):
+                below.append(entry.path)
+            elif entry.name.endswith(MANIFEST_SUFFIXES) and entry_is_file(entry):
                 found.append(Path(entry.path))
+        pending.extend((path, False) for path in reversed(below))
+    return sorted(found, key=_walk_order(os.fspath(folder)))
 
-    walk(root, True)
-    return found
+
+def _walk_order(root: str) -> Callable[[Path], tuple[str, ...]]:
+    """Sort key giving a recursive walk's order: by path components, a folder's files with it."""
+
+    def key(path: Path) -> tuple[str, ...]:
+        return tuple(os.path.relpath(path, root).split(os.sep))
+
+    return key
 
 
 # -- reading a file -------------------------------------------------------------------------------
@@ -100,34 +128,46 @@ def read_file(path: str | os.PathLike[str], item_type: tuple[str, str] | None = 
     """The objects in one file. `.json` is read as JSON, anything else as YAML.
 
     `item_type` (kind, apiVersion) is given to list items that carry no `kind` (a dump's lists).
+    The file is opened once, and only if it is a regular file within the size limit (`bounds`).
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise InputError(name, "no such file or directory") from None
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror}") from None
-    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
-    try:
-        text = raw[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise InputError(name, "not UTF-8 text", line) from None
-    del raw
-    if name.endswith(".json"):
-        return _read_json(text, name, item_type, bom)
-    return _read_yaml(text, name, item_type, _YamlFile(name))
+    return _read_bytes(read_regular(name), name, item_type, in_file=True)
+
+
+def read_stream(stream: BinaryIO, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None) -> list[Loaded]:
+    """The objects in a byte stream that is not a file (standard input): JSON if it starts like JSON."""
+    return _read_bytes(read_stream_bytes(stream, name), name, item_type, in_file=False)
 
 
 def read_text(text: str, name: str = STDIN_NAME, item_type: tuple[str, str] | None = None) -> list[Loaded]:
-    """The objects in a text that is not a file (standard input): JSON if it starts like JSON."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if text.lstrip()[:1] in ("{", "["):
-        return _read_json(text, name, item_type, None)
-    return _read_yaml(text, name, item_type, _YamlText(text))
+    """The objects in a text that is not a file: JSON if it starts like JSON.
+
+    Undecodable bytes a text stream kept as lone surrogates (`surrogateescape`) are bytes again
+    here, so they are reported like a file's, by line.
+    """
+    return _read_bytes(text.encode("utf-8", "surrogateescape"), name, item_type, in_file=False)
+
+
+def _read_bytes(raw: bytes, name: str, item_type: tuple[str, str] | None, in_file: bool) -> list[Loaded]:
+    encoding = detect_encoding(raw)
+    if in_file:
+        as_json = name.endswith(".json")
+    else:
+        head = raw[encoding.bom : encoding.bom + 4096]
+        as_json = head.decode(encoding.name, "ignore").lstrip()[:1] in ("{", "[")
+    if as_json:
+        text = decode(raw, name, encoding)
+        del raw
+        # Field lines of a UTF-8 file are read again from its byte ranges; other text is kept.
+        return _read_json(text, name, item_type, encoding.bom if in_file and encoding.utf8 else None)
+    data: str | bytes
+    if encoding.utf8:
+        check_utf8(raw, name, encoding.bom)
+        data = raw  # libyaml reads UTF-8 bytes (and skips the mark) without a decoded copy
+    else:
+        data = decode(raw, name, encoding)
+    source: _YamlSource = _YamlFile(name) if in_file and encoding.utf8 else _YamlText(data)
+    return _read_yaml(data, name, item_type, source)
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -193,14 +233,29 @@ def _typed(item: Any, item_type: tuple[str, str] | None) -> Any:
 # -- YAML -----------------------------------------------------------------------------------------
 
 
-def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: _YamlSource) -> list[Loaded]:
+#: An anchor (`&name` after a space, a flow indicator or at a line start): without one, a YAML
+#: text has no alias, and its documents need no aliasing check.
+_ANCHOR_TEXT = re.compile(r"(?:^|[\s\[{,])&", re.MULTILINE)
+_ANCHOR_BYTES = re.compile(rb"(?:^|[\s\[{,])&", re.MULTILINE)
+
+
+def _has_anchor(data: str | bytes) -> bool:
+    if isinstance(data, bytes):
+        return _ANCHOR_BYTES.search(data) is not None
+    return _ANCHOR_TEXT.search(data) is not None
+
+
+def _read_yaml(data: str | bytes, name: str, item_type: tuple[str, str] | None, source: _YamlSource) -> list[Loaded]:
     out: list[Loaded] = []
-    loader = ManifestLoader(text)
+    loader = ManifestLoader(data)
+    anchored = _has_anchor(data)
     doc_index = -1
     try:
         while loader.check_node():
             node = loader.get_node()
             doc_index += 1
+            if anchored:
+                check_aliasing(node, name, node.start_mark.line + 1)
             doc = loader.construct_document(node)
             if doc is None:
                 continue
@@ -228,20 +283,29 @@ def _read_yaml(text: str, name: str, item_type: tuple[str, str] | None, source: 
         raise InputError(
             name,
             f"YAML syntax error: {problem}",
-            _clamp_line(text, mark.line + 1) if mark else None,
+            _clamp_line(data, mark.line + 1) if mark else None,
         ) from None
     except yaml.YAMLError as exc:
         position = getattr(exc, "position", None)
-        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        line = _newlines(data, position) + 1 if isinstance(position, int) else None
         raise InputError(name, f"YAML syntax error: {str(exc).splitlines()[0]}", line) from None
+    except RecursionError:
+        raise InputError(name, "YAML nested too deeply") from None
     finally:
         loader.dispose()
     return out
 
 
-def _clamp_line(text: str, line: int) -> int:
+def _newlines(data: str | bytes, end: int | None = None) -> int:
+    if isinstance(data, bytes):
+        return data.count(b"\n", 0, end)
+    return data.count("\n", 0, end)
+
+
+def _clamp_line(data: str | bytes, line: int) -> int:
     """A line that exists: libyaml reports an error at the end of the text on the line after it."""
-    last = text.count("\n") + (0 if text.endswith("\n") else 1)
+    ends_with_newline = data.endswith(b"\n") if isinstance(data, bytes) else data.endswith("\n")
+    last = _newlines(data) + (0 if ends_with_newline else 1)
     return max(1, min(line, last))
 
 
@@ -254,13 +318,16 @@ def _yaml_lines(obj: KubeObject, source: _YamlSource, doc: int, item: int | None
 class _YamlSource:
     """Where a YAML text can be read again to find field lines."""
 
-    def text(self) -> str:
+    def text(self) -> str | bytes:
         raise NotImplementedError
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a few sources, dropped with the cache
     def documents(self) -> list[yaml.Node | None]:
         """The documents' nodes, Secrets left out, in the order `_read_yaml` counted them."""
-        loader = ManifestLoader(self.text())
+        try:
+            loader = ManifestLoader(self.text())
+        except InputError:
+            return []  # the file changed since it was loaded (gone, no longer a regular file)
         nodes: list[yaml.Node | None] = []
         try:
             while loader.check_node():
@@ -276,16 +343,15 @@ class _YamlFile(_YamlSource):
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def text(self) -> str:
-        with open(self.path, encoding="utf-8-sig") as handle:
-            return handle.read()
+    def text(self) -> str | bytes:
+        return read_regular(self.path)  # never blocks: a path that became a FIFO is refused
 
 
 class _YamlText(_YamlSource):
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | bytes) -> None:
         self._text = text
 
-    def text(self) -> str:
+    def text(self) -> str | bytes:
         return self._text
 
 
@@ -573,10 +639,10 @@ class _JsonFileFieldLines:
 
     def __call__(self, path: str) -> int | None:
         try:
-            with open(self.path, "rb") as handle:
+            with open_regular(self.path) as handle:  # never blocks: a FIFO is refused
                 handle.seek(self.start)
                 text = handle.read(self.end - self.start).decode("utf-8")
-        except (OSError, UnicodeDecodeError):
+        except (InputError, OSError, UnicodeDecodeError):
             return None
         return json_field_line(text, 0, len(text), self.line, parse_field_path(path))
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from meshdoctor.errors import InputError
 from meshdoctor.snapshot import LogKey, Snapshot
+from meshdoctor.sources.bounds import entry_is_dir, entry_is_file, list_folder
 
 #: Lines are cut to this many bytes (the same bound as `meshdoctor.logs.scanner.MAX_LINE`).
 MAX_LINE = 64 * 1024
@@ -64,12 +66,12 @@ class FileLog:
 
     def lines(self) -> Iterator[str]:
         """Yield the file's lines, streamed."""
-        with open(self.path, "rb") as handle:
+        with open_log(self.path) as handle:
             yield from stream_lines(handle)
 
     def open(self) -> BinaryIO:
         """The raw bytes of the log, for scanners that read large chunks themselves."""
-        return open(self.path, "rb")
+        return open_log(self.path)
 
     def __repr__(self) -> str:
         return f"FileLog({self.path!r})"
@@ -86,7 +88,7 @@ class SectionLog:
 
     def lines(self) -> Iterator[str]:
         """Yield the section's lines, streamed."""
-        with open(self.path, "rb") as handle:
+        with open_log(self.path) as handle:
             handle.seek(self.start)
             yield from stream_lines(handle, self.end - self.start)
 
@@ -103,7 +105,7 @@ class _RangeReader(io.RawIOBase):
 
     def __init__(self, path: str, start: int, end: int) -> None:
         super().__init__()
-        self._file = open(path, "rb")
+        self._file = open_log(path)
         self._file.seek(start)
         self._left = end - start
 
@@ -121,6 +123,34 @@ class _RangeReader(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def open_log(path: str) -> io.BufferedReader:
+    """A log file opened for reading: a regular file (a FIFO would block), any size (it is streamed).
+
+    InputError naming the file when it cannot be read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(path, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_readable(path: str) -> None:
+    """Raise InputError now if a log cannot be read, rather than when a rule reads it.
+
+    A log that turned unreadable between here and its rule still fails that rule (an `error`
+    result), but an input given unreadable is bad input, said in one line with exit code 2.
+    """
+    open_log(path).close()
 
 
 def log_key(namespace: str, pod: str, file_name: str) -> LogKey | None:
@@ -145,19 +175,16 @@ def load_logs_dir(snapshot: Snapshot, path: str | os.PathLike[str]) -> int:
     count = 0
     for ns_dir in _visible_dirs(root):
         for pod_dir in _visible_dirs(ns_dir):
-            for entry in sorted(os.scandir(pod_dir), key=lambda e: e.name):
-                if entry.name.startswith(".") or not entry.is_file():
+            for entry in list_folder(pod_dir):
+                if entry.name.startswith(".") or not entry_is_file(entry):
                     continue
                 key = log_key(ns_dir.name, pod_dir.name, entry.name)
                 if key is not None:
+                    check_readable(entry.path)
                     snapshot.add_log(key, FileLog(entry.path))
                     count += 1
     return count
 
 
 def _visible_dirs(folder: Path) -> list[Path]:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as exc:
-        raise InputError(str(folder), f"cannot read: {exc.strerror}") from None
-    return [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+    return [Path(e.path) for e in list_folder(folder) if not e.name.startswith(".") and entry_is_dir(e)]
