@@ -121,11 +121,11 @@ def run(
         )
     # log lines go to the structural finding they prove
     findings = join_log_evidence(findings, explainers={r.id for r in rules if r.explains_logs})
-    results = settle_results(results, findings)
+    results = [_masked_result(r) for r in settle_results(results, findings)]
     ordered = tuple(sorted(findings, key=Finding.sort_key))
     return Report(
         version=__version__,
-        source=source,
+        source=SourceInfo(source.kind, mask_secrets(source.target), tuple(mask_secrets(m) for m in source.missing)),
         cluster=describe_cluster(snapshot),
         results=tuple(results),
         findings=ordered,
@@ -164,6 +164,13 @@ def _suppress(snapshot: Snapshot, finding: Finding) -> Finding:
         if obj is not None and finding.rule in ignored_rules(obj):
             return dataclasses.replace(finding, suppressed_by=str(object_ref(obj)))
     return finding
+
+
+def _masked_result(result: RuleResult) -> RuleResult:
+    """A rule's result with its reason masked (a reason may quote an object or a log)."""
+    if result.reason is None:
+        return result
+    return dataclasses.replace(result, reason=mask_secrets(result.reason))
 
 
 def _masked(finding: Finding) -> Finding:

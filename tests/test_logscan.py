@@ -347,7 +347,7 @@ def test_group_without_timestamps() -> None:
 def test_sample_lines_and_groups_are_masked() -> None:
     [match] = SCANNER.scan([too_many("app.datadoghq.com")])
     assert CANARY not in match.text
-    assert "api_key=***************************bcdef" in match.text
+    assert "api_key=" + "*" * 28 + "cdef" in match.text
     assert CANARY not in str(match.groups["url"])
     ev = match.evidence()
     assert CANARY not in ev.text and ev.line == 1

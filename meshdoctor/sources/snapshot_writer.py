@@ -5,6 +5,9 @@ offline, attached to a ticket, or turned into a scenario fixture. The layout is 
 layout (DESIGN.md, "Offline inputs"): one YAML file per kind holding a `List`, and the container
 logs under `logs/<namespace>/<pod>/<container>.log` (`<container>.previous.log` for the previous
 instance). Secrets are left out entirely: not even their key names leave the cluster this way.
+Everything else goes through the one scrubber (`meshdoctor.secrets_mask`): each object through
+`scrub_object` (literal secret env values, annotations such as last-applied-configuration,
+ConfigMap data) and each log line through `mask_secrets`, so the folder can be handed over.
 `snapshot.txt` says where the snapshot came from and what could not be collected; loaders skip it
 (only `.yaml`, `.yml` and `.json` files are manifests).
 """
@@ -21,6 +24,7 @@ import yaml
 from meshdoctor.errors import UsageError
 from meshdoctor.kube.kinds import KINDS
 from meshdoctor.model import SourceInfo
+from meshdoctor.secrets_mask import mask_secrets, scrub_object
 from meshdoctor.snapshot import LogKey, Snapshot
 
 #: Kinds never written.
@@ -54,11 +58,17 @@ def log_path(key: LogKey) -> Path:
 
 
 def write_snapshot(
-    snapshot: Snapshot, directory: str | os.PathLike[str], source: SourceInfo | None = None
+    snapshot: Snapshot,
+    directory: str | os.PathLike[str],
+    source: SourceInfo | None = None,
+    *,
+    secret_names: bool = False,
 ) -> list[Path]:
-    """Write every object (but Secrets) and every log of the snapshot; return the files written.
+    """Write every object (but Secrets) and every log of the snapshot, scrubbed; return the files.
 
-    The folder must not exist or be empty, so a capture never mixes with an older one.
+    The folder must not exist or be empty, so a capture never mixes with an older one. With
+    `secret_names` the Secrets are written too, their values replaced (a bundle keeps their key
+    names, which rules read, so that replaying it gives the same report).
     """
     root = Path(directory)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -66,9 +76,9 @@ def write_snapshot(
     root.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for kind in snapshot.kinds():
-        if kind in LEFT_OUT:
+        if kind in LEFT_OUT and not secret_names:
             continue
-        items = snapshot.objects(kind)
+        items = [scrub_object(obj) for obj in snapshot.objects(kind)]
         path = root / kind_file_name(kind)
         document = {"apiVersion": "v1", "kind": "List", "items": items}
         with path.open("w", encoding="utf-8") as out:
@@ -86,7 +96,7 @@ def write_snapshot(
         path = root / log_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8", errors="replace", newline="\n") as out:
-            _write_lines(out, snapshot.logs[key].lines())
+            _write_lines(out, (mask_secrets(line) for line in snapshot.logs[key].lines()))
         written.append(path)
     info = root / INFO_FILE
     info.write_text(_describe(snapshot, source), encoding="utf-8")
