@@ -3,7 +3,9 @@
 Agents are recognised by image (any registry, any tag or digest: `datadog/agent`,
 `gcr.io/datadoghq/agent`, `public.ecr.aws/datadog/agent`...) or by the labels the Helm chart and
 the Operator put on them. The Cluster Agent (`datadog/cluster-agent`) is not an agent here: it does
-not run checks on nodes nor ship their logs.
+not run checks on nodes nor ship their logs. It does send to the intake, though (its forwarder, the
+orchestrator explorer, Remote Configuration): `egress_workloads` adds it to the agents for the
+egress rules, and `required_endpoints` knows what it sends (`_cluster_agent_products`).
 
 Environment values are resolved the way the kubelet does for literal values and ConfigMaps; a
 value that comes from a Secret is never read: `env_value` returns `FROM_SECRET` in its place.
@@ -92,6 +94,28 @@ def has_component_labels(labels: Mapping[str, Any], component: str = "agent") ->
     return any("datadog" in name for name in names)
 
 
+def is_cluster_agent_workload(workload: Mapping[str, Any]) -> bool:
+    """Whether a Deployment runs the Datadog Cluster Agent (`cluster-agent` image or labels)."""
+    if workload.get("kind") != "Deployment":
+        return False
+    template = pod_template(dict(workload)) or {}
+    if any(is_cluster_agent_image(str(c.get("image") or "")) for c in containers(template, False)):
+        return True
+    return has_component_labels(labels_of(workload), "cluster-agent")
+
+
+def cluster_agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The Cluster Agent's container: `cluster-agent` (chart and Operator), else its image."""
+    candidates = containers(template, include_init=False)
+    for container in candidates:
+        if container.get("name") == "cluster-agent":
+            return container
+    for container in candidates:
+        if is_cluster_agent_image(str(container.get("image") or "")):
+            return container
+    return None
+
+
 def is_agent_workload(workload: KubeObject) -> bool:
     """Whether a DaemonSet or Deployment runs the Datadog Agent."""
     if workload.get("kind") not in AGENT_KINDS:
@@ -115,6 +139,15 @@ def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) 
     return [w for kind in kinds if kind in AGENT_KINDS for w in reader.objects(kind) if is_agent_workload(w)]
 
 
+def egress_workloads(reader: ObjectReader) -> list[KubeObject]:
+    """What sends to the Datadog intake: every agent workload, then every Cluster Agent Deployment.
+
+    The cluster check runners (`<release>-clusterchecks`, the agent image) are agent workloads
+    already; the Cluster Agent is added here, for the egress rules only.
+    """
+    return [*agent_workloads(reader), *(d for d in reader.objects("Deployment") if is_cluster_agent_workload(d))]
+
+
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The main container: `agent` or `datadog-agent`, else the first agent image, else None."""
     candidates = containers(template, include_init=False)
@@ -126,6 +159,11 @@ def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None
         if is_agent_image(str(container.get("image") or "")):
             return container
     return None
+
+
+def main_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The container whose env and image decide what a workload sends: the agent's, else the Cluster Agent's."""
+    return agent_container(template) or cluster_agent_container(template)
 
 
 def agent_version(container: Mapping[str, Any] | None) -> str | None:
@@ -140,7 +178,7 @@ def agent_version(container: Mapping[str, Any] | None) -> str | None:
 
 def agent_release(reader: ObjectReader, workload: KubeObject) -> AgentRelease:
     """The release an agent workload runs and which evidence decided (`datadog.agent_version`)."""
-    return resolve_release(reader, workload, agent_container(pod_template(workload)))
+    return resolve_release(reader, workload, main_container(pod_template(workload)))
 
 
 def env_value(
@@ -228,7 +266,7 @@ def datadog_site(reader: ObjectReader, workload: KubeObject) -> str:
     """
     template = pod_template(workload) or {}
     namespace = str((workload.get("metadata") or {}).get("namespace") or "") or None
-    value = env_value(reader, template, agent_container(template), "DD_SITE", namespace)
+    value = env_value(reader, template, main_container(template), "DD_SITE", namespace)
     if value is None or value == FROM_SECRET:
         return DEFAULT_SITE
     return normalize_site(value)
@@ -345,7 +383,7 @@ class _AgentEnv:
     def __init__(self, reader: ObjectReader, workload: KubeObject) -> None:
         self.reader = reader
         self.template = pod_template(workload) or {}
-        self.main = agent_container(self.template)
+        self.main = main_container(self.template)
         self.namespace = str((workload.get("metadata") or {}).get("namespace") or "") or None
         self.agent_release = agent_release(reader, workload)
         self.version = self.agent_release.version
@@ -454,6 +492,8 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
     """
     env = _AgentEnv(reader, workload)
     site = datadog_site(reader, workload)
+    if is_cluster_agent_workload(workload):
+        return _cluster_agent_products(env, site)
     found = [
         _Use("metrics", "the core agent always sends metrics", CONSEQUENCE["metrics"]),
         _Use(
@@ -526,14 +566,53 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
         why = _default_on(env, name, CONTAINER_EVENTS_DEFAULT_SINCE, what)
         if why:
             found.append(_Use(product, why, CONSEQUENCE[product]))
-    remote = env.get("DD_REMOTE_CONFIGURATION_ENABLED")
-    if env_flag(remote):
-        found.append(_Use("remote-config", "DD_REMOTE_CONFIGURATION_ENABLED=true", CONSEQUENCE["remote-config"]))
-    elif site not in REMOTE_CONFIG_OFF_SITES and not _fips(env):
-        why = _default_on(env, "DD_REMOTE_CONFIGURATION_ENABLED", REMOTE_CONFIG_DEFAULT_SINCE, "Remote Configuration")
-        if why:
-            found.append(_Use("remote-config", why, CONSEQUENCE["remote-config"]))
+    remote = _remote_config_use(env, site)
+    if remote is not None:
+        found.append(remote)
     return sorted(found, key=lambda u: PRODUCTS.index(u.product))
+
+
+def _remote_config_use(env: _AgentEnv, site: str) -> _Use | None:
+    """Remote Configuration: explicit true, or its version default where the site and FIPS allow it."""
+    if env_flag(env.get("DD_REMOTE_CONFIGURATION_ENABLED")):
+        return _Use("remote-config", "DD_REMOTE_CONFIGURATION_ENABLED=true", CONSEQUENCE["remote-config"])
+    if site in REMOTE_CONFIG_OFF_SITES or _fips(env):
+        return None
+    why = _default_on(env, "DD_REMOTE_CONFIGURATION_ENABLED", REMOTE_CONFIG_DEFAULT_SINCE, "Remote Configuration")
+    return _Use("remote-config", why, CONSEQUENCE["remote-config"]) if why else None
+
+
+def _cluster_agent_products(env: _AgentEnv, site: str) -> list[_Use]:
+    """What a Cluster Agent sends, in `PRODUCTS` order.
+
+    Read in DataDog/datadog-agent `cmd/cluster-agent/subcommands/start/command.go` @677711e9.
+    Its default forwarder (`defaultforwarder.NewParamsWithResolvers`: the `dd_url` endpoints, the
+    versioned `<x>-<y>-<z>-app.agent.<site>` host like the node agent's) carries the Kubernetes
+    events it collects and the metrics and service checks of the checks it runs itself
+    (`kubernetes_apiserver`, its own telemetry): an error to lose. The same file sets
+    `DisableAPIKeyChecking = true` (no `api.<site>` validation) and
+    `UseEventPlatformForwarder = false` (no container lifecycle or image intake); it sends no logs,
+    traces or processes. The orchestrator explorer (`orchestrator_explorer.enabled`, the same
+    setting and default as the node agent's, its forwarder to `orchestrator.<site>`) and Remote
+    Configuration (`IsRemoteConfigEnabled`, `config.<site>`) are features: warnings.
+    """
+    found = [
+        _Use(
+            "metrics",
+            "the Cluster Agent's forwarder sends the Kubernetes events it collects and the metrics of "
+            "the checks it runs itself",
+            CONSEQUENCE["metrics"],
+        )
+    ]
+    orchestrator = _default_on(
+        env, "DD_ORCHESTRATOR_EXPLORER_ENABLED", ORCHESTRATOR_DEFAULT_SINCE, "the orchestrator explorer"
+    )
+    if orchestrator:
+        found.append(_Use("orchestrator", orchestrator, CONSEQUENCE["orchestrator"]))
+    remote = _remote_config_use(env, site)
+    if remote is not None:
+        found.append(remote)
+    return found
 
 
 def parse_override(value: str, default_scheme: str = "https") -> tuple[str, int, str] | None:

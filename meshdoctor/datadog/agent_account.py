@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from meshdoctor.datadog.agent import agent_container, agent_workloads, env_value
-from meshdoctor.datadog.install import cluster_agent_container, cluster_agent_workloads
+from meshdoctor.datadog.agent import agent_container, agent_workloads, cluster_agent_container, env_value
+from meshdoctor.datadog.install import cluster_agent_workloads
 from meshdoctor.datadog.permissions import FINE_GRAINED_KUBELET_SINCE, PERMISSION_ENV, required_features
 from meshdoctor.kube.meta import name_of, namespace_of
 from meshdoctor.kube.nodes import oldest_kubelet_version

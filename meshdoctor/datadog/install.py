@@ -36,11 +36,10 @@ from meshdoctor.datadog.agent import (
     agent_container,
     env_flag,
     env_value,
-    has_component_labels,
-    is_cluster_agent_image,
+    is_cluster_agent_workload,
 )
 from meshdoctor.kube.meta import annotations_of, labels_of, metadata, name_of, namespace_of
-from meshdoctor.kube.workloads import containers, pod_template
+from meshdoctor.kube.workloads import pod_template
 from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import KubeObject, ObjectReader
 
@@ -200,28 +199,6 @@ class ClusterAgentUse:
     """Cluster Agent Deployments of the agent's namespace."""
     service: KubeObject | None = field(default=None, compare=False)
     """The Service named by `service_name` in the agent's namespace, if in the snapshot."""
-
-
-def is_cluster_agent_workload(workload: Mapping[str, Any]) -> bool:
-    """Whether a Deployment runs the Datadog Cluster Agent (`cluster-agent` image or labels)."""
-    if workload.get("kind") != "Deployment":
-        return False
-    template = pod_template(dict(workload)) or {}
-    if any(is_cluster_agent_image(str(c.get("image") or "")) for c in containers(template, False)):
-        return True
-    return has_component_labels(labels_of(workload), "cluster-agent")
-
-
-def cluster_agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The Cluster Agent's container: `cluster-agent` (chart and Operator), else its image."""
-    candidates = containers(template, include_init=False)
-    for container in candidates:
-        if container.get("name") == "cluster-agent":
-            return container
-    for container in candidates:
-        if is_cluster_agent_image(str(container.get("image") or "")):
-            return container
-    return None
 
 
 def cluster_agent_workloads(reader: ObjectReader, namespace: str | None = None) -> list[KubeObject]:

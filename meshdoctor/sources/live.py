@@ -783,8 +783,8 @@ def agent_requests(snapshot: Snapshot) -> list[Any]:
     All features are asked (not only those the env turns on) so that any rule's question has an
     answer; resource names and the agent's own namespace follow each agent's env.
     """
-    from meshdoctor.datadog.agent import agent_container, agent_workloads, env_value
-    from meshdoctor.datadog.install import cluster_agent_container, cluster_agent_workloads
+    from meshdoctor.datadog.agent import agent_container, agent_workloads, cluster_agent_container, env_value
+    from meshdoctor.datadog.install import cluster_agent_workloads
     from meshdoctor.datadog.permissions import FEATURES, PERMISSION_ENV, requests_for
     from meshdoctor.kube.workloads import pod_template
 

@@ -1,5 +1,8 @@
 """The agent workloads in the mesh, with their egress model, as both intake rules read them.
 
+The workloads are the node agents, the cluster check runners and the Cluster Agent
+(`meshdoctor.datadog.agent.egress_workloads`): each sends to the intake through its own sidecar.
+
 MD101 and MD102 read the same objects and walk the same agents: those whose pods get a sidecar
 that redirects their traffic (`meshdoctor.datadog.intake_egress.agent_egress`). When no agent's
 mesh membership can be told, neither rule can say anything: `NotChecked`. An agent in Istio
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from meshdoctor.datadog.agent import RequiredEndpoint, agent_workloads
+from meshdoctor.datadog.agent import RequiredEndpoint, egress_workloads
 from meshdoctor.datadog.agent_version import AgentRelease, release_evidence
 from meshdoctor.datadog.intake_egress import AgentEgress, agent_egress, egress_not_read
 from meshdoctor.istio.ambient import ambient_membership
@@ -48,7 +51,7 @@ def meshed_agents(ctx: Context) -> Iterator[tuple[AgentEgress, MeshInfo]]:
     unknown: list[str] = []
     ambient: list[str] = []
     told = 0
-    for workload in agent_workloads(ctx):
+    for workload in egress_workloads(ctx):
         state = agent_egress(ctx, workload, info)
         if state is not None:
             told += 1
