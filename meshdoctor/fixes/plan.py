@@ -491,8 +491,14 @@ def _object_draft(fixes: _ObjectFixes, obj: KubeObject, conflicts: list[Conflict
     if fixes.original is None:
         notes.insert(0, "new object")
     restarts, after = _restart_effect(fixes.original, obj)
-    content = mask_yaml(to_yaml(obj))
-    safe = fixes.safe and not conflicts and not after and not _holds_placeholder(obj)
+    text = to_yaml(obj)
+    content = mask_yaml(text)
+    if content != text:
+        notes.append(
+            "a value that reads as a credential is masked in this file: put the value the cluster holds "
+            "back before applying, or the object gets the mask"
+        )
+    safe = fixes.safe and not conflicts and not after and not _holds_placeholder(obj) and content == text
     if _holds_placeholder(obj):
         notes.append("holds a placeholder: fill it in before applying")
     return _Draft(
