@@ -6,19 +6,22 @@ not let out of the mesh, offer a ServiceEntry for that host and port.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import datetime
 from typing import Any
 
 from meshdoctor.datadog.sites import HTTPS_PORT, site_of_host
 from meshdoctor.fixes.manifests import apply_manifests
-from meshdoctor.istio.egress import service_entry_manifest
+from meshdoctor.istio.egress import covering_service_entries, service_entry_manifest
 from meshdoctor.istio.mesh import mesh_info, service_entry_api_version, service_entry_has_export_to
+from meshdoctor.kube.meta import name_of, namespace_of
 from meshdoctor.logs.scanner import MatchGroup
-from meshdoctor.model import Remediation
+from meshdoctor.model import Finding, Remediation, Severity
 from meshdoctor.rule import Context
 from meshdoctor.snapshot import KubeObject
 
-from .log_rule import LogRule, logs_command
+from .log_rule import AgentLogs, LogRule, logs_command
 
 #: Signatures whose lines mean "this intake host is not let out of the mesh": a ServiceEntry for
 #: the host the line names is a certain part of the fix. Others (DNS, x509, resets, 5xx) point
@@ -117,3 +120,55 @@ class IntakeLogRule(LogRule):
     def remediation(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Remediation:
         """A ServiceEntry for the host the lines name, when they mean it is blocked."""
         return intake_remediation(ctx, workload, groups)
+
+    def settled(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup], finding: Finding) -> Finding:
+        """Lines older than the ServiceEntry that now covers their host are advice, not a loss."""
+        if finding.severity is Severity.INFO:
+            return finding
+        fixed = predating_fix(ctx, logs.workload, groups)
+        if fixed is None:
+            return finding
+        entry, created, last = fixed
+        return dataclasses.replace(
+            finding,
+            severity=Severity.INFO,
+            message=finding.message + f" ServiceEntry {namespace_of(entry)}/{name_of(entry)} covers that "
+            f"host now and was created at {created}, after the last of these lines ({last}): they "
+            "predate the fix. Check again after the agent has sent data (or restart it) to be sure.",
+            remediation=None,
+        )
+
+
+def parsed_time(value: str | None) -> datetime | None:
+    """A log line's normalized time (`2019-02-18T10:11:12Z`) or an object's timestamp; None otherwise."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def predating_fix(ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> tuple[KubeObject, str, str] | None:
+    """The ServiceEntry that covers the lines' host now and was created after the last of them.
+
+    Failures of a host that a ServiceEntry made after them covers are the past: the agent's
+    log keeps them for as long as the pod runs (and `--since` reads them), though the fix came
+    later. Returns (entry, its creation time, the last line's time), or None when the lines are
+    not all older than such an entry (or a time is not known).
+    """
+    host = next((h for g in groups if (h := intake_host(g))), None)
+    lasts = [parsed_time(g.last_seen) for g in groups]
+    if host is None or not lasts or any(t is None for t in lasts):
+        return None
+    last = max(t for t in lasts if t is not None)
+    coverage = covering_service_entries(ctx, namespace_of(workload), host, intake_port(groups[0]), client=workload)
+    if not coverage.covered:
+        return None
+    for entry in coverage.entries:
+        created = (entry.get("metadata") or {}).get("creationTimestamp")
+        moment = parsed_time(created if isinstance(created, str) else None)
+        if moment is not None and moment > last:
+            return entry, str(created), max(str(g.last_seen) for g in groups)
+    return None

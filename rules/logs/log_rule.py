@@ -218,7 +218,11 @@ class LogRule(Rule):
             lead = ordered[0]
             if lead.signature.supports == "egress" and all(recovered(g, logs.groups) for g in members):
                 finding = as_recovered(finding, str(lead.values.get("host")), recovery_line(lead, logs.groups))
-            yield finding
+            yield self.settled(ctx, logs, ordered, finding)
+
+    def settled(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup], finding: Finding) -> Finding:
+        """The finding once what the cluster shows now is weighed (a fix made after the lines); as is by default."""
+        return finding
 
     def group_finding(self, ctx: Context, workload: KubeObject, groups: list[MatchGroup]) -> Finding:
         """Groups as one finding: the leading group's message, objects, samples, remediation."""

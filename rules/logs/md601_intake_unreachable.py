@@ -25,7 +25,8 @@ class AgentIntakeUnreachable(IntakeLogRule):
     inputs = inputs(
         "DaemonSet",
         "Deployment",
-        optional=["Pod", "ReplicaSet"],
+        # ServiceEntry, Sidecar and the mesh config: whether a ServiceEntry made after the lines covers their host
+        optional=["Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
         logs=["agent", SIDECAR, TELEMETRY],
     )
     docs = RuleDocs(

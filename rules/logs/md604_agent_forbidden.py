@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
+from meshdoctor.kube.rbac import SERVICE_ACCOUNT_USER_PREFIX, RbacEvaluator, Request, service_account_user
 from meshdoctor.logs.scanner import MatchGroup
-from meshdoctor.model import Remediation
-from meshdoctor.rule import Context, RuleDocs
+from meshdoctor.model import Finding, Remediation, Severity
+from meshdoctor.rule import Context, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .log_rule import LogRule
+from .log_rule import AgentLogs, LogRule
+
+#: The RBAC objects that say whether a denial still holds.
+RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
 def missing_permission(values: Mapping[str, str | None]) -> str:
@@ -54,6 +59,7 @@ class AgentForbidden(LogRule):
     id = "MD604"
     title = "The agent's log shows the API server or the kubelet denying it"
     families = frozenset({"rbac"})
+    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet", *RBAC_KINDS], logs=["agent"])
     docs = RuleDocs(
         what="Agent log lines where the API server (`... is forbidden: User ... cannot list "
         "resource ...`, both wordings) or the kubelet (`Forbidden (user=..., verb=..., "
@@ -85,3 +91,46 @@ class AgentForbidden(LogRule):
             " in the ClusterRole bound to it (MD401-MD405 say which binding or role is wrong).",
             commands=(can_i(values),),
         )
+
+    def settled(self, ctx: Context, logs: AgentLogs, groups: list[MatchGroup], finding: Finding) -> Finding:
+        """Denials of what the RBAC in the input allows now are from before it changed: advice."""
+        if finding.severity is Severity.INFO or any(ctx.unavailable(kind) for kind in RBAC_KINDS):
+            return finding
+        evaluator = RbacEvaluator(ctx)
+        for group in groups:
+            request = denied_request(group.values)
+            if request is None or evaluator.not_read(request) or not evaluator.allows(request).allowed:
+                return finding
+        values = groups[0].values
+        return dataclasses.replace(
+            finding,
+            severity=Severity.INFO,
+            message=finding.message + f" The roles and bindings read now allow {values.get('user')} to "
+            f"{missing_permission(values)}: the lines predate an RBAC change (the agent asks again on its "
+            "next retry).",
+            remediation=None,
+        )
+
+
+def denied_request(values: Mapping[str, str | None]) -> Request | None:
+    """The authorization question a denial line names, asked for a service account; None otherwise.
+
+    The kubelet asks about `nodes/<subresource>` (its `Forbidden (user=..., verb=..., resource=...,
+    subresource=...)` names them as it asked).
+    """
+    user = values.get("user") or ""
+    if not user.startswith(SERVICE_ACCOUNT_USER_PREFIX) or not values.get("verb") or not values.get("resource"):
+        return None
+    parts = user[len(SERVICE_ACCOUNT_USER_PREFIX) :].split(":")
+    if len(parts) != 2:
+        return None
+    name, groups = service_account_user(parts[0], parts[1])
+    return Request(
+        name,
+        groups,
+        str(values.get("verb")),
+        str(values.get("api_group") or ""),
+        str(values.get("resource")),
+        str(values.get("subresource") or ""),
+        str(values.get("namespace") or ""),
+    )

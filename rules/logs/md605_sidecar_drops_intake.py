@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meshdoctor.logs.workload_logs import SIDECAR
-from meshdoctor.rule import RuleDocs
+from meshdoctor.rule import RuleDocs, inputs
 
 from .intake_traffic import IntakeLogRule
 
@@ -14,6 +14,13 @@ class SidecarDropsIntakeTraffic(IntakeLogRule):
     id = "MD605"
     title = "The agent's sidecar drops or fails its traffic to the Datadog intake"
     source = SIDECAR
+    # ServiceEntry, Sidecar and the mesh config: whether a ServiceEntry made after the lines covers their host
+    inputs = inputs(
+        "DaemonSet",
+        "Deployment",
+        optional=["Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
+        logs=["agent", SIDECAR],
+    )
     docs = RuleDocs(
         what="Access-log lines of the agent pods' `istio-proxy` (text or JSON format) for "
         "connections to the Datadog intake that went to BlackHoleCluster, failed upstream "

@@ -10,6 +10,8 @@ What the harness cannot do itself is simulated, and only that (each in a functio
 - Helm and the Datadog Operator do not run: `helm` is a stub that records its arguments, the
   `kubectl patch datadogagent` runs for real against the schemaless CRD, and the owner's render
   is simulated by applying the step's `*.rendered.yaml` (what the owner renders after it).
+- No endpoints controller runs: a Service the plan changes gets its Endpoints and EndpointSlices'
+  ports rewritten from the Service, target ports resolved on the endpoint's pod (`FindPort`).
 - No DaemonSet or Deployment controller runs (the harness has the housekeeping controllers only)
   and no sidecar injector is called: after the plan, each workload whose pod template changed
   gets its pods replaced by pods made from the new template (new names, so kwok serves them
@@ -30,11 +32,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.live import test_live_check
-from tests.live.test_live_check import SCENARIO_NAMES, run_cli, server_side_apply
-
-#: The module-scoped fixture that puts one scenario at a time on the cluster (test_live_check's).
-applied = test_live_check.applied
+from tests.live.test_live_check import SCENARIO_NAMES, AppliedScenario, DumpScenario, run_cli, server_side_apply
 
 CACHE = Path(os.environ.get("MESHDOCTOR_LIVE_CACHE", Path.home() / ".cache" / "meshdoctor-live"))
 INJECT = "sidecar.istio.io/inject"
@@ -163,6 +161,21 @@ def _replace_pods(cluster: Any, workload: dict[str, Any], pods: list[dict[str, A
     return made
 
 
+def _carry_volumes(spec: dict[str, Any], old: dict[str, Any]) -> None:
+    """The injected containers' volumes come along; the service account token volume is the new pod's own."""
+    token = "kube-api-access-"
+    old_volumes = {v["name"]: v for v in old["spec"].get("volumes") or []}
+    have = {v["name"] for v in spec.get("volumes") or []}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        mounts = [m for m in container.get("volumeMounts") or [] if not m["name"].startswith(token)]
+        if "volumeMounts" in container:
+            container["volumeMounts"] = mounts
+        for mount in mounts:
+            if mount["name"] not in have and mount["name"] in old_volumes:
+                spec.setdefault("volumes", []).append(old_volumes[mount["name"]])
+                have.add(mount["name"])
+
+
 def _pod_from_template(template: dict[str, Any], old: dict[str, Any], owner: dict[str, Any]) -> dict[str, Any]:
     meta = copy.deepcopy(template.get("metadata") or {})
     spec = copy.deepcopy(template.get("spec") or {})
@@ -176,6 +189,7 @@ def _pod_from_template(template: dict[str, Any], old: dict[str, Any], owner: dic
             spec.setdefault("containers", []).append(old_containers["istio-proxy"])
         if "istio-init" in old_init and "istio-init" not in {c["name"] for c in spec.get("initContainers") or []}:
             spec.setdefault("initContainers", []).insert(0, old_init["istio-init"])
+        _carry_volumes(spec, old)
         status = (old["metadata"].get("annotations") or {}).get("sidecar.istio.io/status")
         if status:
             annotations["sidecar.istio.io/status"] = status
@@ -204,6 +218,24 @@ def _object_path(ref: dict[str, Any]) -> str | None:
 
 
 @pytest.fixture
+def applied(live_cluster: Any) -> Any:
+    """Put a scenario on the cluster for one test (a plan changes it), and take it off afterwards."""
+    scenarios: list[AppliedScenario] = []
+
+    def get(name: str) -> AppliedScenario:
+        scenario = AppliedScenario(live_cluster, name)
+        scenarios.append(scenario)  # registered first: removed even if apply fails
+        try:
+            return scenario.apply()
+        except DumpScenario as exc:
+            pytest.skip(f"not applicable to a live cluster: {exc}")
+
+    yield get
+    for scenario in scenarios:
+        scenario.remove()
+
+
+@pytest.fixture
 def plan_cleanup(live_cluster: Any) -> Any:
     """Delete afterwards what a plan created (a Secret, a ServiceEntry), so the next scenario starts clean."""
     created: list[str] = []
@@ -218,6 +250,62 @@ def plan_cleanup(live_cluster: Any) -> Any:
     yield remember
     for path in created:
         live_cluster.delete(path)
+
+
+def simulate_endpoints(cluster: Any, plan: dict[str, Any]) -> list[str]:
+    """The endpoints controllers' part: a planned Service's Endpoints and EndpointSlices get its ports."""
+    updated = []
+    for step in plan["steps"]:
+        for ref in step["objects"]:
+            if ref["kind"] != "Service":
+                continue
+            ns, name = ref["namespace"], ref["name"]
+            service = cluster.get(f"/api/v1/namespaces/{ns}/services/{name}")
+            if not service.ok:
+                continue
+            endpoints = cluster.get(f"/api/v1/namespaces/{ns}/endpoints/{name}")
+            if endpoints.ok and endpoints.body.get("subsets"):
+                body = endpoints.body
+                for subset in body["subsets"]:
+                    pod = _target_pod(cluster, ns, subset)
+                    subset["ports"] = [_endpoint_port(p, pod) for p in service.body["spec"].get("ports") or []]
+                assert cluster.put(f"/api/v1/namespaces/{ns}/endpoints/{name}", body).ok
+                updated.append(f"Endpoints {ns}/{name}")
+            slices = cluster.get(
+                f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
+                query={"labelSelector": f"kubernetes.io/service-name={name}"},
+            )
+            for item in slices.body.get("items", []) if slices.ok else []:
+                pod = _target_pod(cluster, ns, {"addresses": [e for e in item.get("endpoints") or []]})
+                item["ports"] = [_endpoint_port(p, pod) for p in service.body["spec"].get("ports") or []]
+                path = f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{item['metadata']['name']}"
+                assert cluster.put(path, item).ok
+                updated.append(f"EndpointSlice {ns}/{item['metadata']['name']}")
+    return updated
+
+
+def _target_pod(cluster: Any, namespace: str, subset: dict[str, Any]) -> dict[str, Any] | None:
+    for address in subset.get("addresses") or []:
+        target = address.get("targetRef") or {}
+        if target.get("kind") == "Pod":
+            pod = cluster.get(f"/api/v1/namespaces/{namespace}/pods/{target['name']}")
+            if pod.ok:
+                return dict(pod.body)
+    return None
+
+
+def _endpoint_port(port: dict[str, Any], pod: dict[str, Any] | None) -> dict[str, Any]:
+    """A Service port as its endpoints carry it: the target port, a name resolved on the pod (`FindPort`)."""
+    target = port.get("targetPort", port["port"])
+    if isinstance(target, str) and pod is not None:
+        for container in pod["spec"].get("containers") or []:
+            for declared in container.get("ports") or []:
+                if declared.get("name") == target:
+                    target = declared["containerPort"]
+    entry = {"port": target, "protocol": port.get("protocol", "TCP")}
+    if port.get("name"):
+        entry["name"] = port["name"]
+    return entry
 
 
 PLANNED = [name for name in SCENARIO_NAMES if not name.startswith("dump-") and name != "logs-only-dump"]
@@ -242,6 +330,7 @@ def test_applying_the_plan_in_order_leaves_no_error_and_no_claimed_finding(
     assert result.returncode == 0, f"apply.sh failed:\n{result.stdout}\n{result.stderr}"
     simulate_owner_renders(live_cluster, folder, plan)
     rolled = simulate_rollouts(live_cluster, workloads)
+    simulate_endpoints(live_cluster, plan)
     _, after = live_check(live_cluster, "--fail-on", "never")
     remaining = [label(f) for f in after["findings"] if f.get("suppressed_by") is None]
     errors = [label(f) for f in after["findings"] if f["severity"] == "error" and f.get("suppressed_by") is None]
