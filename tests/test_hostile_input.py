@@ -427,3 +427,81 @@ def test_a_lone_surrogate_in_a_json_name_with_emit_fixes(tmp_path):
     assert "\\udcff" not in out
     assert '"name": "datadog-agent\ufffd"' in out  # as Go's JSON decoding reads it
     assert err.startswith("wrote ") and err.count("\n") == 1
+
+
+# -- costs that grew with the input ---------------------------------------------------------------
+
+
+def test_the_istio_check_configuration_is_parsed_once_per_text(monkeypatch):
+    from meshdoctor.datadog import istio_check
+
+    istio_check.parse_check_yaml.cache_clear()
+    code, _, err = invoke("check", "--from", str(SEED_BROKEN))
+    assert code == 1, err
+    info = istio_check.parse_check_yaml.cache_info()
+    assert info.misses >= 1
+    assert info.hits >= info.misses  # the other rules reuse the parse
+
+
+def test_a_configmap_value_without_an_istio_option_is_not_parsed():
+    from meshdoctor.datadog import istio_check
+
+    istio_check.parse_check_yaml.cache_clear()
+    assert not istio_check.looks_like_istio_check("a: [" * 10 + "x" * 1_000_000)
+    assert istio_check.parse_check_yaml.cache_info().misses == 0
+    assert istio_check.looks_like_istio_check("instances:\n- istiod_endpoint: http://istiod:15014/metrics\n")
+
+
+def test_a_20_mb_string_through_to_yaml_is_quick():
+    from meshdoctor.kube.manifest_yaml import to_yaml
+
+    started = time.monotonic()
+    text = to_yaml({"data": {"big": "line\n" * 4_000_000, "flat": "x" * 1_000_000}})
+    assert time.monotonic() - started < 10
+    assert yaml_load(text)["data"]["flat"] == "x" * 1_000_000
+
+
+def yaml_load(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=yaml.CSafeLoader)
+
+
+def test_a_kubectl_style_list_read_item_by_item_matches_the_whole_document(tmp_path):
+    from meshdoctor.sources import files
+
+    items = "".join(
+        f"- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: default\n"
+        f"  data:\n    key: |\n      line one\n      line two {i}\n"
+        for i in range(3)
+    )
+    text = f"apiVersion: v1\nitems:\n{items}kind: List\nmetadata:\n  resourceVersion: ''\n"
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    assert files._list_item_spans(text.encode()) is not None
+    by_item = files.read_file(path)
+    whole = files._read_yaml(text.encode(), str(path), None, files._YamlFile(str(path)))
+    assert [x.obj for x in by_item] == [x.obj for x in whole]
+    assert (
+        [x.origin for x in by_item]
+        == [x.origin for x in whole]
+        == [files.Origin(str(path), line) for line in (3, 12, 21)]
+    )
+    for field in ("metadata.name", "data.key", "kind"):
+        assert [x.field_lines(field) for x in by_item] == [x.field_lines(field) for x in whole]
+    assert by_item[1].field_lines("data.key") == 18
+
+
+def test_a_list_whose_items_alias_each_other_is_read_whole(tmp_path):
+    from meshdoctor.sources import files
+
+    text = (
+        "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: &m\n    name: a\n"
+        "- apiVersion: v1\n  kind: Secret\n  metadata: *m\nkind: List\n"
+    )
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    assert [(x.obj["kind"], x.obj["metadata"]["name"]) for x in files.read_file(path)] == [
+        ("ConfigMap", "a"),
+        ("Secret", "a"),
+    ]
