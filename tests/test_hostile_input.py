@@ -286,3 +286,222 @@ def test_the_size_limit_names_the_file_and_the_limit(tmp_path, monkeypatch):
     assert invoke("check", "--from", "-", stdin=path.read_bytes()) == (2, "", f"meshdoctor: error: <stdin>: {limit}\n")
     monkeypatch.setenv("MESHDOCTOR_MAX_FILE_MB", "0")
     assert objects_read(str(path)) == [("ConfigMap", "a")]
+
+
+# -- wrong types: refused where objects enter, naming the file, line, object and field -----------
+
+_DAEMONSET = """apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: datadog-agent
+  namespace: datadog
+spec:
+  selector:
+    matchLabels: {app: datadog-agent}
+  template:
+    metadata:
+      labels: {app: datadog-agent}
+    spec:
+      containers:
+      - name: agent
+        image: gcr.io/datadoghq/agent:7.50.0
+        env:
+        - name: DD_SITE
+          value: datadoghq.com
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        (
+            "        - name: DD_SITE\n          value: datadoghq.com\n",
+            "        - DD_SITE=datadoghq.com\n",
+            17,
+            "spec.template.spec.containers[0].env[0] is a string, not a mapping",
+        ),
+        (
+            "        env:\n",
+            "        envFrom: [configMapRef]\n        env:\n",
+            16,
+            "spec.template.spec.containers[0].envFrom[0] is a string, not a mapping",
+        ),
+        (
+            "        envFrom: x\n" if False else "        env:\n",
+            "        envFrom:\n        - configMapRef: [a]\n        env:\n",
+            17,
+            "spec.template.spec.containers[0].envFrom[0].configMapRef is a list, not a mapping",
+        ),
+        (
+            "  name: datadog-agent\n  namespace: datadog\n",
+            "  name: datadog-agent\n  namespace: datadog\n  labels: [app, datadog]\n",
+            6,
+            "metadata.labels is a list, not a mapping of strings",
+        ),
+        (
+            "    spec:\n      containers:",
+            "    spec: agent\n    x:\n      containers:",
+            12,
+            "spec.template.spec is a string, not a mapping",
+        ),
+    ],
+)
+def test_wrong_types_are_one_line_naming_the_field(tmp_path, old, new, line, message):
+    path = tmp_path / "agent.yaml"
+    assert old in _DAEMONSET
+    path.write_text(_DAEMONSET.replace(old, new, 1))
+    code, out, err = invoke("check", "--from", str(path))
+    expected = f"meshdoctor: error: {path}:{line}: DaemonSet datadog/datadog-agent: {message}"
+    assert (code, out, err) == (2, "", f"{expected} (the API server would refuse it)\n")
+
+
+def test_deployment_labels_a_list_in_a_mesh_is_refused(tmp_path):
+    path = tmp_path / "istiod.json"
+    path.write_text(
+        '{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istiod", "namespace": '
+        '"istio-system", "labels": ["app", "istiod"]}, "spec": {"template": {"spec": {"containers": []}}}}'
+    )
+    code, _, err = invoke("check", "--from", str(path))
+    assert (code, err) == (
+        2,
+        f"meshdoctor: error: {path}:1: Deployment istio-system/istiod: metadata.labels is a list, "
+        "not a mapping of strings (the API server would refuse it)\n",
+    )
+
+
+def test_a_crd_whose_names_is_a_string(tmp_path):
+    path = tmp_path / "crd.yaml"
+    path.write_text(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+        "  name: things.example.com\nspec:\n  scope: Cluster\n  names: Thing\n"
+    )
+    code, _, err = invoke("check", "--from", str(path))
+    assert (code, err) == (
+        2,
+        f"meshdoctor: error: {path}:7: CustomResourceDefinition things.example.com: spec.names is a "
+        "string, not a mapping (the API server would refuse it)\n",
+    )
+
+
+def test_a_binding_without_a_role_ref_is_refused(tmp_path):
+    path = tmp_path / "binding.yaml"
+    path.write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: datadog-agent\n"
+        "roleRef: null\nsubjects:\n- kind: ServiceAccount\n  name: datadog-agent\n  namespace: datadog\n"
+    )
+    code, _, err = invoke("check", "--from", str(path))
+    assert (code, err) == (
+        2,
+        f"meshdoctor: error: {path}:5: ClusterRoleBinding datadog-agent: roleRef is missing "
+        "(the API server would refuse it)\n",
+    )
+
+
+def test_nulls_are_absent_fields(tmp_path):
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        _DAEMONSET.replace("value: datadoghq.com", "value: null").replace(
+            "labels: {app: datadog-agent}", "labels: null"
+        )
+    )
+    code, out, err = invoke("check", "--from", str(path), "-o", "json")
+    assert code in (0, 1) and err == ""
+    assert '"status": "error"' not in out
+
+
+def test_a_lone_surrogate_in_a_json_name_with_emit_fixes(tmp_path):
+    import json
+
+    import yaml
+
+    docs = []
+    for file in sorted(SEED_BROKEN.rglob("*.yaml")):
+        docs += [doc for doc in yaml.safe_load_all(file.read_text()) if doc]
+    for doc in docs:
+        if doc["kind"] in ("DaemonSet", "ServiceAccount"):
+            doc["metadata"]["name"] += "\udcff"
+    path = tmp_path / "all.json"
+    path.write_text("\n".join(json.dumps(doc) for doc in docs))
+    code, out, err = invoke("check", "--from", str(path), "--emit-fixes", str(tmp_path / "fixes"), "-o", "json")
+    assert code == 1, err
+    assert "\\udcff" not in out
+    assert '"name": "datadog-agent\ufffd"' in out  # as Go's JSON decoding reads it
+    assert err.startswith("wrote ") and err.count("\n") == 1
+
+
+# -- costs that grew with the input ---------------------------------------------------------------
+
+
+def test_the_istio_check_configuration_is_parsed_once_per_text(monkeypatch):
+    from meshdoctor.datadog import istio_check
+
+    istio_check.parse_check_yaml.cache_clear()
+    code, _, err = invoke("check", "--from", str(SEED_BROKEN))
+    assert code == 1, err
+    info = istio_check.parse_check_yaml.cache_info()
+    assert info.misses >= 1
+    assert info.hits >= info.misses  # the other rules reuse the parse
+
+
+def test_a_configmap_value_without_an_istio_option_is_not_parsed():
+    from meshdoctor.datadog import istio_check
+
+    istio_check.parse_check_yaml.cache_clear()
+    assert not istio_check.looks_like_istio_check("a: [" * 10 + "x" * 1_000_000)
+    assert istio_check.parse_check_yaml.cache_info().misses == 0
+    assert istio_check.looks_like_istio_check("instances:\n- istiod_endpoint: http://istiod:15014/metrics\n")
+
+
+def test_a_20_mb_string_through_to_yaml_is_quick():
+    from meshdoctor.kube.manifest_yaml import to_yaml
+
+    started = time.monotonic()
+    text = to_yaml({"data": {"big": "line\n" * 4_000_000, "flat": "x" * 1_000_000}})
+    assert time.monotonic() - started < 10
+    assert yaml_load(text)["data"]["flat"] == "x" * 1_000_000
+
+
+def yaml_load(text: str):
+    import yaml
+
+    return yaml.load(text, Loader=yaml.CSafeLoader)
+
+
+def test_a_kubectl_style_list_read_item_by_item_matches_the_whole_document(tmp_path):
+    from meshdoctor.sources import files
+
+    items = "".join(
+        f"- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: cm-{i}\n    namespace: default\n"
+        f"  data:\n    key: |\n      line one\n      line two {i}\n"
+        for i in range(3)
+    )
+    text = f"apiVersion: v1\nitems:\n{items}kind: List\nmetadata:\n  resourceVersion: ''\n"
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    assert files._list_item_spans(text.encode()) is not None
+    by_item = files.read_file(path)
+    whole = files._read_yaml(text.encode(), str(path), None, files._YamlFile(str(path)))
+    assert [x.obj for x in by_item] == [x.obj for x in whole]
+    assert (
+        [x.origin for x in by_item]
+        == [x.origin for x in whole]
+        == [files.Origin(str(path), line) for line in (3, 12, 21)]
+    )
+    for field in ("metadata.name", "data.key", "kind"):
+        assert [x.field_lines(field) for x in by_item] == [x.field_lines(field) for x in whole]
+    assert by_item[1].field_lines("data.key") == 18
+
+
+def test_a_list_whose_items_alias_each_other_is_read_whole(tmp_path):
+    from meshdoctor.sources import files
+
+    text = (
+        "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: &m\n    name: a\n"
+        "- apiVersion: v1\n  kind: Secret\n  metadata: *m\nkind: List\n"
+    )
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    assert [(x.obj["kind"], x.obj["metadata"]["name"]) for x in files.read_file(path)] == [
+        ("ConfigMap", "a"),
+        ("Secret", "a"),
+    ]

@@ -143,6 +143,7 @@ metadata: {name: cm}
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: crb}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
 ---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition

@@ -18,6 +18,7 @@ DaemonSet and Deployment always; every workload kind when annotations are includ
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -30,11 +31,13 @@ import yaml
 from meshdoctor.datadog import paths
 from meshdoctor.datadog.agent import agent_container, agent_release, agent_version, agent_workloads
 from meshdoctor.datadog.sites import at_least
+from meshdoctor.errors import InputError
 from meshdoctor.istio.mesh import ISTIOD, MIXER, UNKNOWN, MeshInfo
 from meshdoctor.istio.versions import SIDECAR_CONTAINER
 from meshdoctor.kube.meta import metadata
 from meshdoctor.kube.service_endpoints import parse_endpoint_url
 from meshdoctor.kube.workloads import WORKLOAD_KINDS, iter_pod_templates, owner_chain, pod_template
+from meshdoctor.kube.yaml_aliases import check_aliasing
 from meshdoctor.model import ObjectRef
 from meshdoctor.snapshot import KubeObject, ObjectReader, object_ref
 
@@ -195,10 +198,34 @@ class CheckEndpoint:
 # -- parsing ---------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def parse_check_yaml(text: str) -> tuple[Any, str | None, int | None]:
-    """(document, error message, 1-based error line) of a check configuration file."""
+    """(document, error message, 1-based error line) of a check configuration file.
+
+    Every rule reading the check's configuration asks for the same texts, so each is parsed once
+    (the result is shared: callers only read it). Parsed by libyaml where available, with the
+    aliasing limit of the agent's own YAML decoder (gopkg.in/yaml.v2, `bounds.check_aliasing`),
+    so a large or hostile conf.yaml costs one bounded parse.
+    """
+    loader = _CheckLoader(text)
     try:
-        return yaml.safe_load(text), None, None
+        if not loader.check_node():
+            return None, None, None
+        node = loader.get_node()
+        check_aliasing(node, "conf.yaml", node.start_mark.line + 1)
+        document = loader.construct_document(node)
+        if loader.check_node():
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                node.start_mark,
+                "but found another document",
+                loader.get_node().start_mark,
+            )
+        return document, None, None
+    except InputError:
+        return None, "YAML document contains excessive aliasing", None
+    except RecursionError:
+        return None, "YAML nested too deeply", None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -206,6 +233,9 @@ def parse_check_yaml(text: str) -> tuple[Any, str | None, int | None]:
         context = getattr(error, "context", None)
         message = f"{context}, {problem}" if context else str(problem)
         return None, message, line
+
+
+_CheckLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def check_instances(parsed: Any) -> tuple[Mapping[str, Any], ...]:
@@ -225,7 +255,11 @@ def looks_like_istio_check(text: str) -> bool:
     """Whether a file's content is an istio check configuration (by its endpoint keys).
 
     Parsed: `instances` with an istio endpoint option. Not parsable: the option names appear.
+    A text where no option name appears is neither, and is not parsed at all (every value of
+    every ConfigMap is asked about).
     """
+    if not _ENDPOINT_KEY_TEXT.search(text):
+        return False
     parsed, error, _ = parse_check_yaml(text)
     if error is not None:
         return bool(_ENDPOINT_KEY_TEXT.search(text))

@@ -17,6 +17,7 @@ from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
 from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_stream, read_text
 from meshdoctor.sources.logs import load_logs_dir
+from meshdoctor.sources.object_shapes import check_shape
 
 __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
 
@@ -188,6 +189,8 @@ def _load(
     for folder in logs_dirs:
         load_logs_dir(snapshot, folder)
 
+    for loaded in objects:  # before any helper reads them: rules get the API's structure
+        check_shape(loaded.obj, loaded.origin.file, loaded.origin.line, loaded.field_lines)
     cluster_scoped = _cluster_scoped_kinds(objects)
     for loaded in objects:
         _default_namespace(loaded.obj, cluster_scoped)
@@ -240,8 +243,8 @@ def _cluster_scoped_kinds(loaded: list[Loaded]) -> frozenset[str]:
         obj = item.obj
         if obj.get("kind") != "CustomResourceDefinition":
             continue
-        spec = obj.get("spec") or {}
-        kind = (spec.get("names") or {}).get("kind") if isinstance(spec, dict) else None
+        spec = obj.get("spec") or {}  # its structure is checked (`object_shapes`)
+        kind = (spec.get("names") or {}).get("kind")
         if not isinstance(kind, str):
             continue
         if spec.get("scope") == "Cluster":

@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from json.decoder import scanstring  # type: ignore[attr-defined]
@@ -67,6 +68,20 @@ class ManifestLoader(_BaseLoader):  # type: ignore[misc,valid-type]
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
     }
+
+
+#: Strings up to this length are shared (interned): the keys and the common values (`name`,
+#: `TCP`, `Running`) repeat in every object, and a separate copy of each held a third of the memory
+#: of a large List (benchmarks/read_memory.py). JSON's decoder shares keys by itself.
+_SHARED_STRING = 64
+
+
+def _construct_str(loader: Any, node: yaml.ScalarNode) -> str:
+    value: str = loader.construct_scalar(node)
+    return sys.intern(value) if len(value) <= _SHARED_STRING else value
+
+
+ManifestLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 
 
 @dataclass
@@ -167,6 +182,10 @@ def _read_bytes(raw: bytes, name: str, item_type: tuple[str, str] | None, in_fil
     else:
         data = decode(raw, name, encoding)
     source: _YamlSource = _YamlFile(name) if in_file and encoding.utf8 else _YamlText(data)
+    if isinstance(data, bytes):
+        chunked = _read_yaml_list_items(data, name, item_type, source)
+        if chunked is not None:
+            return chunked
     return _read_yaml(data, name, item_type, source)
 
 
@@ -296,6 +315,115 @@ def _read_yaml(data: str | bytes, name: str, item_type: tuple[str, str] | None, 
     return out
 
 
+#: Where a line starts at column 0 with something other than a comment (kubectl's layout of a
+#: List puts only the List's own keys and each item's `- ` there).
+_TOP_LINE = re.compile(rb"^[^ \t\r\n#]", re.MULTILINE)
+_ITEMS_KEY = re.compile(rb"^items:[ \t]*\r?\n", re.MULTILINE)
+
+
+def _list_item_spans(data: bytes) -> tuple[list[tuple[int, int]], bytes] | None:
+    """Byte ranges of the items of a one-document YAML List in kubectl's layout, and the rest.
+
+    `kubectl get -o yaml` writes `apiVersion`, `items`, `kind` and `metadata` at column 0 and each
+    item as a `- ` line at column 0 with its fields indented under it. Anything else (document
+    markers, flow style, items indented) gives None, and the file is read as one document.
+    """
+    found = _ITEMS_KEY.search(data)
+    if found is None:
+        return None
+    starts: list[int] = []
+    region_end = len(data)
+    for match in _TOP_LINE.finditer(data, found.end()):
+        at = match.start()
+        if data.startswith((b"- ", b"-\n", b"-\r\n"), at):
+            starts.append(at)
+            continue
+        region_end = at
+        break
+    if len(starts) < 2 or starts[0] != _TOP_LINE.search(data, found.end()).start():  # type: ignore[union-attr]
+        return None
+    rest = data[: found.end() - 1] + b" []\n" + data[region_end:]
+    if re.search(rb"^(---|\.\.\.)", rest, re.MULTILINE):
+        return None  # several documents: read as such
+    spans = [(start, end) for start, end in zip(starts, [*starts[1:], region_end], strict=True)]
+    return spans, rest
+
+
+def _read_yaml_list_items(
+    data: bytes, name: str, item_type: tuple[str, str] | None, source: _YamlSource
+) -> list[Loaded] | None:
+    """The items of a large kubectl-style YAML List read item by item, or None to read it whole.
+
+    Composing a whole List holds a node (with two marks) for every scalar of every item next to
+    the objects built from them: tens of times the file in memory. Item by item, only one item's
+    nodes live at a time. Any item that does not read on its own (an alias to another item, a
+    syntax error) sends the file back to the whole-document reader, which reports errors exactly.
+    """
+    layout = _list_item_spans(data)
+    if layout is None:
+        return None
+    spans, rest = layout
+    try:
+        header = yaml.load(rest, Loader=ManifestLoader)  # noqa: S506 - ManifestLoader is a safe loader
+    except yaml.YAMLError:
+        return None
+    if not (isinstance(header, dict) and is_list(header) and header["items"] == []):
+        return None
+    types = _list_item_type(header, item_type)
+    out: list[Loaded] = []
+    anchored = _has_anchor(data)
+    line = 1
+    position = 0
+    for index, (start, end) in enumerate(spans):
+        line += data.count(b"\n", position, start)
+        position = start
+        chunk = data[start:end]
+        loader = ManifestLoader(chunk)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if anchored:
+                check_aliasing(node, name, line)
+            parsed = loader.construct_document(node)
+        except (yaml.YAMLError, RecursionError):
+            return None
+        finally:
+            loader.dispose()
+        if not (isinstance(parsed, list) and len(parsed) == 1):
+            return None
+        item = _typed(parsed[0], types)
+        check_object(item, name, line)
+        field_lines = None if item.get("kind") == "Secret" else _YamlItemLines(source, start, end, index, line)
+        out.append(Loaded(item, Origin(name, line), field_lines))
+    return out
+
+
+class _YamlItemLines:
+    """Line of a field path of one item of a List read item by item: its bytes composed again."""
+
+    __slots__ = ("source", "start", "end", "index", "line")
+
+    def __init__(self, source: _YamlSource, start: int, end: int, index: int, line: int) -> None:
+        self.source = source
+        self.start = start
+        self.end = end
+        self.index = index
+        self.line = line
+
+    def __call__(self, path: str) -> int | None:
+        chunk = self.source.span(self.start, self.end)
+        if chunk is None:
+            return None
+        try:
+            node = ManifestLoader(chunk).get_single_node()
+        except yaml.YAMLError:
+            return None
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            return None
+        return self.line - 1 + yaml_field_line(node.value[0], parse_field_path(path))
+
+
 def _newlines(data: str | bytes, end: int | None = None) -> int:
     if isinstance(data, bytes):
         return data.count(b"\n", 0, end)
@@ -321,6 +449,11 @@ class _YamlSource:
     def text(self) -> str | bytes:
         raise NotImplementedError
 
+    def span(self, start: int, end: int) -> bytes | None:
+        """Bytes `[start, end)` of the source, None if it cannot be read again."""
+        data = self.text()
+        return data[start:end] if isinstance(data, bytes) else None
+
     @functools.lru_cache(maxsize=8)  # noqa: B019 - a few sources, dropped with the cache
     def documents(self) -> list[yaml.Node | None]:
         """The documents' nodes, Secrets left out, in the order `_read_yaml` counted them."""
@@ -345,6 +478,14 @@ class _YamlFile(_YamlSource):
 
     def text(self) -> str | bytes:
         return read_regular(self.path)  # never blocks: a path that became a FIFO is refused
+
+    def span(self, start: int, end: int) -> bytes | None:
+        try:
+            with open_regular(self.path) as handle:  # never blocks: a FIFO is refused
+                handle.seek(start)
+                return handle.read(end - start)
+        except (InputError, OSError):
+            return None
 
 
 class _YamlText(_YamlSource):
@@ -442,12 +583,57 @@ def _json_error(name: str, exc: json.JSONDecodeError) -> InputError:
     return InputError(name, f"JSON syntax error at column {exc.colno}: {exc.msg}", exc.lineno)
 
 
+#: A `\\uD800`-`\\uDFFF` escape: JSON can spell a lone surrogate, which is no character.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD.
+
+    That is what Go's encoding/json does ("invalid UTF-16 surrogate pairs are replaced by
+    U+FFFD", golang.org/pkg/encoding/json Unmarshal), so the API server never holds one; Python
+    keeps them, and they fail later wherever text is encoded (a report, a fix file).
+    """
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, dict):
+            for key in list(current):
+                item = current[key]
+                if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                    del current[key]
+                    key = _LONE_SURROGATE.sub("\ufffd", key)
+                    current[key] = item
+                if isinstance(item, str):
+                    if _LONE_SURROGATE.search(item):
+                        current[key] = _LONE_SURROGATE.sub("\ufffd", item)
+                else:
+                    pending.append(item)
+        elif isinstance(current, list):
+            for index, item in enumerate(current):
+                if isinstance(item, str):
+                    if _LONE_SURROGATE.search(item):
+                        current[index] = _LONE_SURROGATE.sub("\ufffd", item)
+                else:
+                    pending.append(item)
+    return value
+
+
 def _read_json(text: str, name: str, item_type: tuple[str, str] | None, bom: int | None) -> list[Loaded]:
     """Objects of a JSON text: one or more values; list items decoded one by one for their lines.
 
     `bom` is None for text that is not a file (it is kept for field lines), else the byte offset
     of the text in its file (3 after a UTF-8 byte order mark).
     """
+    out = _read_json_values(text, name, item_type, bom)
+    if _SURROGATE_ESCAPE.search(text):
+        for loaded in out:
+            _replace_lone_surrogates(loaded.obj)
+    return out
+
+
+def _read_json_values(text: str, name: str, item_type: tuple[str, str] | None, bom: int | None) -> list[Loaded]:
     out: list[Loaded] = []
     ascii_text = text.isascii()
     lines = _LineCounter(text)

@@ -61,7 +61,9 @@ class IstioCheckConfigInvalid(Rule):
             if config.parsed is not None and config.instances:
                 continue  # a shadowed .default, not invalid
             seen.add((config.source_ref, config.file_name or ""))
-            configmap = ctx.get("ConfigMap", config.source_ref.namespace, config.source_ref.name) or {}
+            configmap = ctx.get("ConfigMap", config.source_ref.namespace, config.source_ref.name) or _stub(
+                config.source_ref
+            )
             key = config.file_name or "conf.yaml"
             lines = (config.text or "").splitlines()
             if config.yaml_error_line is not None and 0 < config.yaml_error_line <= len(lines):
@@ -106,8 +108,17 @@ class IstioCheckConfigInvalid(Rule):
 def _annotation_evidence(ctx: Context, config: IstioCheckConfig) -> Any:
     """The annotation's field: on the pod template, or on the object's own metadata."""
     ref = config.source_ref
-    source = ctx.get(ref.kind, ref.namespace, ref.name) or {}
+    source = ctx.get(ref.kind, ref.namespace, ref.name) or _stub(ref)
     on_template = (((source.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
     prefix = template_path(source) if config.file_name in on_template else ""
     path = ".".join(p for p in (prefix, f"metadata.annotations['{config.file_name}']") if p)
     return ctx.field(source, path, config.text)
+
+
+def _stub(ref: ObjectRef) -> dict[str, Any]:
+    """An object that only names `ref`.
+
+    Evidence about an object this rule cannot read still names it (an empty object would give
+    evidence with no kind, which the report schema refuses).
+    """
+    return {"kind": ref.kind, "metadata": {"name": ref.name, "namespace": ref.namespace}}
