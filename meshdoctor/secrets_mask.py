@@ -1,13 +1,15 @@
-"""The one scrubber: credentials out of every byte meshdoctor writes (reports, fixes, snapshots, bundles).
+r"""The one scrubber: credentials out of every byte meshdoctor writes (reports, fixes, snapshots, bundles).
 
 Two halves, used together by every output path:
 
 - `mask_secrets(text)`: the text scrubber, a port of the Datadog Agent's flare scrubber. Its
   replacers are those of DataDog/datadog-agent `pkg/util/scrubber/default.go` at commit
-  0370fdff0005172ddd1b91d51956530dc7924fe0 (`AddDefaultReplacers`), applied as its `scrubReader`
-  does (pkg/util/scrubber/scrubber.go): the single-line replacers line by line, in the agent's
-  order, then the multi-line ones. Each pattern below names its replacer there. Where this port
-  differs from the agent it says so and why; the reason is nearly always the same: meshdoctor's
+  0370fdff0005172ddd1b91d51956530dc7924fe0 (`AddDefaultReplacers`), run in the agent's order as
+  its `scrubReader` runs them (pkg/util/scrubber/scrubber.go): the single-line replacers (here
+  each matches within one line: `[ \t]` where the agent has `\s`, `(?m)^` for its line-start
+  anchors), then the multi-line one (PEM blocks). The agent drops comment lines from files it
+  scrubs; here they are scrubbed like any line. Each pattern below names its replacer there.
+  Where this port differs from the agent it says so and why; the reason is nearly always the same: meshdoctor's
   rules read the scrubbed logs of a snapshot or bundle again, so a replacer may not swallow the
   rest of a line of free text (the agent's `.+` after a YAML key, `Bearer [^*]+`), and may not
   take an image reference `name:tag@sha256:...` for URL credentials.
@@ -229,11 +231,18 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}
 _YAML_STAR_VALUE = re.compile(r"^(\s*(?:- )?[^\s:#][^:]*:\s+|\s*- )(\*[^\s'\"]*)\s*$")
 
 
+#: A YAML line whose whole value is a marker the agent's replacers wrote in double quotes.
+_YAML_QUOTED_MARKER = re.compile(r"^(\s*(?:- )?[^\s:#][^:]*:\s+|\s*- )\"(\*+[A-Za-z0-9]{0,5})\"\s*$")
+
+
 def mask_yaml(text: str) -> str:
-    """`mask_secrets` for YAML documents: a masked plain value is quoted so the YAML still parses.
+    """`mask_secrets` for YAML documents: a masked value is single-quoted so the YAML still parses.
 
     `checksum/api_key: 549f...` (the Helm chart's pod annotation) masks to `********...`, which a
-    YAML parser takes for an alias; quoted it stays a string.
+    YAML parser takes for an alias; quoted it stays a string. A marker the agent's replacers
+    double-quote (`password: "********"`) is single-quoted too: that is how PyYAML writes a string
+    that starts with `*`, so a manifest masked after it was written reads exactly as one written
+    from an object masked before (a bundle's replay gives the first run's manifests).
     """
     if not text:
         return text
@@ -242,6 +251,7 @@ def mask_yaml(text: str) -> str:
         masked = mask_secrets(line)
         if masked != line:
             masked = _YAML_STAR_VALUE.sub(lambda m: f"{m.group(1)}'{m.group(2)}'", masked)
+            masked = _YAML_QUOTED_MARKER.sub(lambda m: f"{m.group(1)}'{m.group(2)}'", masked)
         lines.append(masked)
     return "\n".join(lines)
 

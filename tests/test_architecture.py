@@ -41,8 +41,10 @@ ALLOWED: dict[str, set[str]] = {
     "meshdoctor_rules": CORE | DOMAIN | {"meshdoctor.fixes"},
     "meshdoctor.renderers": CORE,
     "meshdoctor.sources": CORE | DOMAIN,
+    "meshdoctor.bundle": CORE | {"meshdoctor.kube", "meshdoctor.fixes", "meshdoctor.renderers", "meshdoctor.sources"},
     "meshdoctor.cli": CORE
     | {
+        "meshdoctor.bundle",
         "meshdoctor.kube",
         "meshdoctor.engine",
         "meshdoctor.registry",

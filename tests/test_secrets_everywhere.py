@@ -1,8 +1,12 @@
-"""No secret leaves meshdoctor: canary keys planted in manifests (a literal DD_API_KEY and
-DD_APP_KEY, a ConfigMap, a Secret, the last-applied annotation) and in the agent's and sidecar's
-logs (raw keys, `api_key=` query values, `Authorization: Bearer <jwt>`) appear in no output format,
-on stdout or stderr, nor in any file `--emit-fixes` writes — while the lines that carried them do
-appear, masked (so the test would see a leak)."""
+"""No secret leaves meshdoctor: one canary of every class issue 12 lists, planted in manifests (a
+literal DD_API_KEY and DD_APP_KEY, a non-hex key, args, annotations, the last-applied annotation,
+a ConfigMap's env data and its conf.yaml `api_key:`/`password:`, URL credentials in DD_PROXY_*, a
+proxy password, Secret data and stringData) and in the agent's and sidecar's logs (raw keys, whole
+`api_key=` values holding `-` and `_`, Bearer and Basic Authorization headers, `token:`,
+`client-key-data:`, `client-certificate-data:`, `access_token=`, `password=`), appear in no byte
+written: no report format on stdout or stderr, no file `--emit-fixes` writes, no file of
+`snapshot -o`, no member of a `bundle` — while the lines that carried them do appear, masked (so
+the test would see a leak)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from meshdoctor.cli.main import main
+from meshdoctor.renderers import Format
 from meshdoctor.secrets_mask import APP_KEY_STARS, keep_last
 
 SEED = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios" / "seed-broken"
@@ -40,8 +45,39 @@ CONFIG_JWT = (
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJjYW5hcnkiOiJjb25maWctMDkwOSJ9.Y29uZmlnLXNpZ25hdHVyZS1jYW5hcnktMDkwOQ"
 )
 
+# Canaries of the classes the agent's scrubber (and issue 12) names, none a hex key: only the
+# replacer of its class can catch it.
+NONHEX_KEY = "nonHexKey-Canary_0a0a0a0a0a0a"  # DD_API_KEY value of the cluster agent: `-` and `_`
+ARG_KEY = "argKeyCanary0b0b0b0b0b0b0b0b"  # --api-key= argument
+ANNOTATION_KEY = "annoKeyCanary0c0c0c0c0c0c0c"  # api_key inside an autodiscovery annotation
+CONF_API_KEY = "confKeyCanary0d0d0d0d0d0d0d0d"  # api_key: in a ConfigMap's conf.yaml
+CONF_PASSWORD = "confPassCanary0e0e0e"  # password: in a ConfigMap's conf.yaml
+URL_PASSWORD = "urlPassCanary0f0f0f"  # DD_PROXY_HTTPS=http://user:<this>@proxy
+PROXY_PASSWORD = "proxyPassCanary1010"  # DD_PROXY_PASSWORD literal
+WHOLE_QUERY_KEY = "wholeKey-Canary_1111-1111_1111"  # api_key= in a log, with - and _
+BASIC = "YmFzaWNDYW5hcnk6MTIxMjEyMTI="  # Authorization: Basic in a log
+TOKEN = "tokenCanary131313131313"  # token: in a log
+CLIENT_KEY = "LS0tLS1DbGllbnRLZXlDYW5hcnkxNDE0"  # client-key-data: in a log
+CLIENT_CERT = "LS0tLS1DbGllbnRDZXJ0Q2FuYXJ5MTUxNQ"  # client-certificate-data: in a log
+ACCESS_TOKEN = "accessTokenCanary161616"  # access_token= in a log
+LOG_PASSWORD = "logPassCanary171717"  # password= in a log
+
 CANARIES = {
     "DaemonSet DD_API_KEY": API_KEY,
+    "Deployment DD_API_KEY (not hex)": NONHEX_KEY,
+    "args --api-key=": ARG_KEY,
+    "annotation api_key": ANNOTATION_KEY,
+    "conf.yaml api_key:": CONF_API_KEY,
+    "conf.yaml password:": CONF_PASSWORD,
+    "DD_PROXY_HTTPS URL credentials": URL_PASSWORD,
+    "DD_PROXY_PASSWORD": PROXY_PASSWORD,
+    "log api_key= whole value": WHOLE_QUERY_KEY,
+    "log Authorization Basic": BASIC,
+    "log token:": TOKEN,
+    "log client-key-data:": CLIENT_KEY,
+    "log client-certificate-data:": CLIENT_CERT,
+    "log access_token=": ACCESS_TOKEN,
+    "log password=": LOG_PASSWORD,
     "DaemonSet DD_APP_KEY": APP_KEY,
     "ConfigMap DD_API_KEY": CM_API_KEY,
     "Secret api-key": SECRET_API_KEY,
@@ -68,6 +104,49 @@ metadata:
 data:
   DD_API_KEY: "{CM_API_KEY}"
   DD_SITE: datadoghq.com
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: datadog-conf
+  namespace: default
+data:
+  datadog.yaml: |
+    api_key: {CONF_API_KEY}
+    proxy:
+      https: http://dd:{URL_PASSWORD}@proxy.corp:3128
+  mysql.yaml: |
+    instances:
+      - host: db
+        password: {CONF_PASSWORD}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: datadog-cluster-agent
+  namespace: default
+  annotations:
+    ad.datadoghq.com/x.instances: '[{{"api_key": "{ANNOTATION_KEY}"}}]'
+spec:
+  selector:
+    matchLabels:
+      app: datadog-cluster-agent
+  template:
+    metadata:
+      labels:
+        app: datadog-cluster-agent
+    spec:
+      containers:
+      - name: cluster-agent
+        image: datadog/cluster-agent:1.2.0
+        args: ["--api-key={ARG_KEY}"]
+        env:
+        - name: DD_API_KEY
+          value: "{NONHEX_KEY}"
+        - name: DD_PROXY_HTTPS
+          value: "http://dd:{URL_PASSWORD}@proxy.corp:3128"
+        - name: DD_PROXY_PASSWORD
+          value: "{PROXY_PASSWORD}"
 ---
 apiVersion: v1
 kind: Secret
@@ -97,6 +176,14 @@ AGENT_LOG = [
     "2019-02-21 09:14:40 UTC | ERROR | (transaction.go:184 in Process) | API Key invalid, dropping "
     f"transaction for https://app.datadoghq.com/api/v1/validate?api_key={QUERY_KEY}",
     f"2019-02-21 09:14:41 UTC | DEBUG | (config.go:10 in load) | using API key {LOG_API_KEY}",
+    "2019-02-21 09:14:42 UTC | ERROR | (transaction.go:184 in Process) | API Key invalid, dropping "
+    f"transaction for https://app.datadoghq.com/api/v1/validate?api_key={WHOLE_QUERY_KEY}",
+    f"2019-02-21 09:14:43 UTC | DEBUG | (http.go:1 in do) | proxy request (Authorization: Basic {BASIC}) sent",
+    f"2019-02-21 09:14:44 UTC | DEBUG | (kube.go:1 in auth) | kubeconfig user token: {TOKEN} loaded",
+    f"2019-02-21 09:14:45 UTC | DEBUG | (kube.go:2 in auth) | client-key-data: {CLIENT_KEY}",
+    f"2019-02-21 09:14:46 UTC | DEBUG | (kube.go:3 in auth) | client-certificate-data: {CLIENT_CERT}",
+    f"2019-02-21 09:14:47 UTC | DEBUG | (oauth.go:4 in get) | callback?access_token={ACCESS_TOKEN}&state=1",
+    f"2019-02-21 09:14:48 UTC | DEBUG | (db.go:5 in open) | dsn host=db password={LOG_PASSWORD} user=dd",
 ]
 PROXY_LOG = [
     json.dumps(
@@ -165,7 +252,7 @@ def leaks(text: str) -> list[str]:
     return sorted(name for name, value in CANARIES.items() if value in text or value[:12] in text)
 
 
-@pytest.mark.parametrize("fmt", ["text", "json", "yaml", "markdown"])
+@pytest.mark.parametrize("fmt", [fmt.value for fmt in Format])
 def test_no_canary_in_any_format_nor_in_emitted_fixes(planted: Path, tmp_path: Path, fmt: str):
     fixes = tmp_path / "fixes"
     code, out, err = invoke(
@@ -196,6 +283,44 @@ def test_the_lines_that_carried_canaries_are_reported_masked(planted: Path):
     # the sidecar's JSON line (MD605, joined onto MD101 or shown alone)
     assert "MD605" in rules or any("BlackHoleCluster" in t for t in texts)
     assert leaks(out) == []
+
+
+def test_no_canary_in_any_file_snapshot_writes(planted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`meshdoctor snapshot -o DIR` itself, its live collection replaced by the planted files."""
+    import meshdoctor.sources.live as live_source
+    from meshdoctor.sources import load_offline
+
+    def collect(*_args: object) -> tuple[object, object]:
+        return load_offline([str(planted)])
+
+    monkeypatch.setattr(live_source, "collect_live", collect)
+    out = tmp_path / "snap"
+    code, stdout, stderr = invoke("snapshot", "-o", str(out), "-q")
+    assert code == 0, stderr
+    assert leaks(stdout) == [] and leaks(stderr) == []
+    written = sorted(path for path in out.rglob("*") if path.is_file())
+    assert [p.name for p in written if p.suffix == ".log"] == ["datadog-agent.log", "istio-proxy.log"]
+    for path in written:
+        assert leaks(path.read_text()) == [], path.name
+    # the scrubbed folder still reads back, and keeps what rules read: the whole-key line is there
+    log = (out / "logs" / "default" / "datadog-agent-4xk2p" / "datadog-agent.log").read_text()
+    assert f"validate?api_key={keep_last(WHOLE_QUERY_KEY)}" in log
+    assert "(Authorization: Basic ********) sent" in log
+
+
+def test_no_canary_in_any_member_of_a_bundle(planted: Path, tmp_path: Path):
+    import tarfile
+
+    target = tmp_path / "bundle.tar.gz"
+    code, stdout, stderr = invoke("bundle", "-o", str(target), "--from", str(planted))
+    assert code == 0, stderr
+    assert leaks(stdout) == [] and leaks(stderr) == []
+    with tarfile.open(target, "r:gz") as archive:
+        members = {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}  # type: ignore[union-attr]
+    assert {name.split("/")[0] for name in members} == {"fixes", "manifest.json", "report", "snapshot"}
+    assert len([name for name in members if name.startswith("fixes/")]) >= 4
+    for name, text in members.items():
+        assert leaks(text) == [], name
 
 
 def test_the_canaries_are_in_the_input(planted: Path):

@@ -285,7 +285,7 @@ def test_secret_values_and_configmap_data() -> None:
     data = scrub_object(cm)["data"]
     assert data["DD_API_KEY"] == API_KEY_STARS + "0099"
     assert data["DD_SITE"] == "datadoghq.com"
-    assert data["conf.yaml"] == conf.replace("password: hunter2", 'password: "********"')
+    assert data["conf.yaml"] == conf.replace("password: hunter2", "password: '********'")
     assert yaml.safe_load(data["conf.yaml"])["instances"][0]["istiod_endpoint"] == "http://istiod:15014/metrics"
 
 

@@ -202,6 +202,8 @@ def snapshot(output_dir: str, rule_folders: tuple[str, ...], all_kinds: bool, li
     written = write_snapshot(snap, target, source)
     logs = sum(1 for path in written if path.suffix == ".log")
     click.echo(f"wrote {len(written) - logs - 1} kind file(s) and {logs} log(s) to {target}", err=True)
+    from meshdoctor.secrets_mask import mask_secrets
+
     for line in source.missing:
-        click.echo(f"not collected: {line}", err=True)
+        click.echo(f"not collected: {mask_secrets(line)}", err=True)
     return 0

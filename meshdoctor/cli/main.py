@@ -196,6 +196,62 @@ def explain(rule_id: str, rule_folders: tuple[str, ...]) -> int:
 cli.add_command(snapshot)
 
 
+@cli.command("bundle")
+@click.option(
+    "-o",
+    "--output",
+    "output_file",
+    required=True,
+    metavar="FILE.tar.gz",
+    help="Bundle to write: the report in every format, the scrubbed snapshot, the fix plan, a manifest.",
+)
+@click.option("--from", "from_paths", multiple=True, metavar="PATH", help="Read cluster state from files, as check.")
+@click.option(
+    "--logs", "logs_dir", metavar="DIR", help="Container logs laid out as DIR/<namespace>/<pod>/<container>.log."
+)
+@click.option("--rule", "rule_ids", multiple=True, metavar="ID", help="Run only this rule. Repeatable.")
+@click.option("--category", "categories", multiple=True, metavar="C", help="Run only rules of this category.")
+@click.option("--skip", "skip_ids", multiple=True, metavar="ID", help="Do not run this rule. Repeatable.")
+@click.option("--rules", "rule_folders", multiple=True, metavar="PATH", help="Also load rules from this folder.")
+@live_options
+def bundle(
+    output_file: str,
+    from_paths: tuple[str, ...],
+    logs_dir: str | None,
+    rule_ids: tuple[str, ...],
+    categories: tuple[str, ...],
+    skip_ids: tuple[str, ...],
+    rule_folders: tuple[str, ...],
+    live: LiveFlags,
+) -> int:
+    """Check as `check` does and write one scrubbed .tar.gz to attach to a ticket.
+
+    `meshdoctor check --from FILE.tar.gz` replays it to the same report.
+    """
+    from meshdoctor.bundle import write_bundle
+    from meshdoctor.engine import Selection, run, select_rules
+    from meshdoctor.registry import load_rules
+
+    rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
+    if from_paths:
+        live_only = [flag for flag in live.given() if flag != "--namespace"]
+        if live_only:
+            raise UsageError(f"{', '.join(live_only)}: only for a live cluster, not with --from")
+        from meshdoctor.sources import load_offline
+
+        state, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin, namespace=live.namespace or None)
+    else:
+        if logs_dir:
+            raise UsageError("--logs goes with --from; a live check reads the pods' logs itself")
+        from meshdoctor.cli.live import collect_for_rules
+
+        state, source = collect_for_rules(rules, live)
+    report = run(rules, state, source)
+    count = write_bundle(report, state, source, output_file)
+    click.echo(f"wrote {output_file} ({count} files)", err=True)
+    return EXIT_OK
+
+
 def _terminal_width() -> int:
     if sys.stdout.isatty():
         return shutil.get_terminal_size((100, 24)).columns

@@ -14,6 +14,7 @@ from typing import TextIO
 from meshdoctor.errors import InputError
 from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
+from meshdoctor.sources.bundle import is_bundle, load_bundle
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
 from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_stream, read_text
 from meshdoctor.sources.logs import load_logs_dir
@@ -137,12 +138,19 @@ def load_offline(
       namespaced objects and logs of other namespaces are dropped, and every namespaced kind is
       known in NS only. Cluster-scoped kinds are unaffected.
 
+    A meshdoctor bundle (`.tar.gz`) is replayed alone, as it was captured (`sources.bundle`).
+
     A namespaced object with no namespace in a manifest goes to `default`, as kubectl puts it.
     A folder given here that has a `logs/` sub-folder has its logs read as with `--logs`. Objects
     of the same kind, namespace and name in several inputs: the last read wins.
     """
     if not paths:
         raise InputError("--from", "no input given")
+    bundles = [path for path in paths if is_bundle(path)]
+    if bundles:
+        if len(paths) > 1 or logs_dir is not None or namespace is not None:
+            raise InputError(bundles[0], "a bundle is replayed alone: no other --from, --logs or -n with it")
+        return load_bundle(bundles[0])
     collecting = gc.isenabled()
     gc.disable()  # parsing makes millions of dicts and no cycles: collector passes only cost time
     try:

@@ -99,7 +99,7 @@ def write_snapshot(
             _write_lines(out, (mask_secrets(line) for line in snapshot.logs[key].lines()))
         written.append(path)
     info = root / INFO_FILE
-    info.write_text(_describe(snapshot, source), encoding="utf-8")
+    info.write_text(mask_secrets(_describe(snapshot, source)), encoding="utf-8")
     written.append(info)
     return written
 
