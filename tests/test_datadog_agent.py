@@ -11,6 +11,7 @@ from meshdoctor.datadog.agent import (
     agent_version,
     agent_workloads,
     datadog_site,
+    egress_workloads,
     env_flag,
     env_value,
     is_agent_image,
@@ -803,3 +804,49 @@ def test_an_https_proxy_replaces_every_https_intake_but_tcp_logs_and_no_proxy_ho
         ("logs-tcp", "agent-intake.logs.datadoghq.com", 10516, "TLS"),
         ("remote-config", "config.datadoghq.com", 443, "HTTPS"),
     ]
+
+
+def cluster_agent(env: list | None = None, image: str = "registry.datadoghq.com/cluster-agent:7.81.1") -> dict:
+    return workload(
+        "Deployment", "datadog-cluster-agent", [{"name": "cluster-agent", "image": image, "env": env or []}]
+    )
+
+
+def _endpoints(snap: Snapshot, obj: dict) -> list[tuple[str, str, int, str]]:
+    return [(e.product, e.host, e.port, e.consequence.value) for e in required_endpoints(snap, obj)]
+
+
+def test_cluster_agent_sends_metrics_orchestrator_and_remote_config_by_their_defaults():
+    dca = cluster_agent()
+    assert _endpoints(snapshot(dca), dca) == [
+        ("metrics", "7-81-1-app.agent.datadoghq.com", 443, "error"),
+        ("orchestrator", "orchestrator.datadoghq.com", 443, "warning"),
+        ("remote-config", "config.datadoghq.com", 443, "warning"),
+    ]
+
+
+def test_cluster_agent_reads_its_own_site_and_switches():
+    dca = cluster_agent(
+        [
+            {"name": "DD_SITE", "value": "datadoghq.eu"},
+            {"name": "DD_ORCHESTRATOR_EXPLORER_ENABLED", "value": "false"},
+            {"name": "DD_REMOTE_CONFIGURATION_ENABLED", "value": "false"},
+        ]
+    )
+    assert _endpoints(snapshot(dca), dca) == [("metrics", "7-81-1-app.agent.datadoghq.eu", 443, "error")]
+
+
+def test_old_cluster_agent_has_no_orchestrator_nor_remote_config_default():
+    dca = cluster_agent(image="datadog/cluster-agent:7.45.0")
+    assert _endpoints(snapshot(dca), dca) == [("metrics", "7-45-0-app.agent.datadoghq.com", 443, "error")]
+
+
+def test_egress_workloads_add_the_cluster_agent_after_the_agents():
+    runner = workload("Deployment", "datadog-clusterchecks", [{"name": "agent", "image": "datadog/agent:7.81.1"}])
+    snap = snapshot(cluster_agent(), runner, agent())
+    assert [(w["kind"], w["metadata"]["name"]) for w in egress_workloads(snap)] == [
+        ("DaemonSet", "datadog-agent"),
+        ("Deployment", "datadog-clusterchecks"),
+        ("Deployment", "datadog-cluster-agent"),
+    ]
+    assert [w["metadata"]["name"] for w in agent_workloads(snap)] == ["datadog-agent", "datadog-clusterchecks"]
