@@ -43,6 +43,7 @@ TEXT_WIDTH = 100
 def bundle_files(report: Report, snapshot: Snapshot, source: SourceInfo) -> dict[str, bytes]:
     """Every file of the bundle by its name in the archive, `manifest.json` included."""
     from meshdoctor.fixes.emit import emit_fixes
+    from meshdoctor.fixes.plan import with_plan
     from meshdoctor.renderers import Format, render
     from meshdoctor.sources.snapshot_writer import write_snapshot
 
@@ -53,7 +54,7 @@ def bundle_files(report: Report, snapshot: Snapshot, source: SourceInfo) -> dict
     with tempfile.TemporaryDirectory(prefix="meshdoctor-bundle-") as work:
         root = Path(work)
         write_snapshot(snapshot, root / SNAPSHOT_DIR, source, secret_names=True)
-        emit_fixes(report, root / FIXES_DIR)
+        emit_fixes(report if report.plan is not None else with_plan(report, snapshot), root / FIXES_DIR)
         for path in sorted(root.rglob("*")):
             if path.is_file():
                 name = path.relative_to(root).as_posix()

@@ -52,7 +52,8 @@ def test_the_bundle_holds_every_format_the_snapshot_the_fixes_and_a_manifest(tmp
     ]
     assert "snapshot/daemonsets.apps.yaml" in held and "snapshot/snapshot.txt" in held
     assert "snapshot/logs/default/datadog-agent-4xk2p/datadog-agent.log" in held
-    assert "fixes/index.md" in held and "fixes/MD501-daemonset-default-datadog-agent.yaml" in held
+    assert "fixes/index.md" in held and "fixes/apply.sh" in held and "fixes/plan.json" in held
+    assert "fixes/03-daemonset-default-datadog-agent.yaml" in held
     manifest = json.loads(held["manifest.json"])
     assert manifest["bundle"] == 1 and manifest["meshdoctor"] == __version__
     assert manifest["source"] == {"kind": "files", "target": str(SEED), "missing": []}

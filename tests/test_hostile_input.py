@@ -426,7 +426,9 @@ def test_a_lone_surrogate_in_a_json_name_with_emit_fixes(tmp_path):
     assert code == 1, err
     assert "\\udcff" not in out
     assert '"name": "datadog-agent\ufffd"' in out  # as Go's JSON decoding reads it
-    assert err.startswith("wrote ") and err.count("\n") == 1
+    assert err.startswith("fix plan: ") and err.splitlines()[-1].startswith("wrote the fix plan ")
+    written = [p.name for p in (tmp_path / "fixes").iterdir()]
+    assert "04-daemonset-default-datadog-agent_.yaml" in written  # the U+FFFD of the name made portable
 
 
 # -- costs that grew with the input ---------------------------------------------------------------
