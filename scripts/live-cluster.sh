@@ -5,7 +5,7 @@
 #
 # Everything is built from Go modules (no prebuilt binary is downloaded):
 #
-#   kube-apiserver, kube-controller-manager, kube-scheduler
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 #                   k8s.io/kubernetes          v1.34.4
 #   etcd            go.etcd.io/etcd/server/v3  v3.6.4
 #   kwok            sigs.k8s.io/kwok           v0.8.0   (cmd/kwok)
@@ -27,6 +27,9 @@
 #     in new namespaces (pod creation fails in the ServiceAccount admission
 #     plugin), DaemonSets/Deployments never get pods, and namespace deletion
 #     never finishes.  They cost a few more minutes of (one-time) build.
+#   * kubectl (k8s.io/kubernetes/cmd/kubectl, same wrapper module and version)
+#     lets the live tests write real `kubectl cluster-info dump` directories and
+#     `kubectl get -o yaml` exports (tests/live/test_live_dump.py).
 #
 # k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging
 # modules k8s.io/<name> with ./staging/src/k8s.io/<name>.  `build` therefore
@@ -80,7 +83,7 @@ SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SO
 CACHE="${MESHDOCTOR_LIVE_CACHE:-$HOME/.cache/meshdoctor-live}"
 BIN="$CACHE/bin"
 SHARE="$CACHE/share/kwok-$KWOK_VERSION"
-K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
+K8S_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # Housekeeping controllers only: they give each namespace its default ServiceAccount and
 # kube-root-ca.crt, delete namespaces and dependents properly, fill the aggregated
 # ClusterRoles (admin/edit/view), and remove the node.kubernetes.io/not-ready taint that every
@@ -128,7 +131,7 @@ build_k8s() {
     local want
     want="$(k8s_stamp)"
     if k8s_built; then
-        log "kube-apiserver, kube-controller-manager, kube-scheduler, etcd already built ($want)"
+        log "kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd already built ($want)"
         return
     fi
     local work modfile
@@ -168,6 +171,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
     log "resolving the module graph (go mod tidy)"

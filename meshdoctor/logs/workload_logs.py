@@ -92,6 +92,32 @@ def log_targets(reader: ObjectReader, workload: KubeObject, logged: Iterable[Log
     return targets
 
 
+def unclaimed_log_pods(
+    reader: ObjectReader, logged: Iterable[LogKey], claimed: set[tuple[str, str]]
+) -> list[KubeObject]:
+    """Pods made from logs no workload reads: one synthetic Pod per (namespace, pod) of `logged`.
+
+    A log is unclaimed when no workload's `log_targets` named its pod (`claimed`, pairs of
+    namespace and pod) and the input has no Pod of that name (a known pod of another workload
+    is not the agent's). This is how logs alone (`--logs DIR`, `--from agent.log`, a flare's
+    agent log) are read at all: the lines are attributed to the file's namespace, pod and
+    container, since no object says whose they are. The Pod is not added to the snapshot; it
+    carries only names (its containers: the logs' containers, the sidecar last), in name order.
+    """
+    by_pod: dict[tuple[str, str], set[str]] = {}
+    for key in logged:
+        where = (key.namespace, key.pod)
+        if where in claimed or reader.get("Pod", key.namespace, key.pod) is not None:
+            continue
+        by_pod.setdefault(where, set()).add(key.container)
+    pods = []
+    for (namespace, pod), names in sorted(by_pod.items()):
+        spec = {"containers": [{"name": n} for n in _ordered(sorted(names))]}
+        meta = {"namespace": namespace, "name": pod}
+        pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+    return pods
+
+
 def _ordered(names: Iterable[str]) -> list[str]:
     unique = list(dict.fromkeys(n for n in names if n))
     return [n for n in unique if n != SIDECAR] + [n for n in unique if n == SIDECAR]

@@ -16,7 +16,8 @@ from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
 from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_text
-from meshdoctor.sources.logs import load_logs_dir
+from meshdoctor.sources.logs import add_plain_log, is_plain_log, load_logs_dir
+from meshdoctor.sources.logs_only import mark_logs_only
 
 __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
 
@@ -136,11 +137,16 @@ def load_offline(
       namespaced objects and logs of other namespaces are dropped, and every namespaced kind is
       known in NS only. Cluster-scoped kinds are unaffected.
 
+    Logs and no object at all (`--logs DIR` alone, plain `*.log` files given here): source kind
+    `files` (the schema fixes the kinds); every kind is missing with the `kubectl get` that
+    exports it (`mark_logs_only`), and the log rules read the logs through synthetic pods named
+    after the files.
+
     A namespaced object with no namespace in a manifest goes to `default`, as kubectl puts it.
     A folder given here that has a `logs/` sub-folder has its logs read as with `--logs`. Objects
     of the same kind, namespace and name in several inputs: the last read wins.
     """
-    if not paths:
+    if not paths and logs_dir is None:
         raise InputError("--from", "no input given")
     collecting = gc.isenabled()
     gc.disable()  # parsing makes millions of dicts and no cycles: collector passes only cost time
@@ -182,6 +188,8 @@ def _load(
             else:
                 for file in manifest_files(path, skip):
                     objects.extend(_kinds_of(read_file(file), file_kinds))
+        elif is_plain_log(path):
+            add_plain_log(snapshot, path)
         else:
             objects.extend(_kinds_of(read_file(path), file_kinds))
     if logs_dir is not None:
@@ -202,7 +210,10 @@ def _load(
         snapshot.limit_namespaces([namespace], f"-n {namespace}")
 
     missing: tuple[str, ...] = ()
-    if dumped:
+    logs_only = not dumped and not objects and bool(snapshot.logs)
+    if logs_only:
+        missing = mark_logs_only(snapshot)
+    elif dumped:
         collected = set(DUMP_KINDS) | file_kinds
         snapshot.mark_collected(collected)
         snapshot.default_missing_reason = NOT_IN_DUMP
@@ -216,7 +227,9 @@ def _load(
     else:
         snapshot.mark_all_collected()
     missing += tuple(snapshot.scope_lines())
-    target = ", ".join(paths) + (f" namespace {namespace}" if namespace is not None else "")
+    target = ", ".join([*paths, *([logs_dir] if logs_dir is not None and not paths else [])])
+    target += f" namespace {namespace}" if namespace is not None else ""
+    # logs alone stay kind `files` (the schema's enum is fixed); their `missing` line says it
     return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
 
 
