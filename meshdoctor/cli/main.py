@@ -50,8 +50,8 @@ def cli() -> None:
     "from_paths",
     multiple=True,
     metavar="PATH",
-    help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, a plain agent "
-    "log (*.log), or - for stdin. Repeatable.",
+    help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, a Datadog Agent "
+    "flare (*.zip), a plain agent log (*.log), or - for stdin. Repeatable.",
 )
 @click.option(
     "--logs",

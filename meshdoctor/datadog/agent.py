@@ -115,6 +115,20 @@ def agent_workloads(reader: ObjectReader, kinds: tuple[str, ...] = AGENT_KINDS) 
     return [w for kind in kinds if kind in AGENT_KINDS for w in reader.objects(kind) if is_agent_workload(w)]
 
 
+def lone_agent_pods(reader: ObjectReader) -> list[KubeObject]:
+    """Agent Pods no controller owns (a flare's agent, a hand-run pod), by namespace and name.
+
+    Their logs are read as a workload's; structural rules know only DaemonSets and Deployments.
+    """
+    out = []
+    for pod in reader.objects("Pod"):
+        if (pod.get("metadata") or {}).get("ownerReferences"):
+            continue
+        if any(is_agent_image(str(c.get("image") or "")) for c in containers(pod, include_init=False)):
+            out.append(pod)
+    return out
+
+
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The main container: `agent` or `datadog-agent`, else the first agent image, else None."""
     candidates = containers(template, include_init=False)

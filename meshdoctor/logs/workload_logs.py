@@ -66,18 +66,22 @@ def log_targets(reader: ObjectReader, workload: KubeObject, logged: Iterable[Log
 
     The pods are `pods_of` the workload, then pods that have logs in `logged` (the input's logs)
     but no Pod object, whose name is one the workload's controller generates (`--logs DIR` next to
-    manifests without pods). Containers: the pod's (else the template's), the sidecar last.
+    manifests without pods). Containers: the pod's (else the template's), then those the input
+    has logs of that the pod does not list, by name; the sidecar last.
     """
     namespace = namespace_of(workload)
     template = pod_template(workload) or {}
     template_names = [str(c.get("name") or "") for c in containers(template, include_init=False)]
     targets: list[tuple[str, str, str]] = []
     known: set[str] = set()
+    logged = list(logged)
     for pod in pods_of(reader, workload):
         pod_name = name_of(pod)
         known.add(pod_name)
-        names = [str(c.get("name") or "") for c in containers(pod, include_init=False)]
-        targets.extend((namespace, pod_name, n) for n in _ordered(names or template_names))
+        names = [str(c.get("name") or "") for c in containers(pod, include_init=False)] or template_names
+        # logs of a container the Pod does not list (a flare's status.log) are its too
+        names += sorted({k.container for k in logged if k.namespace == namespace and k.pod == pod_name} - set(names))
+        targets.extend((namespace, pod_name, n) for n in _ordered(names))
     orphans: dict[str, set[str]] = {}
     for key in logged:
         if key.namespace != namespace or key.pod in known:

@@ -16,6 +16,7 @@ from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
 from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_text
+from meshdoctor.sources.flare import is_flare, load_flare
 from meshdoctor.sources.logs import add_plain_log, is_plain_log, load_logs_dir
 from meshdoctor.sources.logs_only import mark_logs_only
 
@@ -164,6 +165,7 @@ def _load(
     file_kinds: set[str] = set()
     snapshot = Snapshot()
     dumped = False
+    flared = False  # a flare's agent Pod goes straight to the snapshot, not through `objects`
     dumped_namespaces: set[str] = set()
     logs_dirs: list[str] = []
     for path in paths:
@@ -190,6 +192,9 @@ def _load(
                     objects.extend(_kinds_of(read_file(file), file_kinds))
         elif is_plain_log(path):
             add_plain_log(snapshot, path)
+        elif is_flare(path):
+            load_flare(snapshot, path)
+            flared = True
         else:
             objects.extend(_kinds_of(read_file(path), file_kinds))
     if logs_dir is not None:
@@ -210,7 +215,7 @@ def _load(
         snapshot.limit_namespaces([namespace], f"-n {namespace}")
 
     missing: tuple[str, ...] = ()
-    logs_only = not dumped and not objects and bool(snapshot.logs)
+    logs_only = not dumped and not objects and (bool(snapshot.logs) or flared)
     if logs_only:
         missing = mark_logs_only(snapshot)
     elif dumped:

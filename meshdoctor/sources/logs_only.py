@@ -12,6 +12,7 @@ from meshdoctor.snapshot import Snapshot
 
 #: What a logs-only input lacks, before the command that would collect it.
 LOGS_ONLY = "not in the input (logs only)"
+# A flare alone counts as logs only: its agent Pod is evidence, not a listing of the cluster.
 
 
 def export_command(info: KindInfo) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.datadog.agent import agent_workloads, lone_agent_pods
+from meshdoctor.kube.meta import name_of, namespace_of
 from meshdoctor.logs.recovery import recovered, recovery_line
 from meshdoctor.logs.scanner import SAMPLES_PER_GROUP, MatchGroup, Signature
 from meshdoctor.logs.workload_logs import (
@@ -53,14 +54,17 @@ class AgentLogs:
 def agent_logs(ctx: Context) -> list[AgentLogs]:
     """Every agent workload with the groups of signature lines its pods logged.
 
-    Then, for logs no workload reads (`unclaimed_log_pods`: logs alone, a flare, pods missing from
-    the input), one synthetic Pod each, scanned as an agent's (the sidecar's as the sidecar's).
+    Then agent Pods no controller owns (`lone_agent_pods`: a flare's agent); then, for logs no
+    workload reads (`unclaimed_log_pods`: logs alone, pods missing from the input), one synthetic
+    Pod each, scanned as an agent's (the sidecar's as the sidecar's).
     """
     out = []
     claimed: set[tuple[str, str]] = set()
     for workload in agent_workloads(ctx):
-        logs = _workload_logs(ctx, workload, claimed)
-        out.append(logs)
+        out.append(_workload_logs(ctx, workload, claimed))
+    for pod in lone_agent_pods(ctx):  # a flare's agent: read as a workload of one pod
+        if (namespace_of(pod), name_of(pod)) not in claimed:
+            out.append(_workload_logs(ctx, pod, claimed))
     for workload in telemetry_workloads(ctx):
         claimed.update((namespace, pod) for namespace, pod, _ in log_targets(ctx, workload, ctx.snapshot.logs))
     for pod in unclaimed_log_pods(ctx, ctx.snapshot.logs, claimed):
