@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from meshdoctor.errors import InputError
+from meshdoctor.kube.kinds import KINDS
 from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
@@ -19,6 +20,7 @@ from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_fi
 from meshdoctor.sources.flare import is_flare, load_flare
 from meshdoctor.sources.logs import add_plain_log, is_plain_log, load_logs_dir
 from meshdoctor.sources.logs_only import mark_logs_only
+from meshdoctor.sources.snapshot_writer import kind_file_name
 
 __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
 
@@ -130,7 +132,9 @@ def load_offline(
     Namespaces (which namespaces each kind was read in, `Snapshot.limit_namespaces`):
 
     - a file is the complete listing of the kinds it holds in every namespace (what
-      `kubectl get KIND -A -o yaml` writes); a folder of manifests, of every kind in every namespace;
+      `kubectl get KIND -A -o yaml` writes), and of the kind it is named after as `snapshot -o DIR`
+      names files (`configmaps.core.yaml`, `kind_named_by`), even empty; a folder of manifests,
+      of every kind in every namespace;
     - a dump's kinds other than Node are known only in the namespaces it holds (its namespace
       folders: kubectl dumps kube-system and the current namespace unless told `--namespaces` or
       `--all-namespaces`); a dump kind that other files hold too is known everywhere, as files are;
@@ -197,6 +201,9 @@ def _load(
             flared = True
         else:
             objects.extend(_kinds_of(read_file(path), file_kinds))
+            named = kind_named_by(path)
+            if named is not None:  # complete even when empty: `kubectl get` of no object says no kind
+                file_kinds.add(named)
     if logs_dir is not None:
         logs_dirs.append(logs_dir)
     for folder in logs_dirs:
@@ -236,6 +243,21 @@ def _load(
     target += f" namespace {namespace}" if namespace is not None else ""
     # logs alone stay kind `files` (the schema's enum is fixed); their `missing` line says it
     return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
+
+
+def kind_named_by(path: str) -> str | None:
+    """The kind a file is named after as `snapshot -o DIR` names it (`networkpolicies.networking.k8s.io.yaml`).
+
+    Such a file is the complete listing of that kind even when it holds no object: next to a
+    dump, `kubectl get networkpolicies -A -o yaml > networkpolicies.networking.k8s.io.yaml` says
+    "none", which an empty `List` (no item, so no kind) cannot say on its own.
+    """
+    name = os.path.basename(path)
+    for kind in KINDS:
+        stem = kind_file_name(kind).removesuffix(".yaml")
+        if name in (f"{stem}.yaml", f"{stem}.yml", f"{stem}.json"):
+            return kind
+    return None
 
 
 def _kinds_of(loaded: list[Loaded], kinds: set[str]) -> list[Loaded]:
