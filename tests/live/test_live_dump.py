@@ -87,9 +87,9 @@ def dump_report(dump: Path, exports: list[Path]) -> tuple[int, dict[str, Any]]:
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
 def test_a_kubectl_dump_finds_what_the_live_check_finds(
     live_cluster: Any,
-    applied: Any,
+    applied: Any,  # noqa: F811 (the fixture imported above)
     name: str,
-    tmp_path: Path,  # noqa: F811 (the fixture)
+    tmp_path: Path,
 ) -> None:
     if not KUBECTL.exists():
         pytest.fail(f"{KUBECTL} missing: scripts/live-cluster.sh build builds it")
