@@ -36,3 +36,22 @@ def test_an_empty_export_named_after_its_kind_counts_as_collected(tmp_path):
     snapshot, source = load_offline([str(dump), str(anonymous)])
     assert snapshot.unavailable("NetworkPolicy") == NOT_IN_DUMP
     assert f"NetworkPolicy: {NOT_IN_DUMP}" in source.missing
+
+
+def namespaces(*names: str) -> str:
+    items = "".join(f"- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: {n}\n" for n in names)
+    return f"apiVersion: v1\nkind: List\nitems:\n{items}"
+
+
+def test_a_dump_holding_every_listed_namespace_read_them_all(tmp_path):
+    """Namespaces given next to a dump say whether it is whole: a namespace it lacks then does not exist."""
+    exports = tmp_path / "namespaces.core.yaml"
+    exports.write_text(namespaces("datadog", "istio-system"))
+    snapshot, source = load_offline([str(DUMP), str(exports)])
+    assert snapshot.not_read("Service", "gone") is None
+    assert not [line for line in source.missing if "holds" in line]
+    exports.write_text(namespaces("datadog", "istio-system", "payments"))
+    snapshot, source = load_offline([str(DUMP), str(exports)])
+    assert snapshot.not_read("Service", "payments") == (
+        "namespace payments was not read (the cluster-info dump holds datadog, istio-system)"
+    )

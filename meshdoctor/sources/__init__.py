@@ -138,6 +138,8 @@ def load_offline(
     - a dump's kinds other than Node are known only in the namespaces it holds (its namespace
       folders: kubectl dumps kube-system and the current namespace unless told `--namespaces` or
       `--all-namespaces`); a dump kind that other files hold too is known everywhere, as files are;
+      when the cluster's Namespaces are among the files and the dumps hold each of them, every
+      namespace was read (`_holds_every_namespace`);
     - `namespace` (`check --from ... -n NS`) reads the input as a live `-n NS` reads a cluster:
       namespaced objects and logs of other namespaces are dropped, and every namespaced kind is
       known in NS only. Cluster-scoped kinds are unaffected.
@@ -235,7 +237,8 @@ def _load(
         missing = tuple(f"{kind}: {why}" for kind, why in snapshot.missing().items())
         held = ", ".join(sorted(dumped_namespaces)) or "no namespace"
         dump_only = sorted(DUMP_KINDS - file_kinds - cluster_scoped)
-        snapshot.limit_namespaces(dumped_namespaces, f"the cluster-info dump holds {held}", dump_only)
+        if not _holds_every_namespace(snapshot, file_kinds, dumped_namespaces):
+            snapshot.limit_namespaces(dumped_namespaces, f"the cluster-info dump holds {held}", dump_only)
     else:
         snapshot.mark_all_collected()
     missing += tuple(snapshot.scope_lines())
@@ -243,6 +246,18 @@ def _load(
     target += f" namespace {namespace}" if namespace is not None else ""
     # logs alone stay kind `files` (the schema's enum is fixed); their `missing` line says it
     return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
+
+
+def _holds_every_namespace(snapshot: Snapshot, file_kinds: set[str], dumped: set[str]) -> bool:
+    """Whether the dumps hold every namespace of the cluster: the Namespaces listed next to them.
+
+    A dump does not say whether it was taken with `--all-namespaces`; the cluster's Namespaces,
+    when given (`kubectl get namespaces -o yaml > namespaces.core.yaml`), do. Then a namespace the
+    dumps lack does not exist, and its objects are absent rather than not read.
+    """
+    if "Namespace" not in file_kinds:
+        return False
+    return {str((ns.get("metadata") or {}).get("name") or "") for ns in snapshot.objects("Namespace")} <= dumped
 
 
 def kind_named_by(path: str) -> str | None:

@@ -8,7 +8,9 @@ For every scenario the live tests seed (`test_live_check.applied`), the `kubectl
   takes when told to dump some namespaces);
 - one `kubectl get <resource> --all-namespaces -o yaml` export per kind a dump lacks (the kinds
   of `meshdoctor.kube.kinds` but the dump's own), each in a file named as `snapshot -o DIR` names
-  it, so that an empty export still says "none of this kind" (`sources.kind_named_by`).
+  it, so that an empty export still says "none of this kind" (`sources.kind_named_by`); the
+  Namespaces among them say that the dump holds every namespace, so that a namespace it lacks
+  does not exist (check-config-endpoint-no-service names one).
 
 What a dump holds, from kubectl v0.34.4 `pkg/cmd/clusterinfo/clusterinfo_dump.go` (`Run`):
 `nodes`, then per namespace `events`, `replication-controllers`, `services`, `daemonsets`,
