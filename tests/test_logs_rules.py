@@ -228,7 +228,8 @@ TOO_MANY = (
 
 
 def test_logs_of_pods_missing_from_the_input_are_read_when_the_controller_names_them(tmp_path):
-    """`--logs DIR` next to manifests without pods: pod names the DaemonSet generates count."""
+    """`--logs DIR` next to manifests without pods: pod names the DaemonSet generates count as its
+    pods; the others are attributed by folder, each to its own Pod (issue 12: never dropped)."""
     (tmp_path / "agent.yaml").write_text(AGENT_ONLY)
     for pod in ("datadog-agent-b4x9k", "datadog-agent-extra-b4x9k", "other-b4x9k"):
         folder = tmp_path / "logs" / "datadog" / pod
@@ -236,11 +237,16 @@ def test_logs_of_pods_missing_from_the_input_are_read_when_the_controller_names_
         (folder / "agent.log").write_text(TOO_MANY * 2)
     snapshot, _ = load_offline([str(tmp_path / "agent.yaml")], str(tmp_path / "logs"))
     ctx = Context(snapshot)
-    (finding,) = AgentIntakeUnreachable().check(ctx)
-    assert finding.objects == (AGENT, ObjectRef("Pod", "datadog", "datadog-agent-b4x9k"))
-    assert [e.count for e in finding.evidence] == [2, 2]
+    own, extra, other = AgentIntakeUnreachable().check(ctx)
+    assert own.objects == (AGENT, ObjectRef("Pod", "datadog", "datadog-agent-b4x9k"))
+    assert extra.objects == (ObjectRef("Pod", "datadog", "datadog-agent-extra-b4x9k"),)
+    assert other.objects == (ObjectRef("Pod", "datadog", "other-b4x9k"),)
+    assert [e.count for e in own.evidence] == [2, 2]
+    assert [(e.pod, e.count) for e in other.evidence] == [("other-b4x9k", 2), ("other-b4x9k", 2)]
     assert ctx.logs_read == {
         ("datadog", "datadog-agent-b4x9k", "agent"),
+        ("datadog", "datadog-agent-extra-b4x9k", "agent"),
+        ("datadog", "other-b4x9k", "agent"),
     }
 
 

@@ -50,10 +50,14 @@ def cli() -> None:
     "from_paths",
     multiple=True,
     metavar="PATH",
-    help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, or - for stdin. Repeatable.",
+    help="Read cluster state from files, folders, a `kubectl cluster-info dump` folder, a Datadog Agent "
+    "flare (*.zip), a plain agent log (*.log), or - for stdin. Repeatable.",
 )
 @click.option(
-    "--logs", "logs_dir", metavar="DIR", help="Container logs laid out as DIR/<namespace>/<pod>/<container>.log."
+    "--logs",
+    "logs_dir",
+    metavar="DIR",
+    help="Container logs laid out as DIR/<namespace>/<pod>/<container>.log (alone: a logs-only check).",
 )
 @click.option(
     "-o",
@@ -118,7 +122,7 @@ def check(
 
     rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
     gc.disable()  # loading builds millions of acyclic dicts: the collector would only cost time
-    if from_paths:
+    if from_paths or logs_dir:  # --logs alone: logs with no object (every log rule runs)
         live_only = [flag for flag in live.given() if flag != "--namespace"]
         if live_only:
             raise UsageError(f"{', '.join(live_only)}: only for a live cluster, not with --from")
@@ -127,8 +131,6 @@ def check(
         # -n with --from reads the input as a live -n reads a cluster (a filter, same coverage)
         state, source = load_offline(list(from_paths), logs_dir, stdin=sys.stdin, namespace=live.namespace or None)
     else:
-        if logs_dir:
-            raise UsageError("--logs goes with --from; a live check reads the pods' logs itself")
         from meshdoctor.cli.live import collect_for_rules
 
         state, source = collect_for_rules(rules, live)

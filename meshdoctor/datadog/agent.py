@@ -148,6 +148,20 @@ def egress_workloads(reader: ObjectReader) -> list[KubeObject]:
     return [*agent_workloads(reader), *(d for d in reader.objects("Deployment") if is_cluster_agent_workload(d))]
 
 
+def lone_agent_pods(reader: ObjectReader) -> list[KubeObject]:
+    """Agent Pods no controller owns (a flare's agent, a hand-run pod), by namespace and name.
+
+    Their logs are read as a workload's; structural rules know only DaemonSets and Deployments.
+    """
+    out = []
+    for pod in reader.objects("Pod"):
+        if (pod.get("metadata") or {}).get("ownerReferences"):
+            continue
+        if any(is_agent_image(str(c.get("image") or "")) for c in containers(pod, include_init=False)):
+            out.append(pod)
+    return out
+
+
 def agent_container(template: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The main container: `agent` or `datadog-agent`, else the first agent image, else None."""
     candidates = containers(template, include_init=False)

@@ -66,18 +66,22 @@ def log_targets(reader: ObjectReader, workload: KubeObject, logged: Iterable[Log
 
     The pods are `pods_of` the workload, then pods that have logs in `logged` (the input's logs)
     but no Pod object, whose name is one the workload's controller generates (`--logs DIR` next to
-    manifests without pods). Containers: the pod's (else the template's), the sidecar last.
+    manifests without pods). Containers: the pod's (else the template's), then those the input
+    has logs of that the pod does not list, by name; the sidecar last.
     """
     namespace = namespace_of(workload)
     template = pod_template(workload) or {}
     template_names = [str(c.get("name") or "") for c in containers(template, include_init=False)]
     targets: list[tuple[str, str, str]] = []
     known: set[str] = set()
+    logged = list(logged)
     for pod in pods_of(reader, workload):
         pod_name = name_of(pod)
         known.add(pod_name)
-        names = [str(c.get("name") or "") for c in containers(pod, include_init=False)]
-        targets.extend((namespace, pod_name, n) for n in _ordered(names or template_names))
+        names = [str(c.get("name") or "") for c in containers(pod, include_init=False)] or template_names
+        # logs of a container the Pod does not list (a flare's status.log) are its too
+        names += sorted({k.container for k in logged if k.namespace == namespace and k.pod == pod_name} - set(names))
+        targets.extend((namespace, pod_name, n) for n in _ordered(names))
     orphans: dict[str, set[str]] = {}
     for key in logged:
         if key.namespace != namespace or key.pod in known:
@@ -90,6 +94,32 @@ def log_targets(reader: ObjectReader, workload: KubeObject, logged: Iterable[Log
             names += sorted(orphans[pod_name] - set(names))
             targets.extend((namespace, pod_name, n) for n in _ordered(names))
     return targets
+
+
+def unclaimed_log_pods(
+    reader: ObjectReader, logged: Iterable[LogKey], claimed: set[tuple[str, str]]
+) -> list[KubeObject]:
+    """Pods made from logs no workload reads: one synthetic Pod per (namespace, pod) of `logged`.
+
+    A log is unclaimed when no workload's `log_targets` named its pod (`claimed`, pairs of
+    namespace and pod) and the input has no Pod of that name (a known pod of another workload
+    is not the agent's). This is how logs alone (`--logs DIR`, `--from agent.log`, a flare's
+    agent log) are read at all: the lines are attributed to the file's namespace, pod and
+    container, since no object says whose they are. The Pod is not added to the snapshot; it
+    carries only names (its containers: the logs' containers, the sidecar last), in name order.
+    """
+    by_pod: dict[tuple[str, str], set[str]] = {}
+    for key in logged:
+        where = (key.namespace, key.pod)
+        if where in claimed or reader.get("Pod", key.namespace, key.pod) is not None:
+            continue
+        by_pod.setdefault(where, set()).add(key.container)
+    pods = []
+    for (namespace, pod), names in sorted(by_pod.items()):
+        spec = {"containers": [{"name": n} for n in _ordered(sorted(names))]}
+        meta = {"namespace": namespace, "name": pod}
+        pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+    return pods
 
 
 def _ordered(names: Iterable[str]) -> list[str]:

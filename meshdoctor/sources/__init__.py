@@ -12,13 +12,17 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from meshdoctor.errors import InputError
+from meshdoctor.kube.kinds import KINDS
 from meshdoctor.model import SourceInfo
 from meshdoctor.snapshot import KubeObject, Snapshot
 from meshdoctor.sources.bundle import is_bundle, load_bundle
 from meshdoctor.sources.dump import DUMP_KINDS, NOT_IN_DUMP, is_dump_dir, load_dump
 from meshdoctor.sources.files import STDIN_NAME, Loaded, manifest_files, read_file, read_stream, read_text
-from meshdoctor.sources.logs import load_logs_dir
+from meshdoctor.sources.flare import is_flare, load_flare
+from meshdoctor.sources.logs import add_plain_log, is_plain_log, load_logs_dir
+from meshdoctor.sources.logs_only import mark_logs_only
 from meshdoctor.sources.object_shapes import check_shape
+from meshdoctor.sources.snapshot_writer import kind_file_name
 
 __all__ = ["CLUSTER_SCOPED_KINDS", "NOT_IN_DUMP_KINDS", "load_offline"]
 
@@ -130,21 +134,29 @@ def load_offline(
     Namespaces (which namespaces each kind was read in, `Snapshot.limit_namespaces`):
 
     - a file is the complete listing of the kinds it holds in every namespace (what
-      `kubectl get KIND -A -o yaml` writes); a folder of manifests, of every kind in every namespace;
+      `kubectl get KIND -A -o yaml` writes), and of the kind it is named after as `snapshot -o DIR`
+      names files (`configmaps.core.yaml`, `kind_named_by`), even empty; a folder of manifests,
+      of every kind in every namespace;
     - a dump's kinds other than Node are known only in the namespaces it holds (its namespace
       folders: kubectl dumps kube-system and the current namespace unless told `--namespaces` or
       `--all-namespaces`); a dump kind that other files hold too is known everywhere, as files are;
+      when the cluster's Namespaces are among the files and the dumps hold each of them, every
+      namespace was read (`_holds_every_namespace`);
     - `namespace` (`check --from ... -n NS`) reads the input as a live `-n NS` reads a cluster:
       namespaced objects and logs of other namespaces are dropped, and every namespaced kind is
       known in NS only. Cluster-scoped kinds are unaffected.
 
     A meshdoctor bundle (`.tar.gz`) is replayed alone, as it was captured (`sources.bundle`).
+    Logs and no object at all (`--logs DIR` alone, plain `*.log` files given here): source kind
+    `files` (the schema fixes the kinds); every kind is missing with the `kubectl get` that
+    exports it (`mark_logs_only`), and the log rules read the logs through synthetic pods named
+    after the files.
 
     A namespaced object with no namespace in a manifest goes to `default`, as kubectl puts it.
     A folder given here that has a `logs/` sub-folder has its logs read as with `--logs`. Objects
     of the same kind, namespace and name in several inputs: the last read wins.
     """
-    if not paths:
+    if not paths and logs_dir is None:
         raise InputError("--from", "no input given")
     bundles = [path for path in paths if is_bundle(path)]
     if bundles:
@@ -167,6 +179,7 @@ def _load(
     file_kinds: set[str] = set()
     snapshot = Snapshot()
     dumped = False
+    flared = False  # a flare's agent Pod goes straight to the snapshot, not through `objects`
     dumped_namespaces: set[str] = set()
     logs_dirs: list[str] = []
     for path in paths:
@@ -190,8 +203,16 @@ def _load(
             else:
                 for file in manifest_files(path, skip):
                     objects.extend(_kinds_of(read_file(file), file_kinds))
+        elif is_plain_log(path):
+            add_plain_log(snapshot, path)
+        elif is_flare(path):
+            load_flare(snapshot, path)
+            flared = True
         else:
             objects.extend(_kinds_of(read_file(path), file_kinds))
+            named = kind_named_by(path)
+            if named is not None:  # complete even when empty: `kubectl get` of no object says no kind
+                file_kinds.add(named)
     if logs_dir is not None:
         logs_dirs.append(logs_dir)
     for folder in logs_dirs:
@@ -212,7 +233,10 @@ def _load(
         snapshot.limit_namespaces([namespace], f"-n {namespace}")
 
     missing: tuple[str, ...] = ()
-    if dumped:
+    logs_only = not dumped and not objects and (bool(snapshot.logs) or flared)
+    if logs_only:
+        missing = mark_logs_only(snapshot)
+    elif dumped:
         collected = set(DUMP_KINDS) | file_kinds
         snapshot.mark_collected(collected)
         snapshot.default_missing_reason = NOT_IN_DUMP
@@ -222,11 +246,14 @@ def _load(
         missing = tuple(f"{kind}: {why}" for kind, why in snapshot.missing().items())
         held = ", ".join(sorted(dumped_namespaces)) or "no namespace"
         dump_only = sorted(DUMP_KINDS - file_kinds - cluster_scoped)
-        snapshot.limit_namespaces(dumped_namespaces, f"the cluster-info dump holds {held}", dump_only)
+        if not _holds_every_namespace(snapshot, file_kinds, dumped_namespaces):
+            snapshot.limit_namespaces(dumped_namespaces, f"the cluster-info dump holds {held}", dump_only)
     else:
         snapshot.mark_all_collected()
     missing += tuple(snapshot.scope_lines())
-    target = ", ".join(paths) + (f" namespace {namespace}" if namespace is not None else "")
+    target = ", ".join([*paths, *([logs_dir] if logs_dir is not None and not paths else [])])
+    target += f" namespace {namespace}" if namespace is not None else ""
+    # logs alone stay kind `files` (the schema's enum is fixed); their `missing` line says it
     return snapshot, SourceInfo("dump" if dumped else "files", target, missing)
 
 
@@ -236,6 +263,33 @@ def _read_stdin(stdin: TextIO) -> list[Loaded]:
     if binary is not None:
         return read_stream(binary, STDIN_NAME)
     return read_text(stdin.read(), STDIN_NAME)  # a text stream without bytes under it (tests)
+
+
+def _holds_every_namespace(snapshot: Snapshot, file_kinds: set[str], dumped: set[str]) -> bool:
+    """Whether the dumps hold every namespace of the cluster: the Namespaces listed next to them.
+
+    A dump does not say whether it was taken with `--all-namespaces`; the cluster's Namespaces,
+    when given (`kubectl get namespaces -o yaml > namespaces.core.yaml`), do. Then a namespace the
+    dumps lack does not exist, and its objects are absent rather than not read.
+    """
+    if "Namespace" not in file_kinds:
+        return False
+    return {str((ns.get("metadata") or {}).get("name") or "") for ns in snapshot.objects("Namespace")} <= dumped
+
+
+def kind_named_by(path: str) -> str | None:
+    """The kind a file is named after as `snapshot -o DIR` names it (`networkpolicies.networking.k8s.io.yaml`).
+
+    Such a file is the complete listing of that kind even when it holds no object: next to a
+    dump, `kubectl get networkpolicies -A -o yaml > networkpolicies.networking.k8s.io.yaml` says
+    "none", which an empty `List` (no item, so no kind) cannot say on its own.
+    """
+    name = os.path.basename(path)
+    for kind in KINDS:
+        stem = kind_file_name(kind).removesuffix(".yaml")
+        if name in (f"{stem}.yaml", f"{stem}.yml", f"{stem}.json"):
+            return kind
+    return None
 
 
 def _kinds_of(loaded: list[Loaded], kinds: set[str]) -> list[Loaded]:

@@ -717,11 +717,12 @@ def _trim(obj: KubeObject) -> None:
 
 
 def _agent_pods(snapshot: Snapshot) -> list[KubeObject]:
-    from meshdoctor.datadog.agent import agent_workloads
+    from meshdoctor.datadog.agent import agent_workloads, lone_agent_pods
     from meshdoctor.kube.workloads import pods_of
 
     pods: dict[tuple[str, str], KubeObject] = {}
-    for workload in agent_workloads(snapshot):
+    # agent Pods no controller owns are read by the log rules too (`lone_agent_pods`)
+    for workload in [*agent_workloads(snapshot), *lone_agent_pods(snapshot)]:
         for pod in pods_of(snapshot, workload):
             meta = pod.get("metadata") or {}
             pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = pod

@@ -162,6 +162,34 @@ def log_key(namespace: str, pod: str, file_name: str) -> LogKey | None:
     return None
 
 
+#: Suffix of a plain log file given to `--from` (an agent's log saved as a file, `agent.log`).
+PLAIN_LOG_SUFFIX = ".log"
+
+#: The container a plain log file is taken for: the sidecar's when named so, else the agent's.
+SIDECAR_LOG_NAME = "istio-proxy"
+AGENT_CONTAINER = "agent"
+
+
+def is_plain_log(path: str) -> bool:
+    """Whether a `--from` file is a log rather than manifests (named `*.log`)."""
+    return os.path.basename(path).endswith(PLAIN_LOG_SUFFIX)
+
+
+def add_plain_log(snapshot: Snapshot, path: str) -> LogKey:
+    """Register a plain log file as the log of a pod named after the file, in no namespace.
+
+    Nothing says whose log it is, so it is attributed to the file: pod `agent.log`, container
+    `agent` (`istio-proxy` for `istio-proxy.log`), scanned as the agent's or sidecar's.
+    """
+    if not os.path.isfile(path):
+        raise InputError(path, "not a log file")
+    name = os.path.basename(path)
+    container = SIDECAR_LOG_NAME if name == SIDECAR_LOG_NAME + PLAIN_LOG_SUFFIX else AGENT_CONTAINER
+    key = LogKey("", name, container)
+    snapshot.add_log(key, FileLog(path))
+    return key
+
+
 def load_logs_dir(snapshot: Snapshot, path: str | os.PathLike[str]) -> int:
     """Register every `<path>/<namespace>/<pod>/<container>[.previous].log`; return how many.
 

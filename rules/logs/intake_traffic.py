@@ -87,9 +87,13 @@ def intake_remediation(ctx: Context, workload: KubeObject, groups: list[MatchGro
             api_version=service_entry_api_version(info),
             export_to_namespaces=(".",) if service_entry_has_export_to(info) else None,
         )
+        where = f"{ref.namespace}/{entry['metadata']['name']}"
+        if not ref.namespace:  # a log file or flare names no namespace: apply it in the agent's
+            del entry["metadata"]["namespace"]
+            where = f"{entry['metadata']['name']} in the agent pod's namespace"
         return apply_manifests(
             f"Let {ref}'s pods reach {host}:{port} through their sidecar: ServiceEntry "
-            f"{ref.namespace}/{entry['metadata']['name']} (MESH_EXTERNAL, TLS {port}). If a "
+            f"{where} (MESH_EXTERNAL, TLS {port}). If a "
             f"ServiceEntry should cover {host} already, check its hosts, ports and exportTo "
             "instead.",
             [entry],

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from meshdoctor.datadog.agent import agent_workloads
+from meshdoctor.datadog.agent import agent_workloads, lone_agent_pods
+from meshdoctor.kube.meta import name_of, namespace_of
 from meshdoctor.logs.recovery import recovered, recovery_line
 from meshdoctor.logs.scanner import SAMPLES_PER_GROUP, MatchGroup, Signature
 from meshdoctor.logs.workload_logs import (
@@ -26,10 +27,14 @@ from meshdoctor.logs.workload_logs import (
     merge_groups,
     scanned_groups,
     telemetry_workloads,
+    unclaimed_log_pods,
 )
 from meshdoctor.model import Category, Finding, LogEvidence, ObjectRef, Remediation, Severity
 from meshdoctor.rule import Context, NotChecked, Rule, inputs
 from meshdoctor.snapshot import KubeObject
+
+#: The kinds whose objects are the agent and control-plane workloads whose logs are read.
+WORKLOAD_KINDS = ("DaemonSet", "Deployment")
 
 # -- reading the agent's logs -----------------------------------------------------------------
 
@@ -47,20 +52,39 @@ class AgentLogs:
 
 
 def agent_logs(ctx: Context) -> list[AgentLogs]:
-    """Every agent workload with the groups of signature lines its pods logged."""
+    """Every agent workload with the groups of signature lines its pods logged.
+
+    Then agent Pods no controller owns (`lone_agent_pods`: a flare's agent); then, for logs no
+    workload reads (`unclaimed_log_pods`: logs alone, pods missing from the input), one synthetic
+    Pod each, scanned as an agent's (the sidecar's as the sidecar's).
+    """
     out = []
+    claimed: set[tuple[str, str]] = set()
     for workload in agent_workloads(ctx):
-        groups: list[MatchGroup] = []
-        lines_read = False
-        # The input's logs: Context has no listing of them (reading one is recorded).
-        for namespace, pod, container in log_targets(ctx, workload, ctx.snapshot.logs):
-            for previous in (False, True):
-                log = ctx.logs(namespace, pod, container, previous)
-                if log is not None:
-                    lines_read = lines_read or has_a_line(log)
-                    groups.extend(scanned_groups(ctx.cache, log, namespace, pod, container, previous))
-        out.append(AgentLogs(workload, merge_groups(groups), lines_read))
+        out.append(_workload_logs(ctx, workload, claimed))
+    for pod in lone_agent_pods(ctx):  # a flare's agent: read as a workload of one pod
+        if (namespace_of(pod), name_of(pod)) not in claimed:
+            out.append(_workload_logs(ctx, pod, claimed))
+    for workload in telemetry_workloads(ctx):
+        claimed.update((namespace, pod) for namespace, pod, _ in log_targets(ctx, workload, ctx.snapshot.logs))
+    for pod in unclaimed_log_pods(ctx, ctx.snapshot.logs, claimed):
+        out.append(_workload_logs(ctx, pod, claimed))
     return out
+
+
+def _workload_logs(ctx: Context, workload: KubeObject, claimed: set[tuple[str, str]]) -> AgentLogs:
+    """The groups of one workload's (or one synthetic Pod's) logs, its pods added to `claimed`."""
+    groups: list[MatchGroup] = []
+    lines_read = False
+    # The input's logs: Context has no listing of them (reading one is recorded).
+    for namespace, pod, container in log_targets(ctx, workload, ctx.snapshot.logs):
+        claimed.add((namespace, pod))
+        for previous in (False, True):
+            log = ctx.logs(namespace, pod, container, previous)
+            if log is not None:
+                lines_read = lines_read or has_a_line(log)
+                groups.extend(scanned_groups(ctx.cache, log, namespace, pod, container, previous))
+    return AgentLogs(workload, merge_groups(groups), lines_read)
 
 
 def telemetry_logs(ctx: Context) -> list[AgentLogs]:
@@ -103,7 +127,8 @@ def group_objects(ctx: Context, workload: KubeObject, groups: Iterable[MatchGrou
     refs = [ctx.ref(workload)]
     namespace = refs[0].namespace
     for pod in sorted({p[1] for g in groups for p in g.pods}):
-        refs.append(ObjectRef("Pod", namespace, pod))
+        if ObjectRef("Pod", namespace, pod) not in refs:  # a lone Pod (logs alone) is named once
+            refs.append(ObjectRef("Pod", namespace, pod))
     return refs
 
 
@@ -155,14 +180,26 @@ def supporting(finding: Finding, family: str) -> Finding:
     return dataclasses.replace(finding, supports=family)
 
 
+def restart_commands(ref: ObjectRef) -> tuple[str, ...]:
+    """How to restart a workload's pods.
+
+    A lone Pod (logs alone: `--logs DIR`) is deleted for its controller to recreate; a log file
+    with no namespace (`--from agent.log`, a flare) names no object to restart: no command.
+    """
+    if ref.kind != "Pod":
+        return (f"kubectl -n {ref.namespace} rollout restart {ref.kind.lower()}/{ref.name}",)
+    return (f"kubectl -n {ref.namespace} delete pod {ref.name}",) if ref.namespace else ()
+
+
 def logs_command(namespace: str, group: MatchGroup) -> str:
     """`kubectl logs` for the first sample line's container (with --previous where it was)."""
+    where = f"-n {namespace} " if namespace else ""
     if not group.samples:
-        return f"kubectl -n {namespace} logs <pod>"
+        return f"kubectl {where}logs <pod>"
     sample = group.samples[0]
     container = sample.container.removesuffix(PREVIOUS)
     previous = " --previous" if sample.container.endswith(PREVIOUS) else ""
-    return f"kubectl -n {namespace} logs {sample.pod} -c {container}{previous}"
+    return f"kubectl {where}logs {sample.pod} -c {container}{previous}"
 
 
 # -- the base class ---------------------------------------------------------------------------
@@ -171,7 +208,9 @@ def logs_command(namespace: str, group: MatchGroup) -> str:
 class LogRule(Rule):
     """A rule whose findings are groups of log lines of some signatures, bucketed."""
 
-    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet"], logs=["agent", SIDECAR])
+    # The workload kinds are optional: logs alone are read through `unclaimed_log_pods`; with
+    # neither workloads nor lines, `check` says the kinds are missing as the engine would.
+    inputs = inputs(optional=WORKLOAD_KINDS + ("Pod", "ReplicaSet"), logs=["agent", SIDECAR])
     severity = Severity.ERROR
     category = Category.LOGS
 
@@ -192,6 +231,9 @@ class LogRule(Rule):
         if self.control_plane:
             workloads += telemetry_logs(ctx)
         if not any(logs.lines_read for logs in workloads):
+            missing = [(kind, ctx.unavailable(kind)) for kind in WORKLOAD_KINDS]
+            if any(why is not None for _, why in missing):
+                raise NotChecked("input missing: " + "; ".join(f"{k}: {why}" for k, why in missing if why is not None))
             what = "agent or control-plane" if self.control_plane else "agent"
             raise NotChecked(
                 f"no {what} log lines in the input (a live check reads them; offline, give --logs DIR "

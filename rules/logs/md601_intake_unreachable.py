@@ -10,7 +10,7 @@ from meshdoctor.model import Finding
 from meshdoctor.rule import Context, RuleDocs, inputs
 
 from .intake_traffic import IntakeLogRule
-from .log_rule import AgentLogs
+from .log_rule import WORKLOAD_KINDS, AgentLogs
 
 #: The signature that proves the network path to a host works (the intake answered 403).
 API_KEY_INVALID = "LOG-AGENT-API-KEY-INVALID"
@@ -23,10 +23,8 @@ class AgentIntakeUnreachable(IntakeLogRule):
     title = "The agent's log shows its traffic to the Datadog intake does not get through"
     control_plane = True
     inputs = inputs(
-        "DaemonSet",
-        "Deployment",
         # ServiceEntry, Sidecar and the mesh config: whether a ServiceEntry made after the lines covers their host
-        optional=["Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
+        optional=[*WORKLOAD_KINDS, "Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
         logs=["agent", SIDECAR, TELEMETRY],
     )
     docs = RuleDocs(

@@ -11,7 +11,16 @@ from meshdoctor.model import Finding, Remediation
 from meshdoctor.rule import Context, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .log_rule import LogRule, also_words, group_evidence, group_objects, seen_words, supporting
+from .log_rule import (
+    WORKLOAD_KINDS,
+    LogRule,
+    also_words,
+    group_evidence,
+    group_objects,
+    restart_commands,
+    seen_words,
+    supporting,
+)
 
 
 class ApiKeyRejected(LogRule):
@@ -21,10 +30,8 @@ class ApiKeyRejected(LogRule):
     title = "The Datadog intake rejects the agent's API key"
     families = frozenset({"agent-api-key"})
     inputs = inputs(
-        "DaemonSet",
-        "Deployment",
         # DD_SITE may come from a ConfigMap or an envFrom Secret (its key names only)
-        optional=["Pod", "ReplicaSet", "ConfigMap", "Secret"],
+        optional=[*WORKLOAD_KINDS, "Pod", "ReplicaSet", "ConfigMap", "Secret"],
         logs=["agent", SIDECAR],
     )
     docs = RuleDocs(
@@ -72,6 +79,6 @@ class ApiKeyRejected(LogRule):
             summary=f"Replace DD_API_KEY of {ref} with a valid API key of the organisation on "
             f"{site} (in the Secret it reads), then restart the agent pods. If the key is right, "
             "DD_SITE names the wrong site.",
-            commands=(f"kubectl -n {ref.namespace} rollout restart {ref.kind.lower()}/{ref.name}",),
+            commands=restart_commands(ref),
             safe=False,
         )

@@ -12,7 +12,7 @@ from meshdoctor.model import ObjectRef, Remediation
 from meshdoctor.rule import Context, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .log_rule import LogRule, logs_command
+from .log_rule import WORKLOAD_KINDS, LogRule, logs_command
 
 #: Mixer's telemetry Service (istio/istio release-1.0 to 1.4 charts/mixer), whose port
 #: `MESH_PORT_MIXER` its prometheus adapter serves.
@@ -27,9 +27,7 @@ class IstioCheckCannotScrape(LogRule):
     families = frozenset({"telemetry", "check-config"})
     control_plane = True
     inputs = inputs(
-        "DaemonSet",
-        "Deployment",
-        optional=["Pod", "ReplicaSet", "Service"],
+        optional=[*WORKLOAD_KINDS, "Pod", "ReplicaSet", "Service"],
         logs=["agent", SIDECAR, TELEMETRY],
     )
     docs = RuleDocs(

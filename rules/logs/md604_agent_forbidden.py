@@ -7,11 +7,12 @@ from collections.abc import Mapping
 
 from meshdoctor.kube.rbac import SERVICE_ACCOUNT_USER_PREFIX, RbacEvaluator, Request, service_account_user
 from meshdoctor.logs.scanner import MatchGroup
+from meshdoctor.logs.workload_logs import SIDECAR
 from meshdoctor.model import Finding, Remediation, Severity
 from meshdoctor.rule import Context, RuleDocs, inputs
 from meshdoctor.snapshot import KubeObject
 
-from .log_rule import AgentLogs, LogRule
+from .log_rule import WORKLOAD_KINDS, AgentLogs, LogRule
 
 #: The RBAC objects that say whether a denial still holds.
 RBAC_KINDS = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -59,7 +60,7 @@ class AgentForbidden(LogRule):
     id = "MD604"
     title = "The agent's log shows the API server or the kubelet denying it"
     families = frozenset({"rbac"})
-    inputs = inputs("DaemonSet", "Deployment", optional=["Pod", "ReplicaSet", *RBAC_KINDS], logs=["agent"])
+    inputs = inputs(optional=[*WORKLOAD_KINDS, "Pod", "ReplicaSet", *RBAC_KINDS], logs=["agent", SIDECAR])
     docs = RuleDocs(
         what="Agent log lines where the API server (`... is forbidden: User ... cannot list "
         "resource ...`, both wordings) or the kubelet (`Forbidden (user=..., verb=..., "

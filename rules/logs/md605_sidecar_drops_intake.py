@@ -6,6 +6,7 @@ from meshdoctor.logs.workload_logs import SIDECAR
 from meshdoctor.rule import RuleDocs, inputs
 
 from .intake_traffic import IntakeLogRule
+from .log_rule import WORKLOAD_KINDS
 
 
 class SidecarDropsIntakeTraffic(IntakeLogRule):
@@ -16,9 +17,7 @@ class SidecarDropsIntakeTraffic(IntakeLogRule):
     source = SIDECAR
     # ServiceEntry, Sidecar and the mesh config: whether a ServiceEntry made after the lines covers their host
     inputs = inputs(
-        "DaemonSet",
-        "Deployment",
-        optional=["Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
+        optional=[*WORKLOAD_KINDS, "Pod", "ReplicaSet", "ServiceEntry", "Sidecar", "ConfigMap"],
         logs=["agent", SIDECAR],
     )
     docs = RuleDocs(

@@ -59,7 +59,7 @@ _ORDER = [
 
 
 class DumpScenario(Exception):
-    """The scenario is a `kubectl cluster-info dump`: its typed lists cannot be applied as they are."""
+    """The scenario cannot be applied: a `kubectl cluster-info dump` (typed lists), or logs alone."""
 
 
 def read_objects(folder: Path) -> list[dict[str, Any]]:
@@ -213,6 +213,8 @@ class AppliedScenario:
             )
         node = cluster.node_names[0]
         raw = read_objects(self.folder)
+        if not raw:  # logs alone (logs-alone-api-key): nothing to put on a cluster
+            raise DumpScenario("no object in the scenario (logs only)")
         nodes = frozenset(o["metadata"]["name"] for o in raw if o.get("kind") == "Node")
         objects = [o for o in (convert(o, node, nodes) for o in raw) if o is not None]
         objects.sort(key=lambda o: _ORDER.index(o["kind"]) if o["kind"] in _ORDER else len(_ORDER) - 1)
