@@ -110,7 +110,11 @@ def run(
     cache: dict[object, object] = {}
     results: list[RuleResult] = []
     findings: list[Finding] = []
+    nothing = nothing_to_check(snapshot)
     for rule in sorted(rules, key=lambda r: r.id):
+        if nothing is not None:
+            results.append(RuleResult(rule.id, rule.category, Status.NOT_CHECKED, nothing))
+            continue
         result, found = run_rule(rule, Context(snapshot, cache=cache))
         results.append(result)
         # each fix aimed at what owns its objects (Helm values, DatadogAgent patch) before masking
@@ -127,6 +131,21 @@ def run(
         findings=ordered,
         summary=summarize(ordered),
     )
+
+
+def nothing_to_check(snapshot: Snapshot) -> str | None:
+    """Why no rule can run on this snapshot at all, or None when there is something to read.
+
+    A snapshot with no object and no log line (an empty folder, a cluster where every read was
+    forbidden) would let every rule that looks for a fault "pass": that is no diagnosis, so every
+    rule is `not_checked` instead and the exit code says the diagnosis could not be made.
+    """
+    if len(snapshot) or snapshot.logs:
+        return None
+    missing = snapshot.missing()
+    if missing:
+        return f"nothing was read: none of the {len(missing)} inputs the rules need could be collected (listed above)"
+    return "nothing to check: the input holds no Kubernetes object and no container log"
 
 
 def describe_cluster(snapshot: Snapshot) -> ClusterInfo:

@@ -1,7 +1,8 @@
 """The command line: parse → sources → engine → render → exit code.
 
 `main(argv) -> int` never lets a traceback reach the user: bad input, a missing path or a rule
-pack that fails to load is one line on stderr and exit code 2.
+pack that fails to load is one line on stderr and exit code 2; a crash of meshdoctor itself is one
+line naming the exception and exit code 3 (the traceback with `--debug` or `MESHDOCTOR_DEBUG=1`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import gc
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -18,24 +19,105 @@ import click
 from meshdoctor import __version__
 from meshdoctor.cli.live import LiveFlags, live_options, snapshot
 from meshdoctor.errors import UsageError
-from meshdoctor.model import Report, Severity
+from meshdoctor.model import Report, Severity, Status
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_NO_DIAGNOSIS = 0, 1, 2, 3
+
+#: The environment variable that, like `--debug`, shows the traceback of a crash.
+DEBUG_ENV = "MESHDOCTOR_DEBUG"
 
 OUTPUT_FORMATS = ("text", "json", "yaml", "markdown")
 FAIL_ON = ("error", "warning", "info", "never")
+COLOR_CHOICES = ("auto", "always", "never")
 
 
 def exit_code(report: Report, fail_on: str) -> int:
-    """0 when no unsuppressed finding reaches `fail_on`, else 1."""
+    """The exit code of a check (DESIGN.md "Exit codes"), a pure function of the report.
+
+    3 when the diagnosis could not be made: a rule crashed, or not a single rule could run (every
+    result `not_checked`, or no rule selected at all) — whatever `--fail-on` says, never 0 or 1
+    then. Otherwise 1 when an unsuppressed finding reaches `fail_on`, else 0.
+    """
+    statuses = {result.status for result in report.results}
+    if Status.ERROR in statuses or statuses <= {Status.NOT_CHECKED}:
+        return EXIT_NO_DIAGNOSIS
     if fail_on == "never":
         return EXIT_OK
     worst = report.worst()
     return EXIT_FINDINGS if worst is not None and worst >= Severity(fail_on) else EXIT_OK
 
 
+def use_color(choice: str, *, is_tty: bool, environ: Mapping[str, str]) -> bool:
+    """`--color`: `always` and `never` decide; `auto` colours a terminal unless NO_COLOR is set.
+
+    A flag given on purpose beats the environment (no-color.org: "command-line software ... should
+    check for a NO_COLOR environment variable that, when present and not an empty string, prevents
+    the addition of ANSI color", user-level configuration such as a flag may override it).
+    """
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return is_tty and not environ.get("NO_COLOR")
+
+
+#: Distributions whose versions `--version` prints: the libraries that talk to the cluster and
+#: draw the report. importlib.metadata reads them without importing them (start-up stays cheap).
+VERSIONED_DISTRIBUTIONS = ("kubernetes", "click", "rich", "PyYAML", "regex", "hyperscan")
+
+
+def version_text() -> str:
+    """The `--version` text: meshdoctor's version, Python's, and the installed client libraries'."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = [
+        f"meshdoctor {__version__}",
+        f"Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+    ]
+    for name in VERSIONED_DISTRIBUTIONS:
+        try:
+            lines.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            lines.append(f"{name} not installed")
+    return "\n".join(lines) + "\n"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_text(), nl=False)
+    ctx.exit(EXIT_OK)
+
+
+class _DebugFlag:
+    """Whether this run shows tracebacks: `--debug` sets it, `main()` reads it after a crash."""
+
+    requested = False
+
+
+def _request_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _DebugFlag.requested = True
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "--version", prog_name="meshdoctor", message="%(prog)s %(version)s")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show meshdoctor's, Python's and the client libraries' versions, and exit.",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_request_debug,
+    help=f"Show the traceback when meshdoctor itself crashes (also {DEBUG_ENV}=1).",
+)
 def cli() -> None:
     """Diagnose the Datadog <-> Istio integration on Kubernetes.
 
@@ -94,6 +176,14 @@ def cli() -> None:
     help="Also load rules from the Python modules in this folder. Repeatable.",
 )
 @click.option("--width", type=int, default=None, help="Text report width (default: the terminal's, or 100).")
+@click.option(
+    "--color",
+    "color_choice",
+    type=click.Choice(COLOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour the text report: auto (on a terminal, unless NO_COLOR is set), always, never.",
+)
 @live_options
 def check(
     from_paths: tuple[str, ...],
@@ -106,6 +196,7 @@ def check(
     skip_ids: tuple[str, ...],
     rule_folders: tuple[str, ...],
     width: int | None,
+    color_choice: str,
     live: LiveFlags,
 ) -> int:
     """Check a cluster (or files describing one) and report what breaks the integration.
@@ -136,14 +227,14 @@ def check(
     gc.enable()
     report = run(rules, state, source)
     fmt = Format(output)
-    color = fmt is Format.TEXT and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    color = fmt is Format.TEXT and use_color(color_choice, is_tty=sys.stdout.isatty(), environ=os.environ)
     text = render(report, fmt, width=width or _terminal_width(), color=color)
     written: list[Path] = []
     if emit_fixes_dir:
         from meshdoctor.fixes.emit import emit_fixes
 
         written = emit_fixes(report, Path(emit_fixes_dir))  # before printing: a failure stays one line
-    click.echo(text, nl=False)
+    click.echo(text, nl=False, color=color)  # click strips ANSI escapes off a pipe unless told
     if emit_fixes_dir:
         click.echo(f"wrote {len(written)} remediation file(s) to {emit_fixes_dir}", err=True)
     return exit_code(report, fail_on)
@@ -197,7 +288,8 @@ def _terminal_width() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 findings, 2 usage or input error)."""
+    """Run the CLI; return the exit code (0 ok, 1 findings, 2 usage or input error, 3 no diagnosis)."""
+    _DebugFlag.requested = False
     try:
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="meshdoctor", standalone_mode=False)
     except UsageError as exc:
@@ -216,7 +308,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("meshdoctor: interrupted", err=True)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        return _crashed(exc)
     return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _crashed(exc: Exception) -> int:
+    """Report a crash of meshdoctor itself (not of a rule: the engine isolates those): exit 3."""
+    from meshdoctor.secrets_mask import mask_secrets
+
+    if _DebugFlag.requested or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        import traceback
+
+        click.echo(mask_secrets("".join(traceback.format_exception(exc))).rstrip("\n"), err=True)
+    first_line = (str(exc).splitlines() or [""])[0]
+    detail = f": {mask_secrets(first_line)}" if first_line else ""
+    click.echo(
+        f"meshdoctor: internal error: {type(exc).__name__}{detail} (a bug: run again with --debug for the traceback)",
+        err=True,
+    )
+    return EXIT_NO_DIAGNOSIS
 
 
 if __name__ == "__main__":
