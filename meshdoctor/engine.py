@@ -15,6 +15,7 @@ from meshdoctor.datadog.owner_fixes import aim_at_owners
 from meshdoctor.errors import UsageError
 from meshdoctor.logs.join import join_log_evidence, settle_results
 from meshdoctor.model import (
+    AgentInfo,
     Category,
     ClusterInfo,
     FieldEvidence,
@@ -126,7 +127,7 @@ def run(
     return Report(
         version=__version__,
         source=source,
-        cluster=describe_cluster(snapshot),
+        cluster=describe_cluster(snapshot, Context(snapshot, cache=cache)),
         results=tuple(results),
         findings=ordered,
         summary=summarize(ordered),
@@ -148,19 +149,36 @@ def nothing_to_check(snapshot: Snapshot) -> str | None:
     return "nothing to check: the input holds no Kubernetes object and no container log"
 
 
-def describe_cluster(snapshot: Snapshot) -> ClusterInfo:
-    """Istio version and era, and the agents' Datadog site."""
-    from meshdoctor.datadog.agent import agent_workloads, datadog_site
+def describe_cluster(snapshot: Snapshot, reader: Context | None = None) -> ClusterInfo:
+    """Istio version and era, the agents' Datadog site, and each agent's install and version.
+
+    `reader` serves the agents' logs (their start-up line may name the version) and the run's
+    cache, where the rules already resolved it; without one only objects are read.
+    """
+    from meshdoctor.datadog.agent import agent_release, agent_workloads, datadog_site
+    from meshdoctor.datadog.install import owner_of
     from meshdoctor.istio.mesh import mesh_info
 
     info = mesh_info(snapshot)
     agents = agent_workloads(snapshot)
     sites = sorted({datadog_site(snapshot, agent) for agent in agents})
+    described = []
+    for agent in agents:
+        release = agent_release(reader if reader is not None else snapshot, agent)
+        described.append(
+            AgentInfo(
+                workload=object_ref(agent),
+                install=owner_of(agent).describe(),
+                version=release.version,
+                version_from=release.evidence_words,
+            )
+        )
     return ClusterInfo(
         istio_version=info.version,
         istio_era=info.era,
         datadog_site=", ".join(sites) if sites else None,
         istio_not_read=info.not_read,
+        agents=tuple(described),
     )
 
 

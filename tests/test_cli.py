@@ -287,3 +287,19 @@ def test_color_flag_beats_no_color_and_auto_follows_it(monkeypatch):
 def test_importing_the_cli_does_not_import_the_kubernetes_client_or_rich():
     probe = "import meshdoctor.cli.main, sys; assert 'kubernetes' not in sys.modules; assert 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_shell_completion_comes_from_click(tmp_path):
+    import os
+
+    env = {
+        **os.environ,
+        "_MESHDOCTOR_COMPLETE": "bash_complete",
+        "COMP_WORDS": "meshdoctor check --color ",
+        "COMP_CWORD": "3",
+    }
+    done = subprocess.run([sys.executable, "-m", "meshdoctor"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.splitlines() == ["plain,auto", "plain,always", "plain,never"], done.stderr
+    env["_MESHDOCTOR_COMPLETE"] = "bash_source"
+    done = subprocess.run([sys.executable, "-m", "meshdoctor"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "_meshdoctor_completion()" in done.stdout

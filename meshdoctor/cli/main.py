@@ -7,26 +7,34 @@ line naming the exception and exit code 3 (the traceback with `--debug` or `MESH
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from meshdoctor import __version__
+from meshdoctor.cli.config import CONFIG_NAME
 from meshdoctor.cli.live import LiveFlags, live_options, snapshot
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Report, Severity, Status
+
+if TYPE_CHECKING:
+    from meshdoctor.suppressions import Suppression
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_NO_DIAGNOSIS = 0, 1, 2, 3
 
 #: The environment variable that, like `--debug`, shows the traceback of a crash.
 DEBUG_ENV = "MESHDOCTOR_DEBUG"
 
-OUTPUT_FORMATS = ("text", "json", "yaml", "markdown")
+OUTPUT_FORMATS = ("text", "json", "yaml", "markdown", "html", "sarif", "junit")
 FAIL_ON = ("error", "warning", "info", "never")
 COLOR_CHOICES = ("auto", "always", "never")
 
@@ -153,6 +161,32 @@ def cli() -> None:
     show_default=True,
     help="Exit 1 when a finding at or above this severity is found.",
 )
+@click.option("--brief", is_flag=True, help="Text report: the summary only, without each finding's details.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Text report: also the passed rules, why rules were not checked, all evidence.",
+)
+@click.option(
+    "--suppress",
+    "suppress",
+    multiple=True,
+    metavar="RULE[=NS/NAME]",
+    help="Report matching findings as suppressed (globs: 'MD102=default/datadog', 'MD5*'). Repeatable.",
+)
+@click.option(
+    "--baseline", "baseline", metavar="FILE", help="Findings in this baseline file are known: shown, not failing."
+)
+@click.option(
+    "--write-baseline", "write_baseline", metavar="FILE", help="Write this run's findings as a baseline file."
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help=f"Read defaults from FILE (else {CONFIG_NAME} found from the working directory).",
+)
 @click.option(
     "--emit-fixes",
     "emit_fixes_dir",
@@ -185,11 +219,19 @@ def cli() -> None:
     help="Colour the text report: auto (on a terminal, unless NO_COLOR is set), always, never.",
 )
 @live_options
+@click.pass_context
 def check(
+    ctx: click.Context,
     from_paths: tuple[str, ...],
     logs_dir: str | None,
     output: str,
     fail_on: str,
+    brief: bool,
+    verbose: bool,
+    suppress: tuple[str, ...],
+    baseline: str | None,
+    write_baseline: str | None,
+    config_file: str | None,
     emit_fixes_dir: str | None,
     rule_ids: tuple[str, ...],
     categories: tuple[str, ...],
@@ -207,6 +249,9 @@ def check(
     from meshdoctor.registry import load_rules
     from meshdoctor.renderers import Format, render
 
+    settings = check_settings(ctx, config_file)
+    output, fail_on, color_choice, brief = settings.output, settings.fail_on, settings.color, settings.brief
+    skip_ids = settings.skip
     rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
     gc.disable()  # loading builds millions of acyclic dicts: the collector would only cost time
     if from_paths:
@@ -225,19 +270,98 @@ def check(
         state, source = collect_for_rules(rules, live)
     gc.freeze()  # the snapshot lives until exit: spare the collector from walking it again
     gc.enable()
-    report = run(rules, state, source)
+    report = triaged(run(rules, state, source), settings)
     fmt = Format(output)
     color = fmt is Format.TEXT and use_color(color_choice, is_tty=sys.stdout.isatty(), environ=os.environ)
-    text = render(report, fmt, width=width or _terminal_width(), color=color)
+    text = render(
+        report,
+        fmt,
+        width=width or _terminal_width(),
+        color=color,
+        brief=brief,
+        verbose=verbose,
+        rules=rules,
+        fail_on=fail_on,
+    )
     written: list[Path] = []
     if emit_fixes_dir:
         from meshdoctor.fixes.emit import emit_fixes
 
         written = emit_fixes(report, Path(emit_fixes_dir))  # before printing: a failure stays one line
+    if settings.write_baseline is not None:
+        from meshdoctor.baseline import write_baseline as write_baseline_file
+
+        entries = write_baseline_file(report.findings, settings.write_baseline)
     click.echo(text, nl=False, color=color)  # click strips ANSI escapes off a pipe unless told
     if emit_fixes_dir:
         click.echo(f"wrote {len(written)} remediation file(s) to {emit_fixes_dir}", err=True)
+    if settings.write_baseline is not None:
+        click.echo(f"wrote a baseline of {entries} finding(s) to {settings.write_baseline}", err=True)
     return exit_code(report, fail_on)
+
+
+# --- settings: flags, then .meshdoctor.yaml; suppressions and the baseline -----------------------
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The check's settings once the command line and the config file are joined."""
+
+    output: str
+    fail_on: str
+    color: str
+    brief: bool
+    skip: tuple[str, ...]
+    suppress: tuple[Suppression, ...]
+    baseline: Path | None
+    write_baseline: Path | None
+
+
+def check_settings(ctx: click.Context, config_file: str | None) -> CheckSettings:
+    """Join the flags with `.meshdoctor.yaml` (or `--config FILE`): a flag given beats the file."""
+    from meshdoctor.cli.config import CheckConfig, discover_config, load_config
+    from meshdoctor.suppressions import parse_suppression
+
+    params = ctx.params
+    path = Path(config_file) if config_file else discover_config(Path.cwd())
+    config = load_config(path, outputs=OUTPUT_FORMATS, fail_on=FAIL_ON, colors=COLOR_CHOICES) if path else CheckConfig()
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+    def pick(name: str, from_config: Any) -> Any:
+        return params[name] if given(name) or from_config is None else from_config
+
+    where = f"{config.path}: suppress" if config.path else "--suppress"
+    patterns = [parse_suppression(text, where) for text in config.suppress]
+    patterns += [parse_suppression(text) for text in params["suppress"]]
+    baseline = Path(params["baseline"]) if params["baseline"] else config.baseline
+    return CheckSettings(
+        output=pick("output", config.output),
+        fail_on=pick("fail_on", config.fail_on),
+        color=pick("color_choice", config.color),
+        brief=pick("brief", config.brief),
+        skip=tuple(dict.fromkeys((*config.skip, *params["skip_ids"]))),
+        suppress=tuple(patterns),
+        baseline=baseline,
+        write_baseline=Path(params["write_baseline"]) if params["write_baseline"] else None,
+    )
+
+
+def triaged(report: Report, settings: CheckSettings) -> Report:
+    """The report with `--suppress` patterns and the `--baseline` applied, and counted again."""
+    if not settings.suppress and settings.baseline is None:
+        return report
+    from meshdoctor.baseline import mark_known, read_baseline
+    from meshdoctor.model import summarize
+    from meshdoctor.suppressions import apply_suppressions
+
+    findings = apply_suppressions(report.findings, settings.suppress)
+    baseline = None
+    if settings.baseline is not None:
+        baseline = str(settings.baseline)
+        findings = mark_known(findings, read_baseline(settings.baseline), baseline)
+    return dataclasses.replace(report, findings=findings, summary=summarize(findings), baseline=baseline)
 
 
 @cli.command("rules")
