@@ -181,7 +181,8 @@ def test_bad_config_is_one_line_with_file_and_line_exit_2(tmp_path):
         "skip: [MD401]\nsupress: [MD101]\n": f"{config}:2: unknown setting 'supress'",
         "output: json\nskip: [MD401\n": f"{config}:3:",
         "- a\n- b\n": f"{config}:1: the config must be a mapping of settings",
-        "suppress: ['MD101=']\n": f"{config}: suppress: 'MD101=' is not RULE or RULE=NAMESPACE/NAME",
+        "fail-on: error\nsuppress: ['MD101=']\n": f"{config}:2: suppress: 'MD101=' is not RULE or RULE=NAMESPACE/NAME",
+        "output: json\n\nskip:\n  - MD999\n": f"{config}:3: skip: unknown rule 'MD999' (see `meshdoctor rules`)",
     }
     for text, expected in cases.items():
         config.write_text(text)

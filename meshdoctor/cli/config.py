@@ -17,7 +17,7 @@ file's folder. A malformed file is one line naming the file and line, exit code 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,12 @@ class CheckConfig:
     output: str | None = None
     color: str | None = None
     brief: bool | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+    """The line of each setting in the file, for errors found later (an unknown rule in `skip`)."""
+
+    def where(self, key: str) -> str:
+        """`FILE:LINE: key` for an error about a setting of this file."""
+        return f"{self.path}:{self.lines.get(key, 1)}: {key}"
 
 
 def discover_config(start: Path) -> Path | None:
@@ -74,10 +80,14 @@ def load_config(
         return CheckConfig(path=path)
     if not isinstance(root, yaml.MappingNode):
         raise UsageError(f"{path}:{root.start_mark.line + 1}: the config must be a mapping of settings")
-    values: dict[str, Any] = {"path": path}
+    from meshdoctor.suppressions import parse_suppression
+
+    lines: dict[str, int] = {}
+    values: dict[str, Any] = {"path": path, "lines": lines}
     for key_node, value_node in root.value:
         key = key_node.value
         where = f"{path}:{key_node.start_mark.line + 1}"
+        lines[str(key)] = key_node.start_mark.line + 1
         value = yaml.safe_load(yaml.serialize(value_node))
         if key == "fail-on":
             values["fail_on"] = _choice(value, fail_on, key, where)
@@ -87,6 +97,9 @@ def load_config(
             values["color"] = _choice(value, colors, key, where)
         elif key in ("skip", "suppress"):
             values[key] = _strings(value, key, where)
+            if key == "suppress":
+                for item in values[key]:
+                    parse_suppression(item, f"{where}: suppress")  # a bad pattern: this file and line
         elif key == "baseline":
             if not isinstance(value, str) or not value:
                 raise UsageError(f"{where}: baseline: expected a file path")

@@ -21,7 +21,7 @@ import click
 from click.core import ParameterSource
 
 from meshdoctor import __version__
-from meshdoctor.cli.config import CONFIG_NAME
+from meshdoctor.cli.config import CONFIG_NAME, CheckConfig, discover_config, load_config
 from meshdoctor.cli.live import LiveFlags, live_options, snapshot
 from meshdoctor.errors import UsageError
 from meshdoctor.model import Report, Severity, Status
@@ -251,8 +251,9 @@ def check(
 
     settings = check_settings(ctx, config_file)
     output, fail_on, color_choice, brief = settings.output, settings.fail_on, settings.color, settings.brief
-    skip_ids = settings.skip
-    rules = select_rules(load_rules(rule_folders), Selection(rule_ids, categories, skip_ids))
+    available = load_rules(rule_folders)
+    check_config_skip(settings, {rule.id for rule in available})
+    rules = select_rules(available, Selection(rule_ids, categories, settings.skip))
     gc.disable()  # loading builds millions of acyclic dicts: the collector would only cost time
     if from_paths:
         live_only = [flag for flag in live.given() if flag != "--namespace"]
@@ -313,13 +314,13 @@ class CheckSettings:
     brief: bool
     skip: tuple[str, ...]
     suppress: tuple[Suppression, ...]
+    config: CheckConfig
     baseline: Path | None
     write_baseline: Path | None
 
 
 def check_settings(ctx: click.Context, config_file: str | None) -> CheckSettings:
     """Join the flags with `.meshdoctor.yaml` (or `--config FILE`): a flag given beats the file."""
-    from meshdoctor.cli.config import CheckConfig, discover_config, load_config
     from meshdoctor.suppressions import parse_suppression
 
     params = ctx.params
@@ -332,8 +333,7 @@ def check_settings(ctx: click.Context, config_file: str | None) -> CheckSettings
     def pick(name: str, from_config: Any) -> Any:
         return params[name] if given(name) or from_config is None else from_config
 
-    where = f"{config.path}: suppress" if config.path else "--suppress"
-    patterns = [parse_suppression(text, where) for text in config.suppress]
+    patterns = [parse_suppression(text, config.where("suppress")) for text in config.suppress]
     patterns += [parse_suppression(text) for text in params["suppress"]]
     baseline = Path(params["baseline"]) if params["baseline"] else config.baseline
     return CheckSettings(
@@ -345,7 +345,15 @@ def check_settings(ctx: click.Context, config_file: str | None) -> CheckSettings
         suppress=tuple(patterns),
         baseline=baseline,
         write_baseline=Path(params["write_baseline"]) if params["write_baseline"] else None,
+        config=config,
     )
+
+
+def check_config_skip(settings: CheckSettings, known: set[str]) -> None:
+    """An unknown rule id in the config file's `skip` is an error naming the file and line."""
+    for rule_id in settings.config.skip:
+        if rule_id.upper() not in known:
+            raise UsageError(f"{settings.config.where('skip')}: unknown rule {rule_id!r} (see `meshdoctor rules`)")
 
 
 def triaged(report: Report, settings: CheckSettings) -> Report:
