@@ -84,13 +84,20 @@ def required_inputs(rules: Iterable[type[Rule]]) -> Inputs:
     return Inputs(frozenset(kinds), frozenset(optional - kinds), frozenset(logs), probes)
 
 
-def run_rule(rule: type[Rule], ctx: Context) -> tuple[RuleResult, list[Finding]]:
-    """Run one rule in isolation."""
+def missing_inputs(rule: type[Rule], ctx: Context) -> str | None:
+    """Why a rule's required kinds were not collected (`input missing: ...`), or None."""
     missing = [(kind, ctx.unavailable(kind)) for kind in sorted(rule.inputs.kinds)]
     missing = [(kind, why) for kind, why in missing if why is not None]
-    if missing:
-        reason = "; ".join(f"{kind}: {why}" for kind, why in missing)
-        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, f"input missing: {reason}"), []
+    if not missing:
+        return None
+    return "input missing: " + "; ".join(f"{kind}: {why}" for kind, why in missing)
+
+
+def run_rule(rule: type[Rule], ctx: Context) -> tuple[RuleResult, list[Finding]]:
+    """Run one rule in isolation."""
+    missing = missing_inputs(rule, ctx)
+    if missing is not None:
+        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, missing), []
     try:
         findings = list(rule().check(ctx))
     except NotChecked as skipped:
@@ -113,10 +120,12 @@ def run(
     findings: list[Finding] = []
     nothing = nothing_to_check(snapshot)
     for rule in sorted(rules, key=lambda r: r.id):
-        if nothing is not None:
-            results.append(RuleResult(rule.id, rule.category, Status.NOT_CHECKED, nothing))
+        ctx = Context(snapshot, cache=cache)
+        if nothing is not None:  # the rule's own missing inputs say more, where it has some
+            reason = missing_inputs(rule, ctx) or nothing
+            results.append(RuleResult(rule.id, rule.category, Status.NOT_CHECKED, reason))
             continue
-        result, found = run_rule(rule, Context(snapshot, cache=cache))
+        result, found = run_rule(rule, ctx)
         results.append(result)
         # each fix aimed at what owns its objects (Helm values, DatadogAgent patch) before masking
         findings.extend(_suppress(snapshot, _masked(f)) for f in aim_at_owners(snapshot, found))

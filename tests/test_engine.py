@@ -204,6 +204,12 @@ def test_an_empty_snapshot_leaves_every_rule_not_checked():
     forbidden = snapshot(all_collected=False)
     forbidden.mark_missing("ConfigMap", "forbidden: cannot list configmaps")
     forbidden.mark_missing("ServiceEntry", "forbidden: cannot list serviceentries")
-    assert {r.reason for r in run([EmptyConfigMap], forbidden, SOURCE).results} == {
-        "nothing was read: none of the 2 inputs the rules need could be collected (listed above)"
-    }
+
+    class NoInputs(EmptyConfigMap):
+        id = "MD202"
+        inputs = inputs(optional=["ConfigMap"])
+
+    assert [(r.rule, r.reason) for r in run([NeedsServiceEntry, NoInputs], forbidden, SOURCE).results] == [
+        ("MD102", "input missing: ServiceEntry: forbidden: cannot list serviceentries"),
+        ("MD202", "nothing was read: none of the 2 inputs the rules need could be collected (listed above)"),
+    ]
