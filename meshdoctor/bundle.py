@@ -34,7 +34,15 @@ from meshdoctor.snapshot import Snapshot, object_ref
 from meshdoctor.sources.bundle import BUNDLE_VERSION, FIXES_DIR, MANIFEST, REPORT_DIR, SNAPSHOT_DIR, object_key
 
 #: File names of the report formats in `report/`; a format not named here is `report.<format>`.
-REPORT_FILES = {"text": "report.txt", "json": "report.json", "yaml": "report.yaml", "markdown": "report.md"}
+REPORT_FILES = {
+    "text": "report.txt",
+    "json": "report.json",
+    "yaml": "report.yaml",
+    "markdown": "report.md",
+    "html": "report.html",
+    "sarif": "report.sarif",
+    "junit": "report.junit.xml",
+}
 
 #: Width of the text report in the bundle (fixed: the bundle must not depend on the terminal).
 TEXT_WIDTH = 100

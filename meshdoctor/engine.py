@@ -15,6 +15,7 @@ from meshdoctor.datadog.owner_fixes import aim_at_owners
 from meshdoctor.errors import UsageError
 from meshdoctor.logs.join import join_log_evidence, settle_results
 from meshdoctor.model import (
+    AgentInfo,
     Category,
     ClusterInfo,
     FieldEvidence,
@@ -83,13 +84,20 @@ def required_inputs(rules: Iterable[type[Rule]]) -> Inputs:
     return Inputs(frozenset(kinds), frozenset(optional - kinds), frozenset(logs), probes)
 
 
-def run_rule(rule: type[Rule], ctx: Context) -> tuple[RuleResult, list[Finding]]:
-    """Run one rule in isolation."""
+def missing_inputs(rule: type[Rule], ctx: Context) -> str | None:
+    """Why a rule's required kinds were not collected (`input missing: ...`), or None."""
     missing = [(kind, ctx.unavailable(kind)) for kind in sorted(rule.inputs.kinds)]
     missing = [(kind, why) for kind, why in missing if why is not None]
-    if missing:
-        reason = "; ".join(f"{kind}: {why}" for kind, why in missing)
-        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, f"input missing: {reason}"), []
+    if not missing:
+        return None
+    return "input missing: " + "; ".join(f"{kind}: {why}" for kind, why in missing)
+
+
+def run_rule(rule: type[Rule], ctx: Context) -> tuple[RuleResult, list[Finding]]:
+    """Run one rule in isolation."""
+    missing = missing_inputs(rule, ctx)
+    if missing is not None:
+        return RuleResult(rule.id, rule.category, Status.NOT_CHECKED, missing), []
     try:
         findings = list(rule().check(ctx))
     except NotChecked as skipped:
@@ -110,8 +118,14 @@ def run(
     cache: dict[object, object] = {}
     results: list[RuleResult] = []
     findings: list[Finding] = []
+    nothing = nothing_to_check(snapshot)
     for rule in sorted(rules, key=lambda r: r.id):
-        result, found = run_rule(rule, Context(snapshot, cache=cache))
+        ctx = Context(snapshot, cache=cache)
+        if nothing is not None:  # the rule's own missing inputs say more, where it has some
+            reason = missing_inputs(rule, ctx) or nothing
+            results.append(RuleResult(rule.id, rule.category, Status.NOT_CHECKED, reason))
+            continue
+        result, found = run_rule(rule, ctx)
         results.append(result)
         # each fix aimed at what owns its objects (Helm values, DatadogAgent patch) before masking
         aimed = aim_at_owners(snapshot, found)
@@ -126,26 +140,58 @@ def run(
     return Report(
         version=__version__,
         source=SourceInfo(source.kind, mask_secrets(source.target), tuple(mask_secrets(m) for m in source.missing)),
-        cluster=describe_cluster(snapshot),
+        cluster=describe_cluster(snapshot, Context(snapshot, cache=cache)),
         results=tuple(results),
         findings=ordered,
         summary=summarize(ordered),
     )
 
 
-def describe_cluster(snapshot: Snapshot) -> ClusterInfo:
-    """Istio version and era, and the agents' Datadog site."""
-    from meshdoctor.datadog.agent import agent_workloads, datadog_site
+def nothing_to_check(snapshot: Snapshot) -> str | None:
+    """Why no rule can run on this snapshot at all, or None when there is something to read.
+
+    A snapshot with no object and no log line (an empty folder, a cluster where every read was
+    forbidden) would let every rule that looks for a fault "pass": that is no diagnosis, so every
+    rule is `not_checked` instead and the exit code says the diagnosis could not be made.
+    """
+    if len(snapshot) or snapshot.logs:
+        return None
+    missing = snapshot.missing()
+    if missing:
+        return f"nothing was read: none of the {len(missing)} inputs the rules need could be collected (listed above)"
+    return "nothing to check: the input holds no Kubernetes object and no container log"
+
+
+def describe_cluster(snapshot: Snapshot, reader: Context | None = None) -> ClusterInfo:
+    """Istio version and era, the agents' Datadog site, and each agent's install and version.
+
+    `reader` serves the agents' logs (their start-up line may name the version) and the run's
+    cache, where the rules already resolved it; without one only objects are read.
+    """
+    from meshdoctor.datadog.agent import agent_release, agent_workloads, datadog_site
+    from meshdoctor.datadog.install import owner_of
     from meshdoctor.istio.mesh import mesh_info
 
     info = mesh_info(snapshot)
     agents = agent_workloads(snapshot)
     sites = sorted({datadog_site(snapshot, agent) for agent in agents})
+    described = []
+    for agent in agents:
+        release = agent_release(reader if reader is not None else snapshot, agent)
+        described.append(
+            AgentInfo(
+                workload=object_ref(agent),
+                install=owner_of(agent).describe(),
+                version=release.version,
+                version_from=release.evidence_words,
+            )
+        )
     return ClusterInfo(
         istio_version=info.version,
         istio_era=info.era,
         datadog_site=", ".join(sites) if sites else None,
         istio_not_read=info.not_read,
+        agents=tuple(described),
     )
 
 

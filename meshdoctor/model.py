@@ -202,6 +202,9 @@ class Finding:
     """The fix."""
     suppressed_by: str | None = None
     """When an object carries `meshdoctor.io/ignore` naming this rule: which object. Still reported."""
+    known_by: str | None = None
+    """When the finding is in the `--baseline` file: that file. Still reported, marked as known;
+    it does not count towards the exit code or the summary, like a suppressed one."""
     supports: str | None = field(default=None, compare=False)
     """For a finding made of log lines only: the family of structural rules whose finding would
     explain them (`egress`, `check-config`, `telemetry`, `rbac`, `agent-api-key`...). The engine
@@ -213,6 +216,22 @@ class Finding:
     def sort_key(self) -> tuple[Any, ...]:
         """Deterministic order: worst first, then rule id, then objects, then message."""
         return (-self.severity.rank, self.rule, self.objects, self.message)
+
+    @property
+    def silenced(self) -> bool:
+        """Whether the finding is suppressed or known from the baseline: shown, never failing."""
+        return self.suppressed_by is not None or self.known_by is not None
+
+    def fingerprint(self) -> str:
+        """The fault's identity across runs: the rule and the objects, not the message.
+
+        Messages carry counts and versions that change from one run to the next; the rule and the
+        objects at fault do not. Baselines (`--baseline`) and SARIF `partialFingerprints` use it.
+        """
+        import hashlib
+
+        identity = "\n".join([self.rule, *(f"{o.kind}/{o.namespace}/{o.name}" for o in self.objects)])
+        return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -242,6 +261,20 @@ class SourceInfo:
 
 
 @dataclass(frozen=True)
+class AgentInfo:
+    """One agent workload as the report header names it: what installed it, which version."""
+
+    workload: ObjectRef
+    """The agent's DaemonSet or Deployment."""
+    install: str
+    """What renders it, in words: `plain manifests`, `Helm release datadog (chart datadog-3.69.0)`."""
+    version: str | None
+    """The agent version (`7.52.1`), or None when nothing shows it."""
+    version_from: str
+    """Which evidence decided the version, in words (`its start-up log line, pod datadog/x`)."""
+
+
+@dataclass(frozen=True)
 class ClusterInfo:
     """What meshdoctor worked out about the cluster."""
 
@@ -253,6 +286,8 @@ class ClusterInfo:
     """The agents' DD_SITE (default datadoghq.com), or None without an agent."""
     istio_not_read: str | None = None
     """Why no control plane was found although there may be one (its namespace was not read)."""
+    agents: tuple[AgentInfo, ...] = ()
+    """Each agent workload's install and version, DaemonSets first, by namespace and name."""
 
 
 @dataclass(frozen=True)
@@ -271,20 +306,22 @@ class Report:
     """Ordered by severity, rule, objects."""
     summary: dict[str, int] = field(default_factory=dict)
     """Count of unsuppressed findings per severity name."""
+    baseline: str | None = None
+    """The `--baseline` file the findings were compared with, or None."""
     plan: Any = field(default=None, compare=False, repr=False)
     """The fix plan (`meshdoctor.fixes.plan.FixPlan`) of the unsuppressed findings, or None when
     not built; written by `--emit-fixes`, not part of the JSON report."""
 
     def worst(self) -> Severity | None:
-        """The highest severity among unsuppressed findings, or None."""
-        active = [f.severity for f in self.findings if f.suppressed_by is None]
+        """The highest severity among findings neither suppressed nor known, or None."""
+        active = [f.severity for f in self.findings if not f.silenced]
         return max(active) if active else None
 
 
 def summarize(findings: tuple[Finding, ...]) -> dict[str, int]:
-    """Count unsuppressed findings per severity, always with all three keys."""
+    """Count findings neither suppressed nor known per severity, always with all three keys."""
     counts = {"error": 0, "warning": 0, "info": 0}
     for finding in findings:
-        if finding.suppressed_by is None:
+        if not finding.silenced:
             counts[finding.severity.value] += 1
     return counts

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMATS = ("text", "json", "yaml", "markdown")
+FORMATS = ("text", "json", "yaml", "markdown", "html", "sarif", "junit")
 
 
 def cases() -> list[Path]:

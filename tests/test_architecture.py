@@ -28,6 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "meshdoctor.errors": set(),
     "meshdoctor.model": set(),
     "meshdoctor.secrets_mask": set(),
+    "meshdoctor.suppressions": CORE_RECORDS,
+    "meshdoctor.baseline": CORE_RECORDS,
     "meshdoctor.snapshot": CORE_RECORDS,
     "meshdoctor.rule": CORE_RECORDS | {"meshdoctor.snapshot"},
     "meshdoctor.registry": CORE,
@@ -51,6 +53,8 @@ ALLOWED: dict[str, set[str]] = {
         "meshdoctor.fixes",
         "meshdoctor.renderers",
         "meshdoctor.sources",
+        "meshdoctor.suppressions",
+        "meshdoctor.baseline",
     },
     "meshdoctor.__main__": {"meshdoctor.cli"},
 }

@@ -45,8 +45,11 @@ def test_the_bundle_holds_every_format_the_snapshot_the_fixes_and_a_manifest(tmp
     held = members(target)
     assert err == f"wrote {target} ({len(held)} files)\n"
     assert sorted(n for n in held if n.startswith("report/")) == [
+        "report/report.html",
         "report/report.json",
+        "report/report.junit.xml",
         "report/report.md",
+        "report/report.sarif",
         "report/report.txt",
         "report/report.yaml",
     ]

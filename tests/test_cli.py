@@ -209,11 +209,98 @@ def test_explain_shows_the_fixed_sections():
     assert "unknown rule 'MD999'" in one_line_error(*invoke("explain", "MD999"))
 
 
-def test_version():
+def test_version_names_meshdoctor_python_and_the_client_libraries():
+    from importlib.metadata import version
+
     code, out, _ = invoke("--version")
-    assert code == 0 and out == f"meshdoctor {__version__}\n"
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[0] == f"meshdoctor {__version__}"
+    assert lines[1].startswith(f"Python {sys.version_info.major}.{sys.version_info.minor}.")
+    assert f"kubernetes {version('kubernetes')}" in lines
+    assert f"click {version('click')}" in lines and f"PyYAML {version('PyYAML')}" in lines
+
+
+def test_version_does_not_import_the_kubernetes_client():
+    probe = (
+        "import sys, meshdoctor.cli.main as m; code = m.main(['--version']);"
+        "assert code == 0 and 'kubernetes' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
+
+
+def test_an_empty_input_is_no_diagnosis_exit_3(tmp_path):
+    code, out, err = invoke("check", "--from", str(tmp_path), "-o", "json")
+    report = json.loads(out)
+    assert code == 3, err
+    reasons = {(r["status"], r["reason"]) for r in report["results"]}
+    assert reasons == {("not_checked", "nothing to check: the input holds no Kubernetes object and no container log")}
+    # --fail-on never does not make a check that checked nothing green
+    assert invoke("check", "--from", str(tmp_path), "--fail-on", "never")[0] == 3
+
+
+def test_a_rule_that_crashed_is_exit_3_whatever_fail_on_says():
+    pack = str(ROOT / "tests" / "data" / "crashpack")
+    code, out, err = invoke("check", "--from", FIXED, "--rules", pack, "--rule", "MD299", "-o", "json")
+    assert code == 3, err
+    assert json.loads(out)["results"] == [
+        {"rule": "MD299", "category": "check-config", "status": "error", "reason": "RuntimeError: boom"}
+    ]
+    assert invoke("check", "--from", FIXED, "--rules", pack, "--fail-on", "never")[0] == 3
+
+
+def test_a_crash_outside_a_rule_is_one_line_naming_the_exception_exit_3(monkeypatch):
+    import meshdoctor.engine
+
+    def explode(*_args, **_kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(meshdoctor.engine, "run", explode)
+    monkeypatch.delenv("MESHDOCTOR_DEBUG", raising=False)
+    code, out, err = invoke("check", "--from", FIXED)
+    assert (code, out) == (3, "")
+    assert err == (
+        "meshdoctor: internal error: ZeroDivisionError: division by zero "
+        "(a bug: run again with --debug for the traceback)\n"
+    )
+    code, _, err = invoke("--debug", "check", "--from", FIXED)
+    assert code == 3 and err.startswith("Traceback (most recent call last):") and "explode" in err
+    monkeypatch.setenv("MESHDOCTOR_DEBUG", "1")
+    code, _, err = invoke("check", "--from", FIXED)
+    assert code == 3 and err.startswith("Traceback (most recent call last):")
+
+
+def test_color_flag_beats_no_color_and_auto_follows_it(monkeypatch):
+    from meshdoctor.cli.main import use_color
+
+    assert use_color("auto", is_tty=True, environ={}) is True
+    assert use_color("auto", is_tty=True, environ={"NO_COLOR": "1"}) is False
+    assert use_color("auto", is_tty=True, environ={"NO_COLOR": ""}) is True
+    assert use_color("auto", is_tty=False, environ={}) is False
+    assert use_color("always", is_tty=False, environ={"NO_COLOR": "1"}) is True
+    assert use_color("never", is_tty=True, environ={}) is False
+    monkeypatch.setenv("NO_COLOR", "1")
+    _, coloured, _ = invoke("check", "--from", BROKEN, "--color", "always")
+    _, plain, _ = invoke("check", "--from", BROKEN, "--color", "never")
+    assert "\x1b[" in coloured and "\x1b[" not in plain
 
 
 def test_importing_the_cli_does_not_import_the_kubernetes_client_or_rich():
     probe = "import meshdoctor.cli.main, sys; assert 'kubernetes' not in sys.modules; assert 'rich' not in sys.modules"
     subprocess.run([sys.executable, "-c", probe], check=True)
+
+
+def test_shell_completion_comes_from_click(tmp_path):
+    import os
+
+    env = {
+        **os.environ,
+        "_MESHDOCTOR_COMPLETE": "bash_complete",
+        "COMP_WORDS": "meshdoctor check --color ",
+        "COMP_CWORD": "3",
+    }
+    done = subprocess.run([sys.executable, "-m", "meshdoctor"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout.splitlines() == ["plain,auto", "plain,always", "plain,never"], done.stderr
+    env["_MESHDOCTOR_COMPLETE"] = "bash_source"
+    done = subprocess.run([sys.executable, "-m", "meshdoctor"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "_meshdoctor_completion()" in done.stdout

@@ -183,7 +183,7 @@ def test_secrets_are_masked_in_findings_whatever_the_rule_wrote():
         def check(self, ctx):
             yield self.finding("key 0123456789abcdef0123456789abcdef leaked", objects=[])
 
-    report = run([Leaky], snapshot(), SOURCE)
+    report = run([Leaky], snapshot(ns("default")), SOURCE)
     assert "0123456789abcdef0123456789abcdef" not in report.findings[0].message
 
 
@@ -192,3 +192,24 @@ def test_required_inputs_is_the_union_of_declared_inputs():
     assert union.kinds == {"ServiceEntry", "ConfigMap"}
     assert union.optional_kinds == {"Sidecar"}
     assert union.logs == {"agent"}
+
+
+def test_an_empty_snapshot_leaves_every_rule_not_checked():
+    report = run([EmptyConfigMap, NeedsServiceEntry], snapshot(), SOURCE)
+    reason = "nothing to check: the input holds no Kubernetes object and no container log"
+    assert [(r.rule, r.status, r.reason) for r in report.results] == [
+        ("MD102", Status.NOT_CHECKED, reason),
+        ("MD201", Status.NOT_CHECKED, reason),
+    ]
+    forbidden = snapshot(all_collected=False)
+    forbidden.mark_missing("ConfigMap", "forbidden: cannot list configmaps")
+    forbidden.mark_missing("ServiceEntry", "forbidden: cannot list serviceentries")
+
+    class NoInputs(EmptyConfigMap):
+        id = "MD202"
+        inputs = inputs(optional=["ConfigMap"])
+
+    assert [(r.rule, r.reason) for r in run([NeedsServiceEntry, NoInputs], forbidden, SOURCE).results] == [
+        ("MD102", "input missing: ServiceEntry: forbidden: cannot list serviceentries"),
+        ("MD202", "nothing was read: none of the 2 inputs the rules need could be collected (listed above)"),
+    ]

@@ -88,8 +88,13 @@ def check_contract(*args: str, stdin: bytes | None = None) -> int:
         assert text.endswith("\n") and text.count("\n") == 1, text
         assert "Traceback" not in text
         return code
-    assert code in (0, 1), (code, err[:2000])
-    jsonschema.validate(json.loads(out), SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert code in (0, 1, 3), (code, err[:2000])
+    report = json.loads(out)
+    jsonschema.validate(report, SCHEMA, cls=jsonschema.Draft202012Validator)
+    statuses = {result["status"] for result in report["results"]}
+    assert "error" not in statuses, [r for r in report["results"] if r["status"] == "error"]  # a rule crashed
+    if code == 3:  # exit 3 only when not a single rule could run (DESIGN.md "Exit codes")
+        assert statuses == {"not_checked"}, statuses
     return code
 
 

@@ -198,7 +198,7 @@ def test_every_format_renders_both_reports(fmt):
 
 
 def test_format_values_are_the_cli_choices():
-    assert [f.value for f in Format] == ["text", "json", "yaml", "markdown"]
+    assert [f.value for f in Format] == ["text", "json", "yaml", "markdown", "html", "sarif", "junit"]
     assert Format("markdown") is Format.MARKDOWN
 
 
@@ -237,6 +237,7 @@ EXPECTED_JSON = {
         "istio_era": "istiod",
         "istio_not_read": None,
         "datadog_site": "datadoghq.com",
+        "agents": [],
     },
     "results": [
         {"rule": "MD101", "category": "egress", "status": "failed", "reason": None},
@@ -290,6 +291,10 @@ EXPECTED_JSON = {
             },
             "suppressed": False,
             "suppressed_by": None,
+            "known": False,
+            "known_by": None,
+            # sha256 of the rule and the objects (Finding.fingerprint), cut to 32 hex digits
+            "fingerprint": "201befacf6534e7121cc951f767288c4",
         },
         {
             "rule": "MD302",
@@ -309,6 +314,9 @@ EXPECTED_JSON = {
             "remediation": None,
             "suppressed": False,
             "suppressed_by": None,
+            "known": False,
+            "known_by": None,
+            "fingerprint": "46c4bf574c33035ece9981d258b75fd2",
         },
         {
             "rule": "MD503",
@@ -341,9 +349,13 @@ EXPECTED_JSON = {
             },
             "suppressed": True,
             "suppressed_by": "DaemonSet datadog/datadog-agent",
+            "known": False,
+            "known_by": None,
+            "fingerprint": "a3886e4ceb73fff83c1fd700f55ddfb2",
         },
     ],
     "summary": {"error": 1, "warning": 1, "info": 0},
+    "baseline": None,
 }
 
 
@@ -362,6 +374,7 @@ def test_json_key_order_is_fixed_and_unicode_is_kept():
         "results",
         "findings",
         "summary",
+        "baseline",
     ]
     assert list(data["findings"][0]) == [
         "rule",
@@ -374,6 +387,9 @@ def test_json_key_order_is_fixed_and_unicode_is_kept():
         "remediation",
         "suppressed",
         "suppressed_by",
+        "known",
+        "known_by",
+        "fingerprint",
     ]
     assert list(data["findings"][0]["evidence"][1]) == [
         "kind",

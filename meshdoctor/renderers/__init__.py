@@ -1,4 +1,4 @@
-"""Turn a `Report` into text, JSON, YAML or Markdown.
+"""Turn a `Report` into text, JSON, YAML, Markdown, HTML, SARIF or JUnit XML.
 
 Renderers know nothing of Kubernetes: they read the report's records and nothing else. Each
 format's module is imported only when that format is asked for, so importing this package stays
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from meshdoctor.model import (
     Evidence,
@@ -27,6 +28,9 @@ from meshdoctor.model import (
     Status,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from meshdoctor.rule import Rule
 
 #: The version of the machine-readable report; bumped when a field is renamed or removed.
 SCHEMA_VERSION = 1
@@ -45,6 +49,9 @@ class Format(str, enum.Enum):
     JSON = "json"
     YAML = "yaml"
     MARKDOWN = "markdown"
+    HTML = "html"
+    SARIF = "sarif"
+    JUNIT = "junit"
 
 
 class Renderer(Protocol):
@@ -60,13 +67,26 @@ def assert_never(value: NoReturn) -> NoReturn:
     raise AssertionError(f"unhandled value: {value!r}")
 
 
-def renderer_for(fmt: Format, *, width: int | None = None, color: bool | None = None) -> Renderer:
-    """Choose the renderer for a format; `width` and `color` matter only to text."""
+def renderer_for(
+    fmt: Format,
+    *,
+    width: int | None = None,
+    color: bool | None = None,
+    brief: bool = False,
+    verbose: bool = False,
+    rules: Sequence[type[Rule]] = (),
+    fail_on: str = "error",
+) -> Renderer:
+    """Choose the renderer for a format.
+
+    `width`, `color`, `brief` and `verbose` matter only to text; `rules` (the selected rules, which
+    SARIF and JUnit describe) and `fail_on` (what fails a JUnit testcase) only to those two.
+    """
     match fmt:
         case Format.TEXT:
             from meshdoctor.renderers.text import TextRenderer
 
-            return TextRenderer(width=width or DEFAULT_WIDTH, color=bool(color))
+            return TextRenderer(width=width or DEFAULT_WIDTH, color=bool(color), brief=brief, verbose=verbose)
         case Format.JSON:
             from meshdoctor.renderers.json_report import JsonRenderer
 
@@ -79,13 +99,36 @@ def renderer_for(fmt: Format, *, width: int | None = None, color: bool | None = 
             from meshdoctor.renderers.markdown import MarkdownRenderer
 
             return MarkdownRenderer()
+        case Format.HTML:
+            from meshdoctor.renderers.html import HtmlRenderer
+
+            return HtmlRenderer()
+        case Format.SARIF:
+            from meshdoctor.renderers.sarif import SarifRenderer
+
+            return SarifRenderer(rules)
+        case Format.JUNIT:
+            from meshdoctor.renderers.junit import JunitRenderer
+
+            return JunitRenderer(rules, fail_on)
         case _:
             assert_never(fmt)
 
 
-def render(report: Report, fmt: Format, *, width: int | None = None, color: bool | None = None) -> str:
+def render(
+    report: Report,
+    fmt: Format,
+    *,
+    width: int | None = None,
+    color: bool | None = None,
+    brief: bool = False,
+    verbose: bool = False,
+    rules: Sequence[type[Rule]] = (),
+    fail_on: str = "error",
+) -> str:
     """Render the report in a format. The caller decides colour (TTY, NO_COLOR) and width."""
-    return renderer_for(fmt, width=width, color=color).render(report)
+    renderer = renderer_for(fmt, width=width, color=color, brief=brief, verbose=verbose, rules=rules, fail_on=fail_on)
+    return renderer.render(report)
 
 
 # --- the machine-readable report, schema 1 --------------------------------------------------------
@@ -106,6 +149,15 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "istio_era": report.cluster.istio_era,
             "istio_not_read": report.cluster.istio_not_read,
             "datadog_site": report.cluster.datadog_site,
+            "agents": [
+                {
+                    "workload": object_to_dict(agent.workload),
+                    "install": agent.install,
+                    "version": agent.version,
+                    "version_from": agent.version_from,
+                }
+                for agent in report.cluster.agents
+            ],
         },
         "results": [
             {
@@ -118,6 +170,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         ],
         "findings": [finding_to_dict(finding) for finding in report.findings],
         "summary": severity_counts(report),
+        "baseline": report.baseline,
     }
 
 
@@ -143,6 +196,9 @@ def finding_to_dict(finding: Finding) -> dict[str, Any]:
         "remediation": remediation_to_dict(finding.remediation),
         "suppressed": finding.suppressed_by is not None,
         "suppressed_by": finding.suppressed_by,
+        "known": finding.known_by is not None,
+        "known_by": finding.known_by,
+        "fingerprint": finding.fingerprint(),
     }
 
 
@@ -223,7 +279,21 @@ def describe_findings(report: Report) -> str:
     errors, warnings = plural(counts["error"], "error"), plural(counts["warning"], "warning")
     text = f"{errors}, {warnings}, {counts['info']} info"
     suppressed = sum(1 for f in report.findings if f.suppressed_by is not None)
-    return f"{text}, {suppressed} suppressed" if suppressed else text
+    known = sum(1 for f in report.findings if f.suppressed_by is None and f.known_by is not None)
+    if suppressed:
+        text += f", {suppressed} suppressed"
+    if known:
+        text += f", {known} known (baseline)"
+    return text
+
+
+def finding_state(finding: Finding) -> str:
+    """Why a finding does not count, in a few words (`suppressed by ...`, `known`), or ``."""
+    if finding.suppressed_by is not None:
+        return f"suppressed by {finding.suppressed_by}"
+    if finding.known_by is not None:
+        return "known: in the baseline"
+    return ""
 
 
 def describe_results(report: Report) -> str:

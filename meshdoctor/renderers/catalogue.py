@@ -83,6 +83,12 @@ def explain_text(rule: type[Rule], width: int = 100) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def rule_help_markdown(rule: type[Rule]) -> str:
+    """A rule's documentation as Markdown, as the README's rule reference shows it (SARIF `help`)."""
+    head = f"**{rule.id} · {rule.title}** ({rule.category.value}, {rule.severity.value})"
+    return "\n".join([head, "", *_doc_sections(rule, markdown=True)]).rstrip() + "\n"
+
+
 def _doc_sections(rule: type[Rule], *, markdown: bool) -> list[str]:
     docs = rule.docs
     out: list[str] = []

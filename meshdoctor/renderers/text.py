@@ -1,10 +1,15 @@
 """The report for a person at a terminal (`-o text`, the default), drawn with rich.
 
 This is the only renderer that imports rich; it does so when it runs, not when it is imported.
-Findings are grouped by category in the fixed category order; suppressed findings stay visible
-but dimmed and short; rules that could not run are listed with why; one summary line ends it.
-Everything is built from `Text` objects, never from markup strings, so brackets in a log line or
-a message are printed as they are.
+Summary first, so that what matters is on the first screen: the header (source, mesh, site, each
+agent's install and version), the counts, one line per finding in report order (worst first, the
+order of every format: `Finding.sort_key`), the rules that could not run; then, unless `brief`,
+the details of each finding (evidence, fix). A long evidence list shows its first and last items
+and how many are between (json and markdown have them all; `verbose` shows them all here too).
+`verbose` also lists the passed rules and says why each not-checked rule was not checked.
+Suppressed and known (baseline) findings stay visible but dimmed and short. Everything is built
+from `Text` objects, never from markup strings, so brackets in a log line or a message are printed
+as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from meshdoctor.model import (
-    Category,
     Evidence,
     FieldEvidence,
     Finding,
@@ -44,8 +48,13 @@ SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold b
 _BODY = 4
 _ITEM = 6
 
+#: Evidence lists longer than this are summarised (first, `… N more …`, last) unless verbose.
+EVIDENCE_SHOWN = 4
 
-def render_text(report: Report, *, width: int = DEFAULT_WIDTH, color: bool = False) -> str:
+
+def render_text(
+    report: Report, *, width: int = DEFAULT_WIDTH, color: bool = False, brief: bool = False, verbose: bool = False
+) -> str:
     """Render the report as terminal text; plain (no ANSI escapes) unless `color` is True."""
     from rich.console import Console, Group
 
@@ -60,76 +69,132 @@ def render_text(report: Report, *, width: int = DEFAULT_WIDTH, color: bool = Fal
         markup=False,
         emoji=False,
     )
-    console.print(Group(*_report(report, color)))
+    console.print(Group(*_report(report, color, brief=brief, verbose=verbose)))
     output = console.file.getvalue()  # type: ignore[attr-defined]
     # rich pads some renderables (Syntax) to the full width; trailing blanks only make diffs noisy.
-    return "\n".join(line.rstrip() for line in output.splitlines()) + "\n"
+    lines = [line.rstrip() for line in output.splitlines()]
+    while lines and not lines[-1]:  # the blank that ends the last finding's details
+        lines.pop()
+    return "\n".join(lines) + "\n"
 
 
 class TextRenderer:
     """`Renderer` for `-o text` at a given width, with or without colour."""
 
-    def __init__(self, *, width: int = DEFAULT_WIDTH, color: bool = False) -> None:
+    def __init__(
+        self, *, width: int = DEFAULT_WIDTH, color: bool = False, brief: bool = False, verbose: bool = False
+    ) -> None:
         self.width = width
         self.color = color
+        self.brief = brief
+        self.verbose = verbose
 
     def render(self, report: Report) -> str:
         """See `render_text`."""
-        return render_text(report, width=self.width, color=self.color)
+        return render_text(report, width=self.width, color=self.color, brief=self.brief, verbose=self.verbose)
 
 
 # --- building blocks ------------------------------------------------------------------------------
 
 
-def _report(report: Report, color: bool) -> Iterator[RenderableType]:
+def _report(report: Report, color: bool, *, brief: bool, verbose: bool) -> Iterator[RenderableType]:
     from rich.text import Text
 
-    yield _header(report)
-    for missing in report.source.missing:
-        yield _indented(Text.assemble(("missing input: ", "yellow"), missing), 2)
+    yield from _header(report)
     yield Text("")
-    if report.findings:
-        for category in Category:
-            findings = [f for f in report.findings if f.category is category]
-            if not findings:
-                continue
-            yield Text(category.value, style="bold underline")
-            for finding in findings:
-                yield from _finding(finding, color)
-    else:
-        yield Text("No findings.", style="bold green")
-        yield Text("")
-    skipped = [r for r in report.results if r.status in (Status.NOT_CHECKED, Status.ERROR)]
-    if skipped:
-        yield Text("not checked", style="bold underline")
-        for result in skipped:
-            label = "error" if result.status is Status.ERROR else "not checked"
-            style = "red" if result.status is Status.ERROR else "yellow"
-            line = Text.assemble(
-                (f"{result.rule:<6}", "bold"),
-                " ",
-                (f"{label:<11}", style),
-                "  ",
-                result.reason or "",
-            )
-            yield _indented(line, 2, hanging=20)
-        yield Text("")
     yield _summary_line(report)
+    for finding in report.findings:
+        yield _finding_line(finding)
+    yield from _unchecked(report, verbose)
+    if verbose:
+        passed = [r.rule for r in report.results if r.status is Status.PASSED]
+        if passed:
+            yield _indented(Text.assemble(("passed: ", "green"), ", ".join(passed)), 2, hanging=8)
+    yield Text("")
+    if not report.findings:
+        yield Text("No findings.", style="bold green")
+        return
+    if brief:
+        return
+    yield Text("details", style="bold underline")
+    for finding in report.findings:
+        yield from _finding(finding, color, verbose)
 
 
-def _header(report: Report) -> Text:
+def _header(report: Report) -> Iterator[RenderableType]:
     from rich.text import Text
 
-    source = f"{report.source.kind} {report.source.target}"
-    parts = [source, describe_mesh(report), describe_agent(report)]
-    return Text.assemble((f"meshdoctor {report.version}", "bold"), " · ", " · ".join(parts))
+    title = Text.assemble(
+        (f"meshdoctor {report.version}", "bold"), " · ", f"{report.source.kind} {report.source.target}"
+    )
+    yield _indented(title, 0, hanging=2)
+    cluster = Text.assemble(("cluster: ", "bold"), describe_mesh(report), " · ", describe_agent(report))
+    yield _indented(cluster, 0, hanging=9)
+    for agent in report.cluster.agents:
+        version = f"agent {agent.version}" if agent.version else "agent version unknown"
+        line = Text.assemble(("agent: ", "bold"), str(agent.workload), " · ", agent.install, " · ", version)
+        if agent.version_from:
+            line.append(f" ({agent.version_from})", style="dim")
+        yield _indented(line, 0, hanging=7)
+    for missing in report.source.missing:
+        yield _indented(Text.assemble(("missing input: ", "yellow"), missing), 2, hanging=15)
 
 
-def _finding(finding: Finding, color: bool) -> Iterator[RenderableType]:
+def _finding_line(finding: Finding) -> RenderableType:
+    """One line, cut to the width: severity, rule, primary object, `[suppressed]`/`[known]`, title."""
     from rich.text import Text
 
     severity = finding.severity.value
-    suppressed = finding.suppressed_by is not None
+    primary = str(finding.objects[0]) if finding.objects else ""
+    more = f" (+{len(finding.objects) - 1})" if len(finding.objects) > 1 else ""
+    line = Text.assemble(
+        (f"{severity:<7}", SEVERITY_STYLE[severity]),
+        " ",
+        (finding.rule, "bold"),
+        "  ",
+        (f"{primary}{more}", "cyan"),
+        "  ",
+    )
+    if finding.silenced:
+        line.append("[suppressed] " if finding.suppressed_by is not None else "[known] ")
+    line.append(finding.title)
+    if finding.silenced:
+        line.stylize("dim")
+    return _OneLine(line, 2)
+
+
+def _unchecked(report: Report, verbose: bool) -> Iterator[RenderableType]:
+    """The rules that crashed (always with why) and those not checked (why: with verbose)."""
+    from rich.text import Text
+
+    crashed = [r for r in report.results if r.status is Status.ERROR]
+    skipped = [r for r in report.results if r.status is Status.NOT_CHECKED]
+    for result in crashed:
+        line = Text.assemble((f"{result.rule:<6}", "bold"), " ", ("rule error ", "red"), " ", result.reason or "")
+        yield _indented(line, 2, hanging=19)
+    if not skipped:
+        return
+    reasons = {r.reason for r in skipped}
+    if len(skipped) == len(report.results) and len(reasons) == 1:
+        # nothing could run, for one reason (an empty input): say it once
+        line = Text.assemble(("nothing could be checked: ", "bold yellow"), next(iter(reasons)) or "")
+        yield _indented(line, 2, hanging=4)
+        return
+    if not verbose:
+        ids = ", ".join(r.rule for r in skipped)
+        line = Text.assemble(("not checked: ", "yellow"), ids, (" (-v says why)", "dim"))
+        yield _indented(line, 2, hanging=13)
+        return
+    for result in skipped:
+        line = Text.assemble((f"{result.rule:<6}", "bold"), " ", ("not checked", "yellow"), "  ", result.reason or "")
+        yield _indented(line, 2, hanging=20)
+
+
+def _finding(finding: Finding, color: bool, verbose: bool) -> Iterator[RenderableType]:
+    from rich.text import Text
+
+    severity = finding.severity.value
+    suppressed = finding.silenced
     header = Text.assemble(
         (f"{severity:<7}", SEVERITY_STYLE[severity]),
         " ",
@@ -137,8 +202,11 @@ def _finding(finding: Finding, color: bool) -> Iterator[RenderableType]:
         "  ",
         (finding.title, "bold"),
     )
-    if suppressed:
+    if finding.suppressed_by is not None:
         header.append(f"  [suppressed by {finding.suppressed_by}]")
+        header.stylize("dim")
+    elif finding.known_by is not None:
+        header.append(f"  [known: in the baseline {finding.known_by}]")
         header.stylize("dim")
     yield _indented(header, 2, hanging=_BODY)
     body_style = "dim" if suppressed else ""
@@ -151,8 +219,18 @@ def _finding(finding: Finding, color: bool) -> Iterator[RenderableType]:
         yield Text("")
         return
     if finding.evidence:
-        yield _indented(Text("evidence:", style="bold"), _BODY)
-        for item in finding.evidence:
+        shown = finding.evidence
+        hidden = 0
+        if not verbose and len(shown) > EVIDENCE_SHOWN:
+            hidden = len(shown) - 2
+            shown = (shown[0], shown[-1])
+        yield _indented(
+            Text.assemble(("evidence:", "bold"), f" {len(finding.evidence)} items" if hidden else ""), _BODY
+        )
+        for position, item in enumerate(shown):
+            if hidden and position == 1:
+                note = f"… {hidden} more (all of them with -v, -o json or -o markdown) …"
+                yield _indented(Text(note, style="dim"), _ITEM)
             yield _indented(_evidence(item), _ITEM, hanging=2)
     if finding.remediation is not None:
         yield from _remediation(finding.remediation, color)
@@ -242,6 +320,23 @@ def _indented(renderable: RenderableType, left: int, hanging: int = 0) -> Render
     if hanging and isinstance(renderable, Text):
         return _HangingText(renderable, left, hanging)
     return Padding(renderable, (0, 0, 0, left))
+
+
+class _OneLine:
+    """A Text kept to one line, cut with an ellipsis where it is wider than the screen."""
+
+    def __init__(self, text: Text, left: int) -> None:
+        self.text = text
+        self.left = left
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.segment import Segment
+
+        line = self.text.copy()
+        line.truncate(max(options.max_width - self.left, 10), overflow="ellipsis")
+        yield Segment(" " * self.left)
+        yield from line.render(console)
+        yield Segment.line()
 
 
 class _HangingText:

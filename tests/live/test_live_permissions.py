@@ -115,14 +115,15 @@ def _agent_world(cluster: Any, ns: str) -> None:
     cluster.set_pod_log(ns, name, "agent", "2024-01-01 UTC | CORE | INFO | hello\nline two")
 
 
-def test_restricted_user_gets_not_checked_and_exit_zero(live_cluster: Any) -> None:
+def test_restricted_user_gets_not_checked_and_exit_3(live_cluster: Any) -> None:
+    """Every read forbidden: nothing was diagnosed, so not 0 (DESIGN.md exit codes, issue 12 point 6)."""
     from meshdoctor.registry import load_rules
 
     code, report = live_report(live_cluster.restricted_kubeconfig)
     required = {rule.id: rule.inputs.kinds for rule in load_rules(())}
     statuses = {r["rule"]: (r["status"], r["reason"] or "") for r in report["results"]}
     assert report["findings"] == []
-    assert code == 0
+    assert code == 3
     for rule, kinds in required.items():
         if kinds:
             status, reason = statuses[rule]
