@@ -850,3 +850,29 @@ def test_egress_workloads_add_the_cluster_agent_after_the_agents():
         ("Deployment", "datadog-cluster-agent"),
     ]
     assert [w["metadata"]["name"] for w in agent_workloads(snap)] == ["datadog-agent", "datadog-clusterchecks"]
+
+
+def test_cluster_check_runner_sends_only_the_metrics_of_its_checks():
+    env = [
+        {"name": "DD_CLC_RUNNER_ENABLED", "value": "true"},
+        {"name": "DD_PROCESS_AGENT_ENABLED", "value": "false"},
+        {"name": "DD_LOGS_ENABLED", "value": "false"},
+        {"name": "DD_APM_ENABLED", "value": "false"},
+        {"name": "DD_REMOTE_CONFIGURATION_ENABLED", "value": "false"},
+    ]
+    container = {"name": "agent", "image": "registry.datadoghq.com/agent:7.81.1", "env": env}
+    runner = workload("Deployment", "datadog-clusterchecks", [container])
+    assert _endpoints(snapshot(runner), runner) == [
+        ("metrics", "7-81-1-app.agent.datadoghq.com", 443, "error"),
+        ("api-key-validation", "api.datadoghq.com", 443, "info"),
+    ]
+    # Without the runner switch the same container is a plain agent with its version defaults.
+    plain = workload("Deployment", "datadog-clusterchecks", [{**container, "env": env[1:]}])
+    assert [p for p, *_ in _endpoints(snapshot(plain), plain)] == [
+        "metrics",
+        "api-key-validation",
+        "process",
+        "orchestrator",
+        "container-lifecycle",
+        "container-images",
+    ]

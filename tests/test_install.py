@@ -176,9 +176,36 @@ def test_cluster_agent_needs_metadata_events_leader_election_but_no_kubelet() ->
     env = {"DD_LEADER_ELECTION": "true", "DD_COLLECT_KUBERNETES_EVENTS": "true"}
     assert ap.required_features(env, cluster_agent=True) == [
         ap.METADATA,
+        ap.NAMESPACES,
         ap.EVENTS,
         ap.LEADER_ELECTION,
         ap.COMPONENT_STATUSES,
+    ]
+
+
+def test_cluster_agent_needs_endpointslices_and_its_webhook_when_its_env_turns_them_on() -> None:
+    env = {"DD_KUBERNETES_USE_ENDPOINT_SLICES": "true", "DD_ADMISSION_CONTROLLER_ENABLED": "true"}
+    assert ap.required_features(env, cluster_agent=True) == [
+        ap.METADATA,
+        ap.NAMESPACES,
+        ap.ENDPOINT_SLICES,
+        ap.COMPONENT_STATUSES,
+        ap.ADMISSION_CONTROLLER,
+    ]
+    # The node agent asks for none of them, whatever its env.
+    assert ap.NAMESPACES not in ap.required_features(env)
+    assert ap.ADMISSION_CONTROLLER not in ap.required_features(env)
+
+
+def test_admission_webhook_requests_name_the_configured_webhook() -> None:
+    env = {"DD_ADMISSION_CONTROLLER_WEBHOOK_NAME": "dd-webhook"}
+    requests = ap.requests_for([ap.ADMISSION_CONTROLLER], "datadog", "datadog-cluster-agent", env=env)
+    assert [(r.verb, r.resource, r.name) for r in requests] == [
+        ("get", "mutatingwebhookconfigurations", "dd-webhook"),
+        ("list", "mutatingwebhookconfigurations", "dd-webhook"),
+        ("watch", "mutatingwebhookconfigurations", "dd-webhook"),
+        ("update", "mutatingwebhookconfigurations", "dd-webhook"),
+        ("create", "mutatingwebhookconfigurations", ""),
     ]
 
 
@@ -245,7 +272,13 @@ def test_cluster_agent_account_is_judged_on_cluster_metadata() -> None:
         ("Deployment datadog/datadog-cluster-agent", "Cluster Agent"),
     ]
     check = check_permissions(rbac_evaluator(ctx), {}, accounts[1])
-    assert check.denied_features() == [ap.METADATA, ap.EVENTS, ap.LEADER_ELECTION, ap.COMPONENT_STATUSES]
+    assert check.denied_features() == [
+        ap.METADATA,
+        ap.NAMESPACES,
+        ap.EVENTS,
+        ap.LEADER_ELECTION,
+        ap.COMPONENT_STATUSES,
+    ]
     assert agent_accounts(ctx) == accounts[:1]
 
 

@@ -960,7 +960,8 @@ def test_required_features() -> None:
 
 def test_every_row_names_its_source_and_feature() -> None:
     assert {p.feature for p in ap.PERMISSIONS} == set(ap.FEATURES)
-    assert all(p.source in (ap.OFFICIAL, ap.HELM_2020, ap.HELM_2026, ap.HELM_FINE_GRAINED) for p in ap.PERMISSIONS)
+    sources = (ap.OFFICIAL, ap.HELM_2020, ap.HELM_2026, ap.HELM_FINE_GRAINED, ap.HELM_DCA)
+    assert all(p.source in sources for p in ap.PERMISSIONS)
     assert all(bool(p.resources) != bool(p.non_resource_urls) for p in ap.PERMISSIONS)
 
 
@@ -995,7 +996,8 @@ def test_official_clusterrole_covers_configmap_features_not_leases() -> None:
     snap = snapshot(official_like_clusterrole(), crb("datadog-agent", "datadog-agent", SA))
     evaluator = RbacEvaluator(snap)
     subject = service_account_user("datadog", "agent")
-    everything = [f for f in ap.FEATURES if f not in (ap.LEADER_ELECTION_LEASE, ap.KUBELET_FINE_GRAINED)]
+    left_out = (ap.LEADER_ELECTION_LEASE, ap.KUBELET_FINE_GRAINED, *ap.CLUSTER_AGENT_ONLY)
+    everything = [f for f in ap.FEATURES if f not in left_out]
     assert evaluator.explain_missing(subject, ap.requests_for(everything, "datadog", "agent")) == []
     missing = evaluator.explain_missing(subject, ap.requests_for([ap.LEADER_ELECTION_LEASE], "datadog", "agent"))
     assert [m.describe() for m in missing] == [

@@ -508,6 +508,8 @@ def _products(reader: ObjectReader, workload: KubeObject) -> list[_Use]:
     site = datadog_site(reader, workload)
     if is_cluster_agent_workload(workload):
         return _cluster_agent_products(env, site)
+    if env_flag(env.get(CLC_RUNNER_ENV)):
+        return _cluster_check_runner_products(env, site)
     found = [
         _Use("metrics", "the core agent always sends metrics", CONSEQUENCE["metrics"]),
         _Use(
@@ -623,6 +625,42 @@ def _cluster_agent_products(env: _AgentEnv, site: str) -> list[_Use]:
     )
     if orchestrator:
         found.append(_Use("orchestrator", orchestrator, CONSEQUENCE["orchestrator"]))
+    remote = _remote_config_use(env, site)
+    if remote is not None:
+        found.append(remote)
+    return found
+
+
+#: The switch of a cluster check runner (`clc_runner_enabled`), set by the chart's
+#: `<release>-clusterchecks` Deployment (DataDog/helm-charts `charts/datadog/templates/
+#: agent-clusterchecks-deployment.yaml` @79f7c74f).
+CLC_RUNNER_ENV = "DD_CLC_RUNNER_ENABLED"
+
+
+def _cluster_check_runner_products(env: _AgentEnv, site: str) -> list[_Use]:
+    """What a cluster check runner sends, in `PRODUCTS` order.
+
+    It runs only the checks the Cluster Agent dispatches to it: their metrics go through its
+    forwarder, which validates its API key. The chart turns off logs, APM and the process-agent
+    (`DD_LOGS_ENABLED`, `DD_APM_ENABLED`, `DD_PROCESS_AGENT_ENABLED` false) and mounts no container
+    runtime socket, so no container, process, container lifecycle or image collection runs there
+    (agent-clusterchecks-deployment.yaml @79f7c74f). The orchestrator explorer counts when set
+    explicitly (its cluster checks dispatched to the runners); Remote Configuration as everywhere.
+    """
+    found = [
+        _Use(
+            "metrics",
+            "the cluster check runner sends the metrics of the checks dispatched to it",
+            CONSEQUENCE["metrics"],
+        ),
+        _Use(
+            "api-key-validation",
+            "the forwarder checks the API key; an unreachable endpoint counts as a valid key",
+            CONSEQUENCE["api-key-validation"],
+        ),
+    ]
+    if env_flag(env.get("DD_ORCHESTRATOR_EXPLORER_ENABLED")):
+        found.append(_Use("orchestrator", "DD_ORCHESTRATOR_EXPLORER_ENABLED=true", CONSEQUENCE["orchestrator"]))
     remote = _remote_config_use(env, site)
     if remote is not None:
         found.append(remote)

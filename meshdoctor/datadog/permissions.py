@@ -18,6 +18,17 @@ Sources (each row names its own):
   7.47.0), `cluster_agent.token_name` (`DD_CLUSTER_AGENT_TOKEN_NAME`, default `datadogtoken`),
   `kube_resources_namespace` (`DD_KUBE_RESOURCES_NAMESPACE`, default the agent's namespace).
 
+- HELM_DCA: DataDog/helm-charts `charts/datadog/templates/cluster-agent-rbac.yaml` @79f7c74f (chart
+  3.240.0), the Cluster Agent's ClusterRole: besides the metadata, events and leader-election rules
+  above, `namespaces` (the namespace metadata it serves the node agents), `discovery.k8s.io`
+  `endpointslices` (read instead of `endpoints` with `kubernetes_use_endpoint_slices`), and, with
+  `clusterAgent.admissionController.enabled`, the webhook configuration named
+  `admission_controller.webhook_name` (default `datadog-webhook`, DataDog/datadog-agent
+  `pkg/config/setup/config.go`) with get/list/watch/update and create. The webhook's certificate
+  Secret (`admission_controller.certificate.secret_name`, default `webhook-certificate`) is granted by
+  the namespaced Role `<release>-cluster-agent-main`; it is not asked here, since the fix MD405
+  writes is a ClusterRole and would grant every Secret of the cluster.
+
 Not listed, on purpose: OpenShift-only rules (`quota.openshift.io`, SCC `use`), PodSecurityPolicy
 `use`, secret reading for the secret backend and the EKS control-plane metrics; none of them is part
 of the Datadog <-> Istio integration this tool diagnoses.
@@ -37,6 +48,7 @@ HELM_2026 = "DataDog/helm-charts charts/datadog/templates/rbac.yaml@79f7c74f"
 HELM_FINE_GRAINED = (
     "DataDog/helm-charts charts/datadog/templates/rbac.yaml@03ac0297 (datadog.kubelet.fineGrainedAuthorization)"
 )
+HELM_DCA = "DataDog/helm-charts charts/datadog/templates/cluster-agent-rbac.yaml@79f7c74f"
 DCA_MANIFEST = "DataDog/datadog-agent Dockerfiles/manifests/cluster-agent/rbac/rbac-agent.yaml@063cde12"
 
 #: Feature names.
@@ -48,9 +60,15 @@ KUBELET = "kubelet"
 KUBELET_FINE_GRAINED = "kubelet-fine-grained"
 APISERVER_URLS = "apiserver-urls"
 COMPONENT_STATUSES = "componentstatuses"
+#: Cluster Agent only (HELM_DCA).
+NAMESPACES = "namespaces"
+ENDPOINT_SLICES = "endpointslices"
+ADMISSION_CONTROLLER = "admission-controller"
 
 FEATURES = (
     METADATA,
+    NAMESPACES,
+    ENDPOINT_SLICES,
     EVENTS,
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
@@ -58,7 +76,11 @@ FEATURES = (
     KUBELET_FINE_GRAINED,
     APISERVER_URLS,
     COMPONENT_STATUSES,
+    ADMISSION_CONTROLLER,
 )
+
+#: Features only the Cluster Agent needs (HELM_DCA): never asked of a node agent.
+CLUSTER_AGENT_ONLY = (NAMESPACES, ENDPOINT_SLICES, ADMISSION_CONTROLLER)
 
 #: Features that can stand in for one another: the agent elects its leader with a ConfigMap or a
 #: Lease (`leader_election_default_resource`), so either set of rights is enough.
@@ -91,10 +113,12 @@ LEFT_TO_CLUSTER_AGENT = (METADATA, COMPONENT_STATUSES)
 #: AGENT_CONFIG defaults of the names the agent uses for its ConfigMaps and Lease.
 DEFAULT_TOKEN_NAME = "datadogtoken"
 DEFAULT_LEADER_LEASE_NAME = "datadog-leader-election"
+DEFAULT_WEBHOOK_NAME = "datadog-webhook"
 
 #: Placeholders in `resource_names`, replaced by the names the agent's env configures.
 TOKEN_NAME = "<token-name>"
 LEADER_LEASE_NAME = "<leader-lease-name>"
+WEBHOOK_NAME = "<webhook-name>"
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,8 @@ PERMISSIONS: tuple[Permission, ...] = (
         ("pods", "nodes", "services", "endpoints"),
         source=OFFICIAL,
     ),
+    Permission(NAMESPACES, ("get", "list", "watch"), "", ("namespaces",), source=HELM_DCA),
+    Permission(ENDPOINT_SLICES, ("get", "list", "watch"), "discovery.k8s.io", ("endpointslices",), source=HELM_DCA),
     Permission(EVENTS, ("get", "list", "watch"), "", ("events",), source=OFFICIAL),
     # "Kubernetes event collection state"
     Permission(
@@ -190,6 +216,23 @@ PERMISSIONS: tuple[Permission, ...] = (
         source=OFFICIAL,
     ),
     Permission(COMPONENT_STATUSES, ("get", "list", "watch"), "", ("componentstatuses",), source=OFFICIAL),
+    # The admission controller's webhook (the informer lists it by `metadata.name`, which RBAC
+    # authorizes against resourceNames), and its creation.
+    Permission(
+        ADMISSION_CONTROLLER,
+        ("get", "list", "watch", "update"),
+        "admissionregistration.k8s.io",
+        ("mutatingwebhookconfigurations",),
+        resource_names=(WEBHOOK_NAME,),
+        source=HELM_DCA,
+    ),
+    Permission(
+        ADMISSION_CONTROLLER,
+        ("create",),
+        "admissionregistration.k8s.io",
+        ("mutatingwebhookconfigurations",),
+        source=HELM_DCA,
+    ),
 )
 
 
@@ -206,7 +249,8 @@ def required_features(env: Mapping[str, str], cluster_agent: bool = False) -> li
 
     A node agent that uses the Cluster Agent (`DD_CLUSTER_AGENT_ENABLED`) needs none of
     LEFT_TO_CLUSTER_AGENT; a Cluster Agent (`cluster_agent=True`) needs neither the kubelet nor
-    the API server's `/metrics`. Events
+    the API server's `/metrics`, and needs namespaces always, endpointslices with
+    `DD_KUBERNETES_USE_ENDPOINT_SLICES` and its webhook with `DD_ADMISSION_CONTROLLER_ENABLED` (HELM_DCA). Events
     only with `DD_COLLECT_KUBERNETES_EVENTS=true`; leader election only with
     `DD_LEADER_ELECTION=true`, as a Lease when `DD_LEADER_ELECTION_DEFAULT_RESOURCE` says
     `lease(s)` and as a ConfigMap otherwise (an empty value detects leases on agents >= 7.47:
@@ -225,6 +269,12 @@ def required_features(env: Mapping[str, str], cluster_agent: bool = False) -> li
         features += [KUBELET, APISERVER_URLS]
     if not uses_cluster_agent:
         features.append(COMPONENT_STATUSES)
+    if cluster_agent:
+        features.append(NAMESPACES)
+        if _enabled(env, "DD_KUBERNETES_USE_ENDPOINT_SLICES"):
+            features.append(ENDPOINT_SLICES)
+        if _enabled(env, "DD_ADMISSION_CONTROLLER_ENABLED"):
+            features.append(ADMISSION_CONTROLLER)
     return sorted(features, key=FEATURES.index)
 
 
@@ -243,6 +293,7 @@ def resource_names(permission: Permission, env: Mapping[str, str] | None = None)
     names = {
         TOKEN_NAME: env.get("DD_CLUSTER_AGENT_TOKEN_NAME") or DEFAULT_TOKEN_NAME,
         LEADER_LEASE_NAME: env.get("DD_LEADER_LEASE_NAME") or DEFAULT_LEADER_LEASE_NAME,
+        WEBHOOK_NAME: env.get("DD_ADMISSION_CONTROLLER_WEBHOOK_NAME") or DEFAULT_WEBHOOK_NAME,
     }
     return tuple(names.get(n, n) for n in permission.resource_names)
 
@@ -348,4 +399,7 @@ PERMISSION_ENV = (
     "DD_LEADER_LEASE_NAME",
     "DD_CLUSTER_AGENT_TOKEN_NAME",
     "DD_KUBE_RESOURCES_NAMESPACE",
+    "DD_KUBERNETES_USE_ENDPOINT_SLICES",
+    "DD_ADMISSION_CONTROLLER_ENABLED",
+    "DD_ADMISSION_CONTROLLER_WEBHOOK_NAME",
 )

@@ -28,14 +28,17 @@ from meshdoctor.datadog.permission_check import (
     still_denied,
 )
 from meshdoctor.datadog.permissions import (
+    ADMISSION_CONTROLLER,
     APISERVER_URLS,
     COMPONENT_STATUSES,
+    ENDPOINT_SLICES,
     EVENTS,
     KUBELET,
     KUBELET_FINE_GRAINED,
     LEADER_ELECTION,
     LEADER_ELECTION_LEASE,
     METADATA,
+    NAMESPACES,
     clusterrolebinding_manifest,
 )
 from meshdoctor.fixes.manifests import apply_manifests, clean_copy
@@ -60,6 +63,11 @@ FEATURE_SEVERITY: dict[str, Severity] = {
     LEADER_ELECTION_LEASE: Severity.WARNING,
     APISERVER_URLS: Severity.WARNING,
     COMPONENT_STATUSES: Severity.INFO,
+    # The Cluster Agent's own: without endpointslices no kube_service mapping and no endpoints checks
+    # (data lost); without namespaces no namespace metadata, without its webhook no injected config.
+    ENDPOINT_SLICES: Severity.ERROR,
+    NAMESPACES: Severity.WARNING,
+    ADMISSION_CONTROLLER: Severity.WARNING,
 }
 
 
@@ -79,7 +87,10 @@ class AgentPermissionsMissing(Rule):
         "componentstatuses) answered for its service account. A node agent with "
         "`DD_CLUSTER_AGENT_ENABLED` gets metadata from the Cluster Agent and needs neither the "
         "metadata rules nor componentstatuses (the Helm chart removes them); the Cluster Agent "
-        "needs no kubelet access. The kubelet is reached with nodes/proxy or, on kubelets 1.33 "
+        "needs no kubelet access, but namespaces, `discovery.k8s.io` endpointslices with "
+        "`DD_KUBERNETES_USE_ENDPOINT_SLICES` and its mutating webhook (`DD_ADMISSION_CONTROLLER_WEBHOOK_NAME`, "
+        "default `datadog-webhook`) with `DD_ADMISSION_CONTROLLER_ENABLED`, as the chart's "
+        "`cluster-agent-rbac.yaml` grants them. The kubelet is reached with nodes/proxy or, on kubelets 1.33 "
         "and later (KEP-2862), nodes/pods and nodes/healthz (`datadog.kubelet."
         "fineGrainedAuthorization`). Permissions are judged with the API server's RBAC "
         "semantics (aggregated ClusterRoles, RoleBindings only in their namespace, group "
@@ -88,8 +99,9 @@ class AgentPermissionsMissing(Rule):
         "to every authenticated user by the default `system:discovery` and "
         "`system:public-info-viewer` bindings, counted unless the input holds them changed. "
         "Where the live source asked the API server (SubjectAccessReviews), its answer counts "
-        "and both verdicts are shown. Error for metadata and kubelet, warning for events, leader "
-        "election and API server URLs, info for componentstatuses. When MD401, MD403 or MD404 "
+        "and both verdicts are shown. Error for metadata, endpointslices and kubelet, warning for events, leader "
+        "election, API server URLs, namespaces and the admission webhook, info for componentstatuses. "
+        "When MD401, MD403 or MD404 "
         "explains the denials, it judges the agent as if their fixes were applied and reports "
         "only what would still be denied.",
         why="Each denied request silently removes data: without pods/nodes no Kubernetes tags, "

@@ -415,6 +415,14 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("operator-default", "MD505"): "same as seed-broken",
     ("operator-site-app-eu", "MD505"): "same as seed-broken",
     ("operator-registry-only", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-networkpolicy", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-not-ready", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-rbac-from-2.30", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-service-missing", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-sidecar-registry-only", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-agent-strict-mtls", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-checks-runner-registry-only", "MD505"): "same as seed-broken",
+    ("helm-3.240-cluster-checks-runner-registry-only", "MD103"): "same as seed-broken (kwok's Nodes are on 127.0.0.1)",
     ("helm-3.240-logs-registry-only", "MD103"): "same as seed-broken (kwok's Nodes are on 127.0.0.1)",
     ("operator-registry-only", "MD103"): "same as seed-broken (kwok's Nodes are on 127.0.0.1)",
     ("seed-broken", "MD502"): "the live cluster has a Node (kwok) whose container runtime is not docker; the "
@@ -433,6 +441,7 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("agent-removed-api", "MD503"): "the fixture's removed workload API is served as apps/v1 by a 1.34 server",
     ("rbac-missing-kubelet-permissions", "MD405"): "the live cluster's built-in ClusterRoleBinding "
     "system:service-account-issuer-discovery (group system:serviceaccounts) is named in the finding too",
+    ("helm-3.240-cluster-agent-rbac-from-2.30", "MD405"): "same as rbac-missing-kubelet-permissions",
 }
 
 
