@@ -102,13 +102,16 @@ def run_with(proxy: FaultProxy, kubeconfig: Path, ns: str, *faults: Fault) -> tu
 
 
 def _exit_code(report: dict[str, Any]) -> int:
-    """The exit code for the default `--fail-on error`: 1 with an error finding, else 0.
+    """The exit code for the default `--fail-on error` (DESIGN.md "Exit codes", cli/main.py `exit_code`).
 
-    Not-checked rules do not change it (cli/main.py `exit_code`; the same as
-    test_restricted_user_gets_not_checked_and_exit_zero). DESIGN.md's code 3 for "not a single rule
-    could run" is not implemented by the CLI yet.
+    3 when a rule crashed or not a single rule could run (every result not_checked: a server too
+    slow for every read); else 1 with an error finding neither suppressed nor known; else 0.
     """
-    return 1 if any(f["severity"] == "error" for f in report["findings"]) else 0
+    statuses = {r["status"] for r in report["results"]}
+    if "error" in statuses or statuses <= {"not_checked"}:
+        return 3
+    counted = [f for f in report["findings"] if not f["suppressed"] and not f.get("known")]
+    return 1 if any(f["severity"] == "error" for f in counted) else 0
 
 
 def assert_only_kind_unread(
