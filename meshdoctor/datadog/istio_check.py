@@ -204,24 +204,20 @@ def parse_check_yaml(text: str) -> tuple[Any, str | None, int | None]:
 
     Every rule reading the check's configuration asks for the same texts, so each is parsed once
     (the result is shared: callers only read it). Parsed by libyaml where available, with the
-    aliasing limit of the agent's own YAML decoder (gopkg.in/yaml.v2, `bounds.check_aliasing`),
-    so a large or hostile conf.yaml costs one bounded parse.
+    aliasing limit of the agent's own YAML decoder (gopkg.in/yaml.v2, `yaml_aliases`), so a large
+    or hostile conf.yaml costs one bounded parse. A text libyaml refuses is parsed again by
+    PyYAML's Python parser, whose messages are the ones reports have always quoted.
     """
-    loader = _CheckLoader(text)
     try:
-        if not loader.check_node():
-            return None, None, None
-        node = loader.get_node()
-        check_aliasing(node, "conf.yaml", node.start_mark.line + 1)
-        document = loader.construct_document(node)
-        if loader.check_node():
-            raise yaml.composer.ComposerError(
-                "expected a single document in the stream",
-                node.start_mark,
-                "but found another document",
-                loader.get_node().start_mark,
-            )
-        return document, None, None
+        return _load_one(_FastLoader, text), None, None
+    except yaml.YAMLError:
+        pass  # refused: the Python parser below says why, in the words reports have quoted
+    except InputError:
+        return None, "YAML document contains excessive aliasing", None
+    except RecursionError:
+        return None, "YAML nested too deeply", None
+    try:
+        return _load_one(yaml.SafeLoader, text), None, None
     except InputError:
         return None, "YAML document contains excessive aliasing", None
     except RecursionError:
@@ -235,7 +231,28 @@ def parse_check_yaml(text: str) -> tuple[Any, str | None, int | None]:
         return None, message, line
 
 
-_CheckLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _load_one(loader_class: Any, text: str) -> Any:
+    """The single document of `text` (None if empty), its aliasing checked before it is built."""
+    loader = loader_class(text)
+    try:
+        if not loader.check_node():
+            return None
+        node = loader.get_node()
+        check_aliasing(node, "conf.yaml", node.start_mark.line + 1)
+        document = loader.construct_document(node)
+        if loader.check_node():
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                node.start_mark,
+                "but found another document",
+                loader.get_node().start_mark,
+            )
+        return document
+    finally:
+        loader.dispose()
+
+
+_FastLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def check_instances(parsed: Any) -> tuple[Mapping[str, Any], ...]:
