@@ -427,3 +427,10 @@ def live_namespace(live_cluster: LiveCluster) -> Iterator[str]:
         yield name
     finally:
         live_cluster.delete(f"/api/v1/namespaces/{name}")
+        # wait until it is gone: a namespace still terminating is seen by the next test's live check
+        # (its objects become findings, and nothing can be created in it)
+        live_cluster.wait_for(
+            lambda: live_cluster.get(f"/api/v1/namespaces/{name}").status == 404,
+            120,
+            what=f"namespace {name} deleted",
+        )
