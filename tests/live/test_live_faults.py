@@ -48,6 +48,10 @@ def world(live_cluster: Any) -> Iterator[str]:
         yield ns
     finally:
         live_cluster.delete(f"/api/v1/namespaces/{ns}")
+        # gone before the next test: a terminating namespace's agent is seen by the next live check
+        live_cluster.wait_for(
+            lambda: live_cluster.get(f"/api/v1/namespaces/{ns}").status == 404, 120, what=f"namespace {ns} deleted"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,9 @@ from tests.live.test_live_check import SCENARIO_NAMES, AppliedScenario, DumpScen
 CACHE = Path(os.environ.get("MESHDOCTOR_LIVE_CACHE", Path.home() / ".cache" / "meshdoctor-live"))
 INJECT = "sidecar.istio.io/inject"
 
+#: Pods the rollout simulation made (API paths): removed, and waited for, when their test ends.
+MADE_PODS: list[str] = []
+
 
 def kubectl_binary(cluster: Any) -> Path:
     path = Path(cluster.env.get("KUBECTL", CACHE / "bin" / "kubectl"))
@@ -142,6 +145,7 @@ def _replace_pods(cluster: Any, workload: dict[str, Any], pods: list[dict[str, A
             r = cluster.post(f"/api/v1/namespaces/{namespace}/pods", pod)
             assert r.ok, f"pod {pod['metadata']['name']}: {r.body}"
             made.append(pod["metadata"]["name"])
+            MADE_PODS.append(f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}")
     for name in made:
         cluster.wait_pod_ready(namespace, name)
     if kind == "DaemonSet":
@@ -233,6 +237,12 @@ def applied(live_cluster: Any) -> Any:
     yield get
     for scenario in scenarios:
         scenario.remove()
+    # the simulated rollout's pods carry the fixed template: the next scenario must not see them
+    for path in MADE_PODS:
+        live_cluster.delete(path, query={"gracePeriodSeconds": "0"})
+    for path in MADE_PODS:
+        live_cluster.wait_for(lambda p=path: live_cluster.get(p).status == 404, 60, what=f"{path} deleted")
+    MADE_PODS.clear()
 
 
 @pytest.fixture
