@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from meshdoctor.errors import UsageError
-from meshdoctor.fixes.manifests import FILE_PLACEHOLDER
 from meshdoctor.fixes.names import CLUSTER_SCOPE, fix_stem, safe_name
 from meshdoctor.fixes.plan import FixPlan, PlanStep
 from meshdoctor.model import Report
@@ -231,8 +230,3 @@ def plan_text(report: Report) -> str:
     for manual in plan.manual:
         lines.append(f"  by hand, {manual.finding}: {manual.summary}")
     return "\n".join(lines) + "\n"
-
-
-def apply_commands(step: PlanStep) -> list[str]:
-    """The step's apply commands with `<file>` replaced by its file name."""
-    return [c.replace(FILE_PLACEHOLDER, step.name) for c in step.apply]

@@ -254,8 +254,9 @@ def build_plan(reader: ObjectReader, findings: Sequence[Finding]) -> FixPlan:
     merged: dict[Key, KubeObject] = {}
     conflicts: dict[Key, list[Conflict]] = {}
     for key, fixes in by_object.items():
-        base = clean_copy(fixes.original) if fixes.original is not None else MISSING
-        merged[key], conflicts[key] = merge_fixes(base, fixes.docs) if base is not MISSING else _merge_new(fixes.docs)
+        # several fixes creating the same new object (two ServiceEntries) merge into their union
+        base = clean_copy(fixes.original) if fixes.original is not None else {}
+        merged[key], conflicts[key] = merge_fixes(base, fixes.docs)
 
     moves = _move_literal_secrets(reader, by_object, merged)
     drafts = [*_secret_drafts(reader, moves, merged)]
@@ -302,12 +303,6 @@ def _is_check(command: str) -> bool:
     words = command.split()
     verbs = {"get", "describe", "logs", "rollout", "auth", "exec"}
     return len(words) > 1 and words[0] == "kubectl" and bool(verbs & set(words[1:4])) and "restart" not in words
-
-
-def _merge_new(docs: list[KubeObject]) -> tuple[KubeObject, list[Conflict]]:
-    """Several fixes creating the same new object: their union (hosts and ports of two ServiceEntries)."""
-    merged, conflicts = merge_fixes({}, docs)
-    return merged, conflicts
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -498,8 +493,9 @@ def _object_draft(fixes: _ObjectFixes, obj: KubeObject, conflicts: list[Conflict
             "a value that reads as a credential is masked in this file: put the value the cluster holds "
             "back before applying, or the object gets the mask"
         )
-    safe = fixes.safe and not conflicts and not after and not _holds_placeholder(obj) and content == text
-    if _holds_placeholder(obj):
+    placeholder = _holds_placeholder(obj)
+    safe = fixes.safe and not conflicts and not after and not placeholder and content == text
+    if placeholder:
         notes.append("holds a placeholder: fill it in before applying")
     return _Draft(
         rank=_KIND_RANK.get(kind, _WORKLOAD_RANK if pod_template(obj) is not None else 7),
